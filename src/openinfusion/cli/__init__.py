@@ -1,0 +1,31 @@
+"""The ``openinfusion`` command: thin, it parses, calls the layers below and renders."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="openinfusion",
+    help="Open, software-defined smart infusion pump: firmware core, virtual hardware, drug library.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root() -> None:
+    """openinfusion: run `openinfusion COMMAND --help` for a command's options."""
+
+
+@app.command()
+def version() -> None:
+    """Print the openinfusion version."""
+    from openinfusion import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,243 @@
+"""Hardware abstraction layer: the only way the pump core touches the world.
+
+One small :class:`typing.Protocol` per device. A real driver implements these over registers and
+DMA buffers; :mod:`openinfusion.sim` implements them over modelled physics. The core never reads a
+wall clock, never blocks and never waits: it reads what the devices have buffered since its last
+call, commands the motor, and tells its driver when it next needs attention (ARCHITECTURE rule 5).
+
+Conventions:
+
+* time is the pump's monotonic clock, :class:`~openinfusion.units.Instant` (integer microseconds);
+* motor positions are integer **steps** (signed: positive = forward, towards the patient);
+  encoder positions are integer **counts** (``counts_per_step`` per step, from the mechanism's
+  calibration), both cumulative since power-on so a missed read loses nothing;
+* pressures are mmHg gauge, sampled at a fixed period and delivered in batches as float64 arrays;
+* bubble volumes are integer nanolitres (:class:`~openinfusion.units.Volume`).
+
+Commanded-but-not-confirmed motion is explicit: :meth:`Motor.issued_steps` counts the step pulses
+the driver actually issued, :meth:`Encoder.counts` what the shaft did. Delivery accounting uses the
+encoder; the safety monitor compares the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from openinfusion.units import Duration, Instant, Volume
+
+
+class SensorHealth(Enum):
+    """A device's own view of its health (its built-in diagnostics)."""
+
+    OK = "ok"
+    FAULT = "fault"  # the device reports a failure (open circuit, ADC out of range, no echo, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class MotorStatus:
+    """What the motor driver reports: whether a move is executing and its fault flags."""
+
+    moving: bool
+    stalled: bool = False  # driver's stall detection (back-EMF / current)
+    overcurrent: bool = False
+
+
+class Motor(Protocol):
+    """A stepper motor behind a step/direction driver with a one-entry move queue."""
+
+    def move(self, steps: int, over: Duration) -> None:
+        """Issue ``steps`` step pulses (negative = reverse) evenly spaced over ``over``.
+
+        Replaces any move in progress (the steps of the old move not yet issued are dropped).
+        ``over`` must be positive; ``steps == 0`` idles the motor for ``over``.
+        """
+        ...
+
+    def stop(self) -> None:
+        """Stop at once: no further pulses until the next :meth:`move`."""
+        ...
+
+    def issued_steps(self) -> int:
+        """Signed step pulses issued by the driver since power-on (what was commanded and sent)."""
+        ...
+
+    def status(self) -> MotorStatus:
+        """Current driver status."""
+        ...
+
+
+class Encoder(Protocol):
+    """Shaft encoder on the pumping mechanism (independent of the driver's pulse counter)."""
+
+    def counts(self) -> int:
+        """Signed cumulative counts since power-on (what the shaft actually did)."""
+        ...
+
+    def health(self) -> SensorHealth: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PressureBatch:
+    """Pressure samples buffered since the last read.
+
+    Sample ``i`` was taken at ``first + period * i``. ``samples_mmhg`` is a float64 array in mmHg
+    (gauge), already quantised by the ADC. An empty batch has ``len(samples_mmhg) == 0``.
+    """
+
+    first: Instant
+    period: Duration
+    samples_mmhg: npt.NDArray[np.float64]
+    health: SensorHealth = SensorHealth.OK
+
+    @property
+    def count(self) -> int:
+        return int(self.samples_mmhg.shape[0])
+
+    @property
+    def last_time(self) -> Instant:
+        """Time of the last sample (``first`` for an empty batch)."""
+        return self.first + self.period * max(self.count - 1, 0)
+
+
+class PressureSensor(Protocol):
+    """A line pressure transducer (one upstream, one downstream per channel)."""
+
+    def read(self) -> PressureBatch:
+        """All samples taken since the previous read, oldest first."""
+        ...
+
+    def arm_wake(self, threshold_mmhg: float | None) -> None:
+        """Ask the driver to wake the core early when a sample exceeds ``threshold_mmhg``.
+
+        This is the ADC's analogue watchdog: it lets the core sleep through steady infusion and
+        still see a pressure rise at once. ``None`` disarms it.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AirBubble:
+    """One bubble seen by the ultrasonic air-in-line detector, with its estimated volume."""
+
+    at: Instant
+    volume: Volume
+
+
+@dataclass(frozen=True, slots=True)
+class AirBatch:
+    """Bubbles detected since the last read, oldest first, and the detector's health."""
+
+    bubbles: tuple[AirBubble, ...]
+    health: SensorHealth = SensorHealth.OK
+
+
+class AirDetector(Protocol):
+    """Ultrasonic air-in-line detector below the pumping mechanism. A bubble wakes the core."""
+
+    def read(self) -> AirBatch: ...
+
+    def self_test(self) -> bool:
+        """Inject the detector's test signal; True if it was seen (detector alive)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadState:
+    """Door / administration-set state. For a syringe pump, ``set_loaded`` means syringe clamped."""
+
+    door_closed: bool
+    set_loaded: bool
+
+
+class DoorSwitch(Protocol):
+    """Door switch and set-loaded (or syringe-clamp) sensor. A change wakes the core."""
+
+    def state(self) -> LoadState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PowerStatus:
+    """Power supply and battery fuel gauge.
+
+    ``charge_permille`` is the fuel gauge's state of charge (0..1000). ``remaining`` is the gauge's
+    estimate of run time at the present load. ``cell_fault`` is the gauge's own cell-fault flag.
+    """
+
+    on_mains: bool
+    charge_permille: int
+    remaining: Duration
+    cell_fault: bool = False
+
+
+class PowerSupply(Protocol):
+    """Mains detection and the battery fuel gauge, shared by all channels."""
+
+    def status(self) -> PowerStatus: ...
+
+
+class Clock(Protocol):
+    """The pump's monotonic clock."""
+
+    def now(self) -> Instant: ...
+
+
+class Annunciator(Protocol):
+    """Loudspeaker and alarm lights (IEC 60601-1-8 signals), shared by all channels."""
+
+    def signal(self, priority: str | None, audible: bool) -> None:
+        """Show the signal of ``priority`` ("high", "medium", "low"; None = none); sound it if audible."""
+        ...
+
+    def self_test(self) -> bool:
+        """Play the test tone and check it through the feedback microphone; True if heard."""
+        ...
+
+
+class Watchdog(Protocol):
+    """Hardware watchdog: if not kicked within its window, it cuts motor power and alarms."""
+
+    def kick(self, now: Instant) -> None: ...
+
+    @property
+    def window(self) -> Duration:
+        """The longest allowed gap between kicks."""
+        ...
+
+
+class Storage(Protocol):
+    """Non-volatile storage of configuration and the drug library (read at power-on)."""
+
+    def read_config(self) -> bytes: ...
+
+    def config_digest(self) -> bytes:
+        """The SHA-256 digest recorded when the configuration was written."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHardware:
+    """The devices of one pumping channel."""
+
+    motor: Motor
+    encoder: Encoder
+    upstream: PressureSensor
+    downstream: PressureSensor
+    air: AirDetector
+    door: DoorSwitch
+
+
+@dataclass(frozen=True, slots=True)
+class PumpHardware:
+    """Devices shared by the whole pump, and its 1 to 4 channels."""
+
+    clock: Clock
+    power: PowerSupply
+    annunciator: Annunciator
+    watchdog: Watchdog
+    storage: Storage
+    channels: tuple[ChannelHardware, ...]
