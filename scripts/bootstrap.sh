@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project virtualenv in .venv and install openinfusion with its dev tools,
+# pinned by requirements/constraints.txt (versions tested on Python 3.11). Idempotent and quiet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.openinfusion-installed
+want=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setting up .venv (first run takes a minute)..."
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+  .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev]" 2>&1 | grep -v -i warning || true
+  .venv/bin/python -c "import openinfusion" 
+  echo "$want" > "$stamp"
+fi
