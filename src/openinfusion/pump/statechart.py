@@ -157,7 +157,6 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     # running
     Transition(S.READY, E.START, CAN_DELIVER, S.INFUSING, (A.START_DELIVERY,)),
     Transition(S.INFUSING, E.PAUSE, None, S.PAUSED, (A.STOP_MOTOR,)),
-    Transition(S.KVO, E.PAUSE, None, S.PAUSED, (A.STOP_MOTOR,)),
     Transition(S.PAUSED, E.RESUME, CAN_DELIVER, S.INFUSING, (A.START_DELIVERY,)),
     Transition(S.PAUSED, E.CLEAR, None, S.IDLE, (A.DISCARD_PROGRAM,)),
     Transition(S.COMPLETE, E.CLEAR, None, S.IDLE, (A.DISCARD_PROGRAM,)),
