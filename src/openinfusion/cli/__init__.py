@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from openinfusion.cli import statechart
+
 app = typer.Typer(
     name="openinfusion",
     help="Open, software-defined smart infusion pump: firmware core, virtual hardware, drug library.",
@@ -24,6 +26,9 @@ def version() -> None:
     from openinfusion import __version__
 
     typer.echo(__version__)
+
+
+app.registered_commands.extend(statechart.app.registered_commands)
 
 
 def main() -> None:
