@@ -1,0 +1,399 @@
+"""Simulation scenarios: YAML files validated at load, turned into core objects.
+
+A scenario names the pump (mechanism, channels, settings), the patient, each channel's program and
+a timeline of clinician actions and physical events. Files are read with ruamel.yaml (YAML 1.2:
+``NO`` stays a string) and validated with pydantic v2; every error is reported as one line
+``FILE: field.path: reason`` (:class:`~openinfusion.errors.ScenarioError`). Quantities are strings
+with a UCUM unit (``"25 mL/h"``, ``"0.1 ug/kg/min"``, ``"400 mg / 250 mL"``), parsed strictly;
+pressures are plain numbers in fields named ``*_mmhg``. The JSON Schema in
+``docs/scenario.schema.json`` is generated from these models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic.functional_validators import BeforeValidator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from openinfusion.errors import InputError, ScenarioError
+from openinfusion.units import Quantity, exact
+
+
+def _quantity(value: object) -> Quantity:
+    if isinstance(value, Quantity):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a quantity with a unit such as '25 mL/h', got {value!r}")
+    try:
+        if "/" in value and " / " in value:  # "400 mg / 250 mL": amount over volume
+            amount, volume = value.split(" / ", 1)
+            return Quantity.parse(amount) / Quantity.parse(volume)
+        return Quantity.parse(value)
+    except InputError as e:
+        raise ValueError(e.why) from None
+
+
+Q = Annotated[
+    Quantity,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9.]+ \S+( / [0-9.]+ \S+)?$", "examples": ["25 mL/h"]}),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# --- programs ------------------------------------------------------------------------------------
+
+
+class ContinuousSpec(_Model):
+    type: Literal["continuous"]
+    rate: Q
+    vtbi: Q | None = None
+
+
+class VolumeOverTimeSpec(_Model):
+    type: Literal["volume_over_time"]
+    vtbi: Q
+    duration: Q
+
+
+class LoadingSpec(_Model):
+    amount: Q
+    duration: Q | None = None
+    rate: Q | None = None
+
+    @model_validator(mode="after")
+    def _pace(self) -> LoadingSpec:
+        if (self.duration is None) == (self.rate is None):
+            raise ValueError("give exactly one of duration or rate")
+        return self
+
+
+class DoseSpec(_Model):
+    type: Literal["dose"]
+    dose: Q
+    concentration: Q
+    vtbi: Q | None = None
+    loading: LoadingSpec | None = None
+
+
+class StepSpec(_Model):
+    rate: Q
+    vtbi: Q
+
+
+class MultistepSpec(_Model):
+    type: Literal["multistep"]
+    steps: list[StepSpec] = Field(min_length=1)
+
+
+class RampTaperSpec(_Model):
+    type: Literal["ramp_taper"]
+    total_volume: Q
+    total_duration: Q
+    ramp_up: Q
+    ramp_down: Q
+    increments: int = Field(ge=1, le=25)
+
+
+class IntermittentSpec(_Model):
+    type: Literal["intermittent"]
+    dose_volume: Q
+    rate: Q
+    interval: Q
+    doses: int = Field(ge=1)
+
+
+class PcaSpec(_Model):
+    type: Literal["pca"]
+    concentration: Q
+    demand_dose: Q
+    lockout: Q
+    demand_rate: Q
+    basal: Q | None = None
+    loading: Q | None = None
+    limit_1h: Q | None = None
+    limit_4h: Q | None = None
+
+
+ProgramSpec = Annotated[
+    ContinuousSpec | VolumeOverTimeSpec | DoseSpec | MultistepSpec | RampTaperSpec | IntermittentSpec | PcaSpec,
+    Field(discriminator="type"),
+]
+
+
+class SecondarySpec(_Model):
+    rate: Q
+    vtbi: Q
+
+
+# --- pump, patient, channels ---------------------------------------------------------------------
+
+
+class KvoSpec(_Model):
+    enabled: bool = True
+    rate: Q | None = None
+
+
+class PumpSpec(_Model):
+    mechanism: Literal["peristaltic", "syringe"] = "peristaltic"
+    syringe: Q | None = None
+    kvo: KvoSpec = KvoSpec()
+    near_end: Q | None = None
+    callback: Q | None = None
+    sensitivity: Literal["low", "medium", "high"] = "medium"
+    on_mains: bool = True
+    battery_charge_percent: float = Field(100.0, ge=0, le=100)
+    battery_age_years: float = Field(0.0, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _syringe(self) -> PumpSpec:
+        if self.mechanism == "syringe" and self.syringe is None:
+            raise ValueError("a syringe pump needs 'syringe' (e.g. '50 mL')")
+        if self.mechanism == "peristaltic" and self.syringe is not None:
+            raise ValueError("'syringe' applies to a syringe pump only")
+        return self
+
+
+class PatientSpec(_Model):
+    weight: Q | None = None
+    bsa: Q | None = None
+    venous_mmhg: float = Field(8.0, ge=0, le=40)
+    movement_per_hour: float = Field(2.0, ge=0, le=60)
+
+
+class ChannelSpec(_Model):
+    program: ProgramSpec | None = None
+    head_height_m: float = Field(0.0, ge=-1.5, le=1.5)
+
+
+# --- timeline ------------------------------------------------------------------------------------
+
+ClinicianAction = Literal[
+    "start", "pause", "resume", "clear", "confirm_titration", "cancel_titration", "pca_demand", "begin_programming"
+]
+
+
+class _Event(_Model):
+    at: Q
+    channel: int = Field(1, ge=1, le=4)
+
+
+class ActionEvent(_Event):
+    do: ClinicianAction
+
+
+class ProgramEvent(_Event):
+    do: Literal["program"]
+    program: ProgramSpec
+
+
+class TitrateEvent(_Event):
+    do: Literal["titrate"]
+    rate: Q | None = None
+    dose: Q | None = None
+    confirm_after: Q | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TitrateEvent:
+        if (self.rate is None) == (self.dose is None):
+            raise ValueError("give exactly one of rate or dose")
+        return self
+
+
+class BolusEvent(_Event):
+    do: Literal["bolus"]
+    volume: Q | None = None
+    amount: Q | None = None
+    duration: Q | None = None
+    rate: Q | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> BolusEvent:
+        if (self.volume is None) == (self.amount is None):
+            raise ValueError("give exactly one of volume or amount")
+        if (self.duration is None) == (self.rate is None):
+            raise ValueError("give exactly one of duration or rate")
+        return self
+
+
+class SecondaryEvent(_Event):
+    do: Literal["secondary"]
+    secondary: SecondarySpec
+
+
+class PumpActionEvent(_Model):
+    at: Q
+    do: Literal["audio_pause"]
+
+
+class ResetAlarmEvent(_Event):
+    do: Literal["reset_alarm"]
+    code: str
+    pump_scope: bool = False
+
+
+class OcclusionEvent(_Event):
+    do: Literal["occlusion"]
+    side: Literal["downstream", "upstream"] = "downstream"
+    on: bool = True
+
+
+class AirEvent(_Event):
+    do: Literal["air"]
+    volume: Q
+
+
+class DoorEvent(_Event):
+    do: Literal["door"]
+    closed: bool
+
+
+class LoadEvent(_Event):
+    do: Literal["load"]
+    loaded: bool
+
+
+class MainsEvent(_Model):
+    at: Q
+    do: Literal["mains"]
+    on: bool
+
+
+class HeadHeightEvent(_Event):
+    do: Literal["head_height"]
+    metres: float = Field(ge=-1.5, le=1.5)
+
+
+class FaultEvent(_Model):
+    at: Q
+    do: Literal["fault"]
+    fault: Literal[
+        "stuck_pressure", "drifting_pressure", "air_detector_failed", "motor_stall", "encoder_slip",
+        "missed_tick", "battery_cell_failure", "storage_corruption",
+    ]  # fmt: skip
+    channel: int | None = Field(1, ge=1, le=4)
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+TimelineEvent = Annotated[
+    ActionEvent
+    | ProgramEvent
+    | TitrateEvent
+    | BolusEvent
+    | SecondaryEvent
+    | PumpActionEvent
+    | ResetAlarmEvent
+    | OcclusionEvent
+    | AirEvent
+    | DoorEvent
+    | LoadEvent
+    | MainsEvent
+    | HeadHeightEvent
+    | FaultEvent,
+    Field(discriminator="do"),
+]
+
+
+class Scenario(_Model):
+    """A whole scenario file."""
+
+    schema_: Literal["openinfusion.scenario/1"] = Field("openinfusion.scenario/1", alias="schema")
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(ge=0)
+    duration: Q
+    sample_period: Q | None = None
+    pump: PumpSpec = PumpSpec()
+    patient: PatientSpec = PatientSpec()
+    channels: list[ChannelSpec] = Field(min_length=1, max_length=4)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, q: Quantity) -> Quantity:
+        if not q.unit.same_dimension(Quantity.of(1, "s").unit) or q.value <= 0:
+            raise ValueError(f"must be a positive time such as '2 h', got {q}")
+        return q
+
+    @model_validator(mode="after")
+    def _timeline(self) -> Scenario:
+        end = self.duration.in_("s")
+        for i, event in enumerate(self.timeline):
+            if not event.at.unit.same_dimension(self.duration.unit):
+                raise ValueError(f"timeline[{i}].at: must be a time, got {event.at}")
+            t = event.at.in_("s")
+            if t < 0 or t > end:
+                raise ValueError(f"timeline[{i}].at: {event.at} is outside the scenario (0 to {self.duration})")
+            ch = getattr(event, "channel", None)
+            if ch is not None and ch > len(self.channels):
+                raise ValueError(f"timeline[{i}].channel: the scenario has {len(self.channels)} channel(s), not {ch}")
+        return self
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a file path (``timeline[2].volume``), without union tags."""
+    out = ""
+    for i, p in enumerate(parts):
+        prev = parts[i - 1] if i else None
+        in_union = prev == "program" or (isinstance(prev, int) and i >= 2 and parts[i - 2] == "timeline")
+        if isinstance(p, str) and in_union and p in _DISCRIMINATOR_VALUES:
+            continue  # pydantic's tag of the union member, not a field of the file
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+_DISCRIMINATOR_VALUES = {
+    "continuous", "volume_over_time", "dose", "multistep", "ramp_taper", "intermittent", "pca", "start", "pause",
+    "resume", "clear", "confirm_titration", "cancel_titration", "pca_demand", "begin_programming", "program",
+    "titrate", "bolus", "secondary", "audio_pause", "reset_alarm", "occlusion", "air", "door", "load", "mains",
+    "head_height", "fault",
+}  # fmt: skip
+
+
+def load_scenario(path: Path) -> tuple[Scenario, str]:
+    """Read and validate a scenario file; returns it and the SHA-256 of its bytes.
+
+    Raises :class:`ScenarioError` ``FILE: field.path: reason`` for unreadable files, malformed YAML,
+    unknown fields, bad units or values, and events outside the scenario.
+    """
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ScenarioError(name, f"cannot read: {e.strerror}") from None
+    try:
+        data: Any = YAML(typ="safe", pure=True).load(raw)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        raise ScenarioError(where, f"malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(name, "a scenario is a YAML mapping")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = _loc(tuple(err["loc"]))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise ScenarioError(f"{name}: {loc}" if loc else name, msg) from None
+    return scenario, hashlib.sha256(raw).hexdigest()
+
+
+def seconds(q: Quantity) -> float:
+    """A time quantity in seconds, as a float for the simulator's physics edge."""
+    return float(q.in_("s"))
+
+
+def number(value: float | int | str) -> float:
+    """A YAML number read exactly then given to the physics as a float."""
+    return float(exact(value))
