@@ -29,11 +29,12 @@ the bounded reverse back-off after an occlusion stop (OI-ALM-3), authorised to t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from openinfusion.errors import ProgramError, TransitionRefusedError
-from openinfusion.pump.alarms import AlarmCode, AlarmManager
+from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.delivery import DeliveryController, SegmentTracker
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
@@ -224,7 +225,7 @@ class Channel:
             case Action.DROP_TITRATION:
                 self.pending = None
                 self.timers.titration_since = None
-                self.alarms.condition_cleared(AlarmCode.UNCONFIRMED_TITRATION, self.index, now)
+                self._clear(AlarmCode.UNCONFIRMED_TITRATION, now)
                 self._log(now, EventKind.TITRATION_CANCELLED)
             case Action.INSERT_BOLUS:
                 self._insert_bolus(payload, now)
@@ -264,8 +265,8 @@ class Channel:
 
     def _discard(self, now: Instant) -> None:
         for code in (AlarmCode.VTBI_COMPLETE, AlarmCode.VTBI_COMPLETE_KVO, AlarmCode.NEAR_END):
-            self.alarms.condition_cleared(code, self.index, now)
-            self.alarms.reset(code, self.index, now)
+            self._clear(code, now)
+            self._record(self.alarms.reset(code, self.index, now).events)
         if self.program is not None:
             self._log(now, EventKind.PROGRAM_CLEARED, delivered=encode_volume(self.counters.delivered))
         self.program = self.active = self.pending = None
@@ -325,7 +326,7 @@ class Channel:
         self.active = self.pending
         self.pending = None
         self.timers.titration_since = None
-        self.alarms.condition_cleared(AlarmCode.UNCONFIRMED_TITRATION, self.index, now)
+        self._clear(AlarmCode.UNCONFIRMED_TITRATION, now)
         self.plan = [_with_rate(s, new_rate) if s.kind in kinds else s for s in self.plan]
         for held in self.stack:
             held.rest = [_with_rate(s, new_rate) if s.kind in kinds else s for s in held.rest]
@@ -481,7 +482,7 @@ class Channel:
         return self._next_attention(now)
 
     def _sense(self, now: Instant) -> None:
-        hw, i = self.hw, self.index
+        hw = self.hw
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
         self._condition(
@@ -497,21 +498,21 @@ class Channel:
             cause = verdict.cause.value if verdict.cause else ""
             self._alarm(AlarmCode.OCCLUSION_DOWNSTREAM, now, f"{p:.0f} mmHg ({cause})")
         elif not verdict.occluded:
-            self.alarms.condition_cleared(AlarmCode.OCCLUSION_DOWNSTREAM, i, now)
+            self._clear(AlarmCode.OCCLUSION_DOWNSTREAM, now)
         upv = self.up.update(up, pumping)
         if upv.occluded and pumping:
             self._alarm(AlarmCode.OCCLUSION_UPSTREAM, now, f"{upv.pressure_mmhg or 0.0:.0f} mmHg")
         elif not upv.occluded:
-            self.alarms.condition_cleared(AlarmCode.OCCLUSION_UPSTREAM, i, now)
+            self._clear(AlarmCode.OCCLUSION_UPSTREAM, now)
         self._condition(AlarmCode.AIR_SENSOR_FAULT, now, air.health is SensorHealth.FAULT, "air detector fault")
         if air.bubbles:
             av = self.air.observe(air, DeliveryTrace(tuple(self._trace)), now)
             if av.single:
                 self._alarm(AlarmCode.AIR_IN_LINE, now, f"bubble over {self.air.single_limit}")
-                self.alarms.condition_cleared(AlarmCode.AIR_IN_LINE, i, now)  # latched until the line is cleared
+                self._clear(AlarmCode.AIR_IN_LINE, now)  # latched until the line is cleared
             if av.cumulative:
                 self._alarm(AlarmCode.AIR_CUMULATIVE, now, f"{av.air_in_window} of air in {self.air.window}")
-                self.alarms.condition_cleared(AlarmCode.AIR_CUMULATIVE, i, now)
+                self._clear(AlarmCode.AIR_CUMULATIVE, now)
         has_program = self.state in {*DELIVERING, ChannelState.ALARM}
         self._condition(AlarmCode.DOOR_OPEN, now, has_program and not load.door_closed, "door opened")
         self._condition(
@@ -558,7 +559,7 @@ class Channel:
         if self.state is ChannelState.INFUSING and left is not None and s.near_end.due(left) and not t.near_end_raised:
             t.near_end_raised = True
             self._alarm(AlarmCode.NEAR_END, now, f"{left} left")
-            self.alarms.condition_cleared(AlarmCode.NEAR_END, self.index, now)
+            self._clear(AlarmCode.NEAR_END, now)
 
     def _drive(self, now: Instant) -> None:
         t = self.timers
@@ -610,15 +611,21 @@ class Channel:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _alarm(self, code: AlarmCode, now: Instant, detail: str) -> None:
-        for event in self.alarms.activate(code, self.index, now, detail):
-            self.log.append(event.t, event.log_kind, event.channel, **event.log_data())
+        self._record(self.alarms.activate(code, self.index, now, detail))
 
     def _condition(self, code: AlarmCode, now: Instant, present: bool, detail: str) -> None:
         if present:
             self._alarm(code, now, detail)
         else:
-            for event in self.alarms.condition_cleared(code, self.index, now):
-                self.log.append(event.t, event.log_kind, event.channel, **event.log_data())
+            self._clear(code, now)
+
+    def _clear(self, code: AlarmCode, now: Instant) -> None:
+        """The condition ``code`` is gone on this channel (a latching alarm stays until reset)."""
+        self._record(self.alarms.condition_cleared(code, self.index, now))
+
+    def _record(self, events: Iterable[AlarmEvent]) -> None:
+        for event in events:
+            self.log.append(event.t, event.log_kind, event.channel, **event.log_data())
 
     def _state_left(self, source: ChannelState, now: Instant) -> None:
         if source in {ChannelState.PROGRAMMING, ChannelState.READY}:

@@ -263,8 +263,6 @@ class Pump:
         self.service()
         now = self.hw.clock.now()
         result = self.alarms.reset(code, channel, now)
-        self._record(result.events)
-        if not result.accepted:
-            self.log.append(now, EventKind.EVENT_REFUSED, channel, event=f"reset {code.value}", reason=result.reason)
+        self._record(result.events)  # a refusal is among them, with its reason
         self.service()
         return result.accepted
