@@ -144,10 +144,12 @@ class Pump:
         if self.phase is Phase.OFF:
             return self.power_on()
         window = self.hw.watchdog.window
-        if watchdog_missed(self._last_service, now, window):
-            gap = now.since(self._last_service)
-            self.log.append(now, EventKind.WATCHDOG, None, gap_us=gap.us, window_us=window.us)
-            self._record(self.alarms.activate(AlarmCode.WATCHDOG_FAULT, None, now, f"no service for {gap}"))
+        gap = now.since(self._last_service)
+        missed = watchdog_missed(self._last_service, now, window)
+        if missed or self.hw.watchdog.bitten():
+            detail = f"no service for {gap}" if missed else "hardware watchdog expired"
+            self.log.append(now, EventKind.WATCHDOG, None, gap_us=gap.us, window_us=window.us, detail=detail)
+            self._record(self.alarms.activate(AlarmCode.WATCHDOG_FAULT, None, now, detail))
         self._last_service = now
         if self._post_due is not None and now >= self._post_due:
             self._finish_post(now)
