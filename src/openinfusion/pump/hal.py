@@ -203,6 +203,13 @@ class Watchdog(Protocol):
 
     def kick(self, now: Instant) -> None: ...
 
+    def bitten(self) -> bool:
+        """True once the watchdog has expired (latched until power-off; motor power is already cut).
+
+        On real hardware this is the reset-cause register read after the watchdog reset.
+        """
+        ...
+
     @property
     def window(self) -> Duration:
         """The longest allowed gap between kicks."""
