@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from openinfusion.cli import statechart
+from openinfusion.cli import trace as trace_cli
 
 app = typer.Typer(
     name="openinfusion",
@@ -29,6 +30,7 @@ def version() -> None:
 
 
 app.registered_commands.extend(statechart.app.registered_commands)
+app.add_typer(trace_cli.app)
 
 
 def main() -> None:
