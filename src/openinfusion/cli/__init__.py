@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from openinfusion.cli import statechart
+from openinfusion.cli import sim, statechart
 from openinfusion.cli import trace as trace_cli
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ def version() -> None:
 
 
 app.registered_commands.extend(statechart.app.registered_commands)
+app.registered_commands.extend(sim.app.registered_commands)
 app.add_typer(trace_cli.app)
 
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from openinfusion.errors import ProgramError, TransitionRefusedError
+from openinfusion.errors import InputError, ProgramError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.delivery import DeliveryController, SegmentTracker
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
@@ -67,8 +67,10 @@ from openinfusion.pump.sensing.backoff import backoff_volume
 from openinfusion.pump.sensing.occlusion import (
     DownstreamOcclusionDetector,
     OcclusionConfig,
+    OcclusionVerdict,
     Sensitivity,
     UpstreamOcclusionDetector,
+    UpstreamVerdict,
 )
 from openinfusion.pump.statechart import (
     DELIVERING,
@@ -85,6 +87,8 @@ MIN_MOVE: Final = Duration(1_000)  # shortest move the controller issues (1 ms)
 BACKOFF_TIME: Final = Duration.s(2)
 SLACK_TIME: Final = Duration.s(2)
 IDLE_CHECK: Final = Duration.min(5)  # an idle channel still looks at its sensors this often
+_NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
+_NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
@@ -485,13 +489,14 @@ class Channel:
         hw = self.hw
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
-        self._condition(
-            AlarmCode.PRESSURE_SENSOR_FAULT,
-            now,
-            SensorHealth.FAULT in (down.health, up.health),
-            "pressure transducer reports a fault",
-        )
-        verdict = self.down.update(down, self._rate(), pumping)
+        try:
+            verdict = self.down.update(down, self._rate(), pumping)
+            upv = self.up.update(up, pumping)
+            implausible = ""
+        except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
+            verdict, upv, implausible = _NO_OCCLUSION, _NO_UPSTREAM, e.why
+        faulty = SensorHealth.FAULT in (down.health, up.health) or bool(implausible)
+        self._condition(AlarmCode.PRESSURE_SENSOR_FAULT, now, faulty, implausible or "pressure transducer fault")
         if verdict.occluded and pumping:
             p = verdict.pressure_mmhg or 0.0
             self._occlusion_pressure = (p, verdict.baseline_mmhg if verdict.baseline_mmhg is not None else 0.0)
@@ -499,7 +504,6 @@ class Channel:
             self._alarm(AlarmCode.OCCLUSION_DOWNSTREAM, now, f"{p:.0f} mmHg ({cause})")
         elif not verdict.occluded:
             self._clear(AlarmCode.OCCLUSION_DOWNSTREAM, now)
-        upv = self.up.update(up, pumping)
         if upv.occluded and pumping:
             self._alarm(AlarmCode.OCCLUSION_UPSTREAM, now, f"{upv.pressure_mmhg or 0.0:.0f} mmHg")
         elif not upv.occluded:

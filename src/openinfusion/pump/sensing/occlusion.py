@@ -1,0 +1,423 @@
+"""Occlusion detection from line pressure: downstream (OI-ALM-2) and upstream (OI-ALM-4).
+
+Theory of operation
+-------------------
+Physical model. With the line open, the downstream pressure settles at the venous pressure plus the
+line's resistive drop, ``P_venous + R * Q``. When the line is blocked the mechanism keeps displacing
+fluid into the line's compliance ``C`` and the pressure rises at ``dP/dt = Q / C``. On top: sensor
+noise, ADC quantisation, spikes when the patient moves, and steps of the venous pressure when the
+patient sits up or the arm is raised.
+
+A fixed threshold alone is slow at low rates: at 1 mL/h into a 1 uL/mmHg set the pressure rises at
+0.28 mmHg/s, so reaching 300 mmHg takes about 17 minutes, and hours for a syringe (the Canè Crono
+manual gives ~5 h to alarm at 100 uL/h, ``shared/reference/standards-and-safety.md`` §3). The trend
+path declares an occlusion as soon as the pressure is rising the way a blocked line rises *and* has
+risen by a clinically meaningful amount, long before the threshold.
+
+Per sample, vectorised over each batch (no loop per sample):
+
+1. Causal median over ``spike_window``: spikes shorter than half that window vanish.
+2. The filtered pressure is held in integer milli-mmHg, so every window sum below is exact integer
+   arithmetic: a sample's result depends only on the samples in its windows, never on how the
+   samples were split into batches (the core may sleep through steady flow and read one long batch).
+3. Least-squares slope over the trend window and over each of its two halves.
+4. Baseline: the mean over the older half of the trend window at the last sample where the line was
+   *steady* while pumping (``|slope| <= trend_factor * Q/C / 2``); a ramp that has just begun tips the
+   slope before it reaches the older half, so the baseline does not follow the start of an occlusion.
+   Before the first steady window it is the lowest filtered pressure seen, so a line blocked from the
+   start (a clamp left closed) is caught too.
+5. Threshold: filtered pressure above the threshold of the selected :class:`Sensitivity`.
+6. Trend: pumping at ``Q > 0``, *both* half-window slopes ``>= trend_factor * Q/C`` and the rise above
+   baseline ``>= min_rise_mmhg``, holding for ``trend_confirm``.
+
+Why these guards: a step of venous pressure or a movement artefact puts its whole rise in one half of
+the window, so the other half's slope stays near zero; a blocked line rises steadily through both
+halves. The minimum rise keeps noise and slow drift from alarming; the confirmation time outlasts a
+movement artefact. ``trend_factor`` tolerates a line up to ``1 / trend_factor`` times more compliant
+than configured (configure the compliance from the stiffer end of the range for the set in use).
+
+The detectors do not latch: the alarm system does. A pressure sensor that reports a fault, a gap in
+the samples or a change of sampling period restarts the sample history (the baseline is kept).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from scipy.ndimage import median_filter
+
+from openinfusion.errors import ConfigError, InputError
+from openinfusion.pump.hal import PressureBatch, SensorHealth
+from openinfusion.pump.sensing.flow import LineCompliance
+from openinfusion.units import US_PER_S, Duration, FlowRate, Instant
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_MILLI: Final = 1000  # filtered pressures are held in integer milli-mmHg
+_CLIP_MMHG: Final = 4000.0  # beyond any transducer's range; bounds the int64 window sums
+_MAX_WINDOW_SAMPLES: Final = 1 << 19
+_CHUNK_SAMPLES: Final = 1 << 19  # per vectorised pass; with the window, keeps every prefix sum below 2**61
+_EMPTY_F: Final[FloatArray] = np.empty(0, dtype=np.float64)
+_EMPTY_I: Final[IntArray] = np.empty(0, dtype=np.int64)
+
+# ECRI: the downstream limit "should not exceed 20 psi (1,034 mm Hg)"; Agilia's lowest level is 50 mmHg
+# (shared/reference/standards-and-safety.md §2.3 and §3).
+_MIN_THRESHOLD_MMHG: Final = 50
+_MAX_THRESHOLD_MMHG: Final = 1034
+_VACUUM_MMHG: Final = -760  # gauge pressure cannot fall below absolute vacuum (sea level)
+_LVP_SET_COMPLIANCE: Final = LineCompliance(1000)  # ~1 uL/mmHg, a typical LVP administration set
+
+
+class Sensitivity(Enum):
+    """Downstream occlusion sensitivity. HIGH alarms at the lowest pressure, LOW at the highest."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class OcclusionCause(Enum):
+    """Which test declared a downstream occlusion."""
+
+    THRESHOLD = "threshold"  # filtered pressure above the sensitivity's threshold
+    TREND = "trend"  # rising like a blocked line, and risen by at least the minimum rise
+
+
+def _whole(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(where, f"must be an integer number of mmHg, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcclusionConfig:
+    """Occlusion detection settings (per channel; per care area later).
+
+    Thresholds are gauge mmHg: ``high_sensitivity_mmhg < medium_sensitivity_mmhg < low_sensitivity_mmhg``
+    within 50..1034 mmHg (ECRI: adjustable, at most 20 psi; ~4 psi = 207 mmHg suffices for most
+    infusions, arterial ~310, epidural ~517; standards-and-safety.md §2.3). ``min_rise_mmhg`` (default
+    40) is above the step a change of posture gives (30 cm of height is 22 mmHg) and below the lowest
+    threshold. ``upstream_mmhg`` is negative: the suction a pump pulls against a blocked supply line.
+    """
+
+    high_sensitivity_mmhg: int = 100
+    medium_sensitivity_mmhg: int = 300
+    low_sensitivity_mmhg: int = 600
+    compliance: LineCompliance = _LVP_SET_COMPLIANCE
+    trend_window: Duration = Duration.s(30)
+    trend_factor: float = 0.5
+    min_rise_mmhg: int = 40
+    trend_confirm: Duration = Duration.s(5)
+    spike_window: Duration = Duration.s(1)
+    upstream_mmhg: int = -100
+
+    def __post_init__(self) -> None:
+        high = _whole(self.high_sensitivity_mmhg, "occlusion.high_sensitivity_mmhg")
+        medium = _whole(self.medium_sensitivity_mmhg, "occlusion.medium_sensitivity_mmhg")
+        low = _whole(self.low_sensitivity_mmhg, "occlusion.low_sensitivity_mmhg")
+        if not _MIN_THRESHOLD_MMHG <= high < medium < low <= _MAX_THRESHOLD_MMHG:
+            raise ConfigError(
+                "occlusion.thresholds",
+                f"need {_MIN_THRESHOLD_MMHG} <= high ({high}) < medium ({medium}) < low ({low})"
+                f" <= {_MAX_THRESHOLD_MMHG} mmHg",
+            )
+        if not isinstance(self.compliance, LineCompliance):
+            raise ConfigError("occlusion.compliance", "must be a LineCompliance (nL/mmHg)")
+        if not Duration.s(2) <= self.trend_window <= Duration.min(10):
+            raise ConfigError("occlusion.trend_window", f"must be 2 s to 10 min, got {self.trend_window}")
+        factor = self.trend_factor
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
+            raise ConfigError("occlusion.trend_factor", f"must be a number in (0, 1], got {factor!r}")
+        rise = _whole(self.min_rise_mmhg, "occlusion.min_rise_mmhg")
+        if not 0 < rise < high:
+            raise ConfigError("occlusion.min_rise_mmhg", f"must be in 1..{high - 1} mmHg, got {rise}")
+        if not Duration(0) <= self.trend_confirm <= self.trend_window:
+            raise ConfigError("occlusion.trend_confirm", f"must be 0 s to trend_window, got {self.trend_confirm}")
+        if not Duration(0) <= self.spike_window <= Duration.s(5):
+            raise ConfigError("occlusion.spike_window", f"must be 0 s to 5 s, got {self.spike_window}")
+        upstream = _whole(self.upstream_mmhg, "occlusion.upstream_mmhg")
+        if not _VACUUM_MMHG < upstream < 0:
+            raise ConfigError("occlusion.upstream_mmhg", f"must be in {_VACUUM_MMHG + 1}..-1 mmHg, got {upstream}")
+
+    def threshold_mmhg(self, sensitivity: Sensitivity) -> int:
+        """The downstream threshold (mmHg) of ``sensitivity``."""
+        match sensitivity:
+            case Sensitivity.HIGH:
+                return self.high_sensitivity_mmhg
+            case Sensitivity.MEDIUM:
+                return self.medium_sensitivity_mmhg
+            case Sensitivity.LOW:
+                return self.low_sensitivity_mmhg
+
+
+@dataclass(frozen=True, slots=True)
+class OcclusionVerdict:
+    """Downstream verdict for one batch.
+
+    When ``occluded``, ``cause`` says which test fired and the other fields are those of the first sample
+    at which it fired (``at``); otherwise they are those of the batch's last sample and ``at`` is None.
+    ``pressure_mmhg`` is the median-filtered pressure, ``baseline_mmhg`` the free-flow reference,
+    ``slope_mmhg_s`` the trend-window slope; each is None until enough samples have been seen.
+    """
+
+    occluded: bool
+    cause: OcclusionCause | None
+    pressure_mmhg: float | None
+    baseline_mmhg: float | None
+    slope_mmhg_s: float | None
+    at: Instant | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamVerdict:
+    """Upstream verdict for one batch: the first sample (``at``) below the upstream threshold while pumping,
+    else the batch's last filtered pressure and ``at`` None."""
+
+    occluded: bool
+    pressure_mmhg: float | None
+    at: Instant | None
+
+
+def _optional(value: np.float64 | float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _align_end(values: FloatArray, count: int) -> FloatArray:
+    """``values`` belong to the last ``len(values)`` of ``count`` samples; NaN before them."""
+    out = np.full(count, np.nan)
+    out[count - values.shape[0] :] = values
+    return out
+
+
+def _chunks(batch: PressureBatch, size: int) -> Iterator[PressureBatch]:
+    """``batch`` in consecutive parts of at most ``size`` samples."""
+    for start in range(0, batch.count, size):
+        yield PressureBatch(batch.first + batch.period * start, batch.period, batch.samples_mmhg[start : start + size])
+
+
+class _MedianStream:
+    """Causal median pre-filter over consecutive batches, in integer milli-mmHg.
+
+    Keeps the last raw samples of the previous batch so the first windows of a batch are whole; a gap,
+    a change of sampling period or :meth:`reset` starts the history again.
+    """
+
+    def __init__(self, spike_window: Duration) -> None:
+        self._spike_window = spike_window
+        self._period: Duration | None = None
+        self._next: Instant | None = None
+        self._tail: FloatArray = _EMPTY_F
+        self.width = 1
+
+    def reset(self) -> None:
+        self._period = None
+        self._next = None
+        self._tail = _EMPTY_F
+
+    def accept(self, batch: PressureBatch) -> bool:
+        """Check ``batch`` and take it as the next one; True when it does not continue the history."""
+        if batch.period.us <= 0:
+            raise InputError("pressure.period", f"sampling period must be positive, got {batch.period}")
+        if not np.all(np.isfinite(batch.samples_mmhg)):
+            raise InputError("pressure.samples_mmhg", "non-finite pressure sample from a healthy sensor")
+        restart = batch.period != self._period or batch.first != self._next
+        if restart:
+            self._period = batch.period
+            self._tail = _EMPTY_F
+            width = max(1, self._spike_window.us // batch.period.us)
+            self.width = width + 1 - width % 2  # odd: the median is a sample, not an average
+        self._next = batch.first + batch.period * batch.count
+        return restart
+
+    def filter(self, samples: FloatArray) -> IntArray:
+        """Medians of the windows ending at the last ``len(samples)`` samples (fewer while warming up)."""
+        raw = np.concatenate((self._tail, samples))
+        self._tail = raw[max(0, raw.shape[0] - (self.width - 1)) :].copy()
+        if raw.shape[0] < self.width:
+            return _EMPTY_I
+        # A centred median of odd width, kept where the window is whole, is the causal median of the
+        # window ending ``width // 2`` samples later.
+        half = self.width // 2
+        centred: FloatArray = median_filter(raw, size=self.width, mode="nearest")
+        median = centred[half : raw.shape[0] - half]
+        return np.rint(np.clip(median, -_CLIP_MMHG, _CLIP_MMHG) * _MILLI).astype(np.int64)
+
+
+def _window_slopes(c0: IntArray, c1: IntArray, n: int) -> FloatArray:
+    """Least-squares slope (units per sample) of every ``n``-sample window, from prefix sums.
+
+    ``c0``/``c1`` are the prefix sums of ``y[j]`` and ``j * y[j]``. All sums are exact integers; with
+    ``k`` the index within a window, ``sum((k - (n-1)/2) * y) / (n (n^2 - 1) / 12)``.
+    """
+    s0 = c0[n:] - c0[:-n]
+    starts = np.arange(s0.shape[0], dtype=np.int64)
+    s1 = c1[n:] - c1[:-n] - starts * s0
+    result: FloatArray = (2 * s1 - (n - 1) * s0) * (6.0 / (n * (n * n - 1)))
+    return result
+
+
+def _trend_stats(filtered: IntArray, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """For each whole ``n``-sample window of ``filtered``: slope, the lesser of its halves' slopes, and the
+    mean of its older half."""
+    if filtered.shape[0] < n:
+        return _EMPTY_F, _EMPTY_F, _EMPTY_F
+    zero = np.zeros(1, dtype=np.int64)
+    c0 = np.concatenate((zero, np.cumsum(filtered)))
+    c1 = np.concatenate((zero, np.cumsum(np.arange(filtered.shape[0], dtype=np.int64) * filtered)))
+    half = n // 2
+    count = filtered.shape[0] - n + 1
+    halves = _window_slopes(c0, c1, half)
+    lesser = np.minimum(halves[:count], halves[half : half + count])
+    older_mean: FloatArray = (c0[half : half + count] - c0[:count]) / half
+    return _window_slopes(c0, c1, n), lesser, older_mean
+
+
+@dataclass(frozen=True, slots=True)
+class _Geometry:
+    """The config's durations in samples at one sampling period."""
+
+    trend: int  # samples in the trend window (even, >= 4)
+    confirm: int  # consecutive samples the trend condition must hold (>= 1)
+
+
+def _geometry(config: OcclusionConfig, period: Duration) -> _Geometry:
+    trend = max(4, config.trend_window.us // period.us)
+    trend -= trend % 2
+    if trend > _MAX_WINDOW_SAMPLES:
+        raise ConfigError("occlusion.trend_window", f"{trend} samples at a {period} sampling period is too many")
+    return _Geometry(trend, max(1, config.trend_confirm.us // period.us))
+
+
+class DownstreamOcclusionDetector:
+    """Downstream occlusion detector (OI-ALM-2): threshold and trend, see the module's theory of operation.
+
+    Deterministic, and its state is only its fields: the sample history needed to complete the windows,
+    the baseline, and how long the trend condition has held. ``sensitivity`` may be changed between
+    updates (the trend path does not depend on it).
+    """
+
+    def __init__(self, config: OcclusionConfig, sensitivity: Sensitivity = Sensitivity.MEDIUM) -> None:
+        self.config = config
+        self.sensitivity = sensitivity
+        self._stream = _MedianStream(config.spike_window)
+        self._filtered_tail: IntArray = _EMPTY_I
+        self._run = 0  # consecutive samples, up to the last one, meeting the trend condition
+        self._baseline: float | None = None  # from the last steady window while pumping
+        self._floor = math.nan  # lowest filtered pressure seen, the reference before a baseline exists
+
+    def _reference_mmhg(self) -> float | None:
+        return self._baseline if self._baseline is not None else _optional(self._floor)
+
+    def wake_threshold_mmhg(self) -> float:
+        """Pressure (mmHg) at which the ADC's watchdog should wake the core: baseline + min_rise / 2.
+
+        Never above the sensitivity's threshold (the threshold itself while there is no baseline), so a
+        core that sleeps through steady flow is awake before either test can fire.
+        """
+        threshold = float(self.config.threshold_mmhg(self.sensitivity))
+        reference = self._reference_mmhg()
+        return threshold if reference is None else min(threshold, reference + self.config.min_rise_mmhg / 2)
+
+    def update(self, batch: PressureBatch, rate: FlowRate, pumping: bool) -> OcclusionVerdict:
+        """Examine the downstream samples of ``batch``, pumped at ``rate`` when ``pumping``.
+
+        The threshold test applies whether or not the pump runs; the trend test only while pumping at a
+        positive rate. A batch from a faulty sensor is ignored (the sensor-fault alarm is the core's).
+        """
+        if batch.health is not SensorHealth.OK or batch.count == 0:
+            if batch.health is not SensorHealth.OK:
+                self._restart()
+            return OcclusionVerdict(False, None, None, self._reference_mmhg(), None, None)
+        if self._stream.accept(batch):
+            self._restart_windows()
+        geometry = _geometry(self.config, batch.period)
+        verdicts = [self._examine(chunk, geometry, rate, pumping) for chunk in _chunks(batch, _CHUNK_SAMPLES)]
+        return next((v for v in verdicts if v.occluded), verdicts[-1])
+
+    def _restart(self) -> None:
+        self._stream.reset()
+        self._restart_windows()
+
+    def _restart_windows(self) -> None:
+        self._filtered_tail = _EMPTY_I
+        self._run = 0
+
+    def _examine(self, chunk: PressureBatch, g: _Geometry, rate: FlowRate, pumping: bool) -> OcclusionVerdict:
+        config = self.config
+        count = chunk.count
+        index = np.arange(count)
+        fresh = self._stream.filter(chunk.samples_mmhg)
+        filtered = np.concatenate((self._filtered_tail, fresh))
+        self._filtered_tail = filtered[max(0, filtered.shape[0] - (g.trend - 1)) :].copy()
+        pressure = _align_end(fresh / _MILLI, count)
+        to_mmhg_s = US_PER_S / (_MILLI * chunk.period.us)
+        slopes, lesser_half, means = _trend_stats(filtered, g.trend)
+        slope = _align_end(slopes * to_mmhg_s, count)
+        half_slope = _align_end(lesser_half * to_mmhg_s, count)
+        mean = _align_end(means / _MILLI, count)
+
+        trending = pumping and rate.nl_per_h > 0
+        blocked_slope = config.compliance.blocked_slope_mmhg_s(rate) if trending else math.inf
+        # NaN (window not yet full) compares False
+        steady = (np.abs(slope) <= config.trend_factor * blocked_slope / 2) & trending
+        last_steady = np.maximum.accumulate(np.where(steady, index, -1))
+        if self._baseline is not None:
+            before = np.full(count, self._baseline)
+        else:
+            before = np.fmin.accumulate(np.concatenate(([self._floor], pressure)))[1:]
+            self._floor = float(before[-1])
+        baseline = np.where(last_steady >= 0, mean[np.maximum(last_steady, 0)], before)
+        if last_steady[-1] >= 0:
+            self._baseline = float(mean[last_steady[-1]])
+
+        condition = (half_slope >= config.trend_factor * blocked_slope) & (pressure - baseline >= config.min_rise_mmhg)
+        last_unmet = np.maximum.accumulate(np.where(condition, -1, index))
+        run = np.where(last_unmet >= 0, index - last_unmet, self._run + index + 1)
+        self._run = int(run[-1])
+        trend_hit = run >= g.confirm
+        threshold_hit = pressure > config.threshold_mmhg(self.sensitivity)
+        hits = np.flatnonzero(threshold_hit | trend_hit)
+        at = int(hits[0]) if hits.shape[0] else count - 1
+        cause = OcclusionCause.THRESHOLD if threshold_hit[at] else OcclusionCause.TREND if trend_hit[at] else None
+        return OcclusionVerdict(
+            occluded=cause is not None,
+            cause=cause,
+            pressure_mmhg=_optional(pressure[at]),
+            baseline_mmhg=_optional(baseline[at]),
+            slope_mmhg_s=_optional(slope[at]),
+            at=chunk.first + chunk.period * at if cause is not None else None,
+        )
+
+
+class UpstreamOcclusionDetector:
+    """Upstream occlusion detector (OI-ALM-4): the filtered supply-side pressure below ``upstream_mmhg``
+    while pumping (a blocked supply makes the mechanism pull a vacuum)."""
+
+    def __init__(self, config: OcclusionConfig) -> None:
+        self.config = config
+        self._stream = _MedianStream(config.spike_window)
+
+    def update(self, batch: PressureBatch, pumping: bool) -> UpstreamVerdict:
+        """Examine the upstream samples of ``batch``; a batch from a faulty sensor is ignored."""
+        if batch.health is not SensorHealth.OK or batch.count == 0:
+            if batch.health is not SensorHealth.OK:
+                self._stream.reset()
+            return UpstreamVerdict(False, None, None)
+        self._stream.accept(batch)
+        verdicts = [self._examine(chunk, pumping) for chunk in _chunks(batch, _CHUNK_SAMPLES)]
+        return next((v for v in verdicts if v.occluded), verdicts[-1])
+
+    def _examine(self, chunk: PressureBatch, pumping: bool) -> UpstreamVerdict:
+        pressure = _align_end(self._stream.filter(chunk.samples_mmhg) / _MILLI, chunk.count)
+        hits = np.flatnonzero(pressure < self.config.upstream_mmhg)
+        if pumping and hits.shape[0]:
+            at = int(hits[0])
+            return UpstreamVerdict(True, float(pressure[at]), chunk.first + chunk.period * at)
+        return UpstreamVerdict(False, _optional(pressure[-1]), None)
