@@ -108,7 +108,7 @@ class ChannelSettings:
     air_single: Volume = DEFAULT_SINGLE_LIMIT
     air_cumulative: Volume = DEFAULT_CUMULATIVE_LIMIT
     air_window: Volume = DEFAULT_WINDOW
-    service_interval: Duration = Duration.s(30)
+    service_interval: Duration = Duration.min(5)  # the longest a move runs before the core looks again
     max_carry: Volume = Volume.ml("0.05")
 
 
@@ -574,7 +574,7 @@ class Channel:
         if self.state not in DELIVERING or tracker is None or tracker.rate.nl_per_h == 0:
             self.hw.motor.stop()
             return
-        interval = self.settings.service_interval
+        interval = self.controller.interval_for(tracker.rate, self.settings.service_interval)
         end = tracker.time_to_end()
         if end is not None and end < interval:
             interval = max(end, MIN_MOVE)
@@ -583,7 +583,8 @@ class Channel:
 
     def _next_attention(self, now: Instant) -> Instant:
         t, s = self.timers, self.settings
-        due = [now + (s.service_interval if self.state in DELIVERING else IDLE_CHECK)]
+        rate = self._rate() if self.state in DELIVERING else None
+        due = [now + (IDLE_CHECK if rate is None else self.controller.interval_for(rate, s.service_interval))]
         if t.backoff_until is not None:
             due.append(t.backoff_until)
         if self.state in DELIVERING and self.tracker is not None:

@@ -28,9 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Final
 
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.units import Duration, FlowRate, Instant, Volume
+
+FINE_BELOW: Final = Duration(120_000_000)  # a revolution longer than this is compensated within it
+MIN_INTERVAL: Final = Duration(5_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,23 @@ class DeliveryController:
         if tracker.limit is not None:
             return measured.nl >= tracker.base.nl + tracker.limit.nl - self.step_volume_max.nl
         return False
+
+    def interval_for(self, rate: FlowRate, longest: Duration) -> Duration:
+        """How long to let one move run at ``rate`` before servicing again (at most ``longest``).
+
+        The cam's non-uniformity is compensated exactly at the end of each move (the step count comes
+        from the calibration table), and within a move the steps are evenly spaced. So at low rates,
+        where one revolution takes minutes, a move spans a twelfth of a revolution (at least 5 s);
+        at higher rates it spans whole revolutions, as many as fit in ``longest``.
+        """
+        if rate.nl_per_h <= 0:
+            return longest
+        rev = rate.time_for(self.cal.volume_per_rev)
+        if rev.us >= FINE_BELOW.us:
+            return min(max(Duration(rev.us // 12), MIN_INTERVAL), longest)
+        if rev >= longest:
+            return longest
+        return Duration(rev.us * (longest.us // rev.us))
 
     def slack_move(self, over: Duration) -> Move:
         """The fast forward move that takes up backlash and plunger compliance at start (OI-DEL-3)."""

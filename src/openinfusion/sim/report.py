@@ -87,6 +87,8 @@ def channel_figure(tr: ChannelTrace, end_s: float) -> str:
     ax_rate.plot(t, tr.flow_ml_h, color="#c7d7ea", lw=0.5, label="flow into patient (instantaneous)")
     ax_rate.plot(t, smooth, color="#1f77b4", lw=1.2, label="flow into patient (1-min mean)")
     ax_rate.step(st, tr.rate_ml_h, where="post", color="black", lw=1.2, label="programmed rate")
+    top = float(np.max(tr.rate_ml_h)) if tr.rate_ml_h.size else 1.0
+    ax_rate.set_ylim(-0.25 * top, 1.6 * max(top, 0.1))  # pulsatile instantaneous flow is clipped; the mean is not
     ax_rate.set_ylabel("rate (mL/h)")
     ax_rate.legend(loc="upper right", fontsize=8)
     ax_vol.plot(st, tr.programmed_ml, color="black", lw=1, ls="--", label="programmed")

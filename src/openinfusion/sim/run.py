@@ -1,0 +1,350 @@
+"""Run a scenario: the pump core on virtual hardware, event to event.
+
+Theory of operation
+-------------------
+The run keeps SimPy's shape (STYLE.md §3): a heap of ``(time, sequence, event)`` where the sequence
+number breaks ties first-in first-out, and three verbs, :meth:`Simulation.peek`,
+:meth:`Simulation.step` and :meth:`Simulation.run`. Two kinds of thing are due: the scenario's timeline
+events, and the pump core's next attention time (from :meth:`Pump.service`). Between them the
+virtual hardware integrates its physics in vectorised blocks (:meth:`VirtualPump.advance`), which
+stops early at the first device interrupt (an armed pressure threshold, a bubble, the door, mains); the
+core is serviced at that instant, as firmware would be by the interrupt.
+
+Scenario time 0 is one second after power-on, so the power-on self-test has finished when the
+timeline starts. Everything random comes from one ``numpy.random.Generator`` seeded by the scenario,
+so the same scenario and seed give the same outputs, byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from openinfusion.errors import InputError, ScenarioError, TransitionRefusedError
+from openinfusion.pump.alarms import CATALOGUE, AlarmCode
+from openinfusion.pump.eventlog import EventKind
+from openinfusion.pump.mechanism import MechanismKind
+from openinfusion.pump.programs import Program
+from openinfusion.pump.pump import Pump, PumpConfig
+from openinfusion.pump.statechart import ChannelState
+from openinfusion.sim import build
+from openinfusion.sim.driver import Driver
+from openinfusion.sim.faults import (
+    AirDetectorFailure,
+    AnnunciatorFailure,
+    BatteryCellFailure,
+    ClockJump,
+    DriftingPressureSensor,
+    EncoderSlip,
+    Fault,
+    MissedTimerTick,
+    MotorStall,
+    StorageCorruption,
+    StuckPressureSensor,
+)
+from openinfusion.sim.params import BatteryParams, ChannelConfig, PatientParams, SyringeSize, VirtualPumpConfig
+from openinfusion.sim.scenario import (
+    ActionEvent,
+    AirEvent,
+    BolusEvent,
+    DoorEvent,
+    FaultEvent,
+    HeadHeightEvent,
+    LoadEvent,
+    MainsEvent,
+    OcclusionEvent,
+    ProgramEvent,
+    PumpActionEvent,
+    ResetAlarmEvent,
+    Scenario,
+    SecondaryEvent,
+    TimelineEvent,
+    TitrateEvent,
+)
+from openinfusion.sim.virtual_pump import VirtualPump
+from openinfusion.units import Duration, Instant, Quantity, Volume
+
+START: Final = Instant(1_000_000)  # scenario time 0, after the power-on self-test
+# The core sleeps up to 5 min between services in steady flow (the ADC watchdog and device interrupts wake
+# it at once for anything that changes), so the hardware watchdog's window is twice that.
+WATCHDOG_WINDOW: Final = Duration.min(10)
+
+FAULTS: Final[dict[str, Callable[..., Fault]]] = {
+    "stuck_pressure": StuckPressureSensor,
+    "drifting_pressure": DriftingPressureSensor,
+    "air_detector_failure": AirDetectorFailure,
+    "motor_stall": MotorStall,
+    "encoder_slip": EncoderSlip,
+    "missed_timer_tick": MissedTimerTick,
+    "clock_jump": ClockJump,
+    "battery_cell_failure": BatteryCellFailure,
+    "storage_corruption": StorageCorruption,
+    "annunciator_failure": AnnunciatorFailure,
+}
+
+
+def world_config(scenario: Scenario) -> VirtualPumpConfig:
+    """The virtual hardware a scenario describes."""
+    spec = scenario.pump
+    who = scenario.patient
+    patient = PatientParams(venous_mmhg=who.venous_mmhg, spike_rate_per_h=who.movement_per_hour)
+    channels = []
+    for ch in scenario.channels:
+        if spec.mechanism == "syringe":
+            assert spec.syringe is not None  # checked by the scenario model
+            size = _syringe_size(spec.syringe.in_("mL"))
+            base = ChannelConfig.syringe_pump(size)
+        else:
+            base = ChannelConfig()
+        channels.append(replace(base, patient=patient, pump_height_m=ch.head_height_m))
+    battery = BatteryParams(
+        initial_charge_fraction=spec.battery_charge_percent / 100,
+        state_of_health=max(0.05, 1.0 - 0.08 * spec.battery_age_years),
+    )
+    config = VirtualPumpConfig(
+        channels=tuple(channels), battery=battery, on_mains=spec.on_mains, watchdog_window=WATCHDOG_WINDOW
+    )
+    if scenario.sample_period is not None:
+        config = replace(config, sample_period=Duration.of(scenario.sample_period))
+    return config
+
+
+def _syringe_size(ml: object) -> SyringeSize:
+    for size in SyringeSize:
+        if str(size.value).split()[0] == str(ml) or size.name == f"ML{ml}":
+            return size
+    raise InputError("pump.syringe", f"no syringe of {ml} mL; sizes: {', '.join(s.name[2:] for s in SyringeSize)}")
+
+
+@dataclass(order=True, slots=True)
+class _Due:
+    t_us: int
+    seq: int
+    event: TimelineEvent = field(compare=False)
+
+
+@dataclass(slots=True)
+class _Steps:
+    """Per-channel step series recorded from the pump at every service (for the report)."""
+
+    t_s: list[float] = field(default_factory=list)
+    rate_ml_h: list[float] = field(default_factory=list)
+    counted_ml: list[float] = field(default_factory=list)
+    state: list[str] = field(default_factory=list)
+
+
+class Simulation:
+    """One scenario run. ``file`` names the scenario in errors."""
+
+    def __init__(self, scenario: Scenario, file: str = "scenario") -> None:
+        self.scenario = scenario
+        self.file = file
+        self.rng = np.random.default_rng(scenario.seed)
+        self.world = VirtualPump(world_config(scenario), self.rng)
+        cals = self.world.calibrations
+        settings = tuple(build.channel_settings(scenario.pump, cal) for cal in cals)
+        self.pump = Pump(self.world.hardware, cals, PumpConfig(channels=settings))
+        self.end = START + Duration.of(scenario.duration)
+        self.refusals: list[tuple[float, int | None, str]] = []
+        self.steps = [_Steps() for _ in cals]
+        self.series: list[dict[str, list[np.ndarray[Any, Any]]]] = [{} for _ in cals]
+        self._queue: list[_Due] = []
+        self._seq = 0
+        self.driver = Driver(self.world, self.pump, self._record)
+        zero = Quantity.of(0, "s")
+        for i, ch in enumerate(scenario.channels):  # channel programs are entered at time 0, before the timeline
+            if ch.program is not None:
+                self._push(START, ProgramEvent(at=zero, channel=i + 1, do="program", program=ch.program))
+        for event in scenario.timeline:
+            self._push(START + Duration.of(event.at), event)
+        self._programs: list[Program | None] = [None] * len(cals)
+
+    # --- the engine -------------------------------------------------------------------------------
+
+    def _push(self, t: Instant, event: TimelineEvent) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, _Due(t.us, self._seq, event))
+
+    def peek(self) -> Instant:
+        """Time of the next scenario event (the end of the scenario if none is due before it)."""
+        return Instant(min(self._queue[0].t_us, self.end.us)) if self._queue else self.end
+
+    def step(self) -> None:
+        """Run the pump on its hardware up to the next scenario event, then apply it."""
+        self.driver.run_until(self.peek())
+        if self._queue and self._queue[0].t_us <= self.world.now.us:
+            self._apply(heapq.heappop(self._queue).event)
+            self.driver.service()
+
+    def run(self, progress: Callable[[float], None] | None = None) -> None:
+        """Run to the end of the scenario; ``progress`` gets the fraction done."""
+        span = self.end.us - START.us
+        while self.world.now < self.end:
+            self.step()
+            if progress is not None:
+                progress(max(0.0, (self.world.now.us - START.us) / span))
+        self._record()
+
+    # --- recording ----------------------------------------------------------------------------------
+
+    def _record(self) -> None:
+        t_s = (self.world.now.us - START.us) / 1e6
+        for i, ch in enumerate(self.pump.channels):
+            s = self.steps[i]
+            counted = float((ch.counters.delivered.nl + ch.counters.kvo.nl) / 1e6)
+            rate = float(ch.rate().nl_per_h / 1e6)
+            if s.t_s and s.t_s[-1] == t_s:
+                s.rate_ml_h[-1], s.counted_ml[-1], s.state[-1] = rate, counted, ch.state.value
+            else:
+                s.t_s.append(t_s)
+                s.rate_ml_h.append(rate)
+                s.counted_ml.append(counted)
+                s.state.append(ch.state.value)
+        block = self.world.drain_series()
+        for i, per_channel in enumerate(block.channels):
+            store = self.series[i]
+            store.setdefault("t_s", []).append(block.t_s)
+            for name in ("downstream_mmhg", "patient_flow_ml_h", "cumulative_patient_ml"):
+                store.setdefault(name, []).append(getattr(per_channel, name))
+
+    # --- scenario events ----------------------------------------------------------------------------
+
+    def _apply(self, event: TimelineEvent) -> None:
+        index = getattr(event, "channel", None)
+        ch = (index - 1) if isinstance(index, int) else None
+        try:
+            self._apply_to(event, ch)
+        except TransitionRefusedError as e:
+            self.refusals.append(((self.world.now.us - START.us) / 1e6, ch, str(e)))
+        except InputError as e:
+            t = (self.world.now.us - START.us) / 1e6
+            raise ScenarioError(f"{self.file}: timeline at {t:g} s", f"{e.where}: {e.why}") from None
+
+    def _apply_to(self, event: TimelineEvent, ch: int | None) -> None:
+        pump, world, cal = self.pump, self.world, self.world.calibrations
+        who = self.scenario.patient
+        match event:
+            case ProgramEvent():
+                assert ch is not None
+                program = build.program(event.program, cal[ch], who)
+                self._programs[ch] = program
+                pump.program(ch, program)
+            case ActionEvent():
+                assert ch is not None
+                self._clinician(event.do, ch)
+            case TitrateEvent():
+                assert ch is not None
+                pump.titrate(ch, build.titration(event))
+                if event.confirm_after is not None:
+                    self._push(world.now + Duration.of(event.confirm_after), _confirm(event))
+            case BolusEvent():
+                assert ch is not None
+                pump.bolus(ch, build.bolus(event, cal[ch], pump.channels[ch].program, who))
+            case SecondaryEvent():
+                assert ch is not None
+                pump.secondary(ch, build.secondary(event.secondary, cal[ch]))
+            case PumpActionEvent():
+                pump.audio_pause()
+            case ResetAlarmEvent():
+                pump.reset_alarm(None if event.pump_scope else ch, AlarmCode(event.code))
+            case OcclusionEvent():
+                assert ch is not None
+                world.channel(ch).set_occlusion(event.side, event.on)
+            case AirEvent():
+                assert ch is not None
+                world.channel(ch).inject_air(Volume.of(event.volume))
+            case DoorEvent():
+                assert ch is not None
+                world.channel(ch).set_door(event.closed)
+            case LoadEvent():
+                assert ch is not None
+                world.channel(ch).set_loaded(event.loaded)
+            case MainsEvent():
+                world.set_mains(event.on)
+            case HeadHeightEvent():
+                assert ch is not None
+                world.channel(ch).set_head_height(event.metres)
+            case FaultEvent():
+                fault = FAULTS[event.fault](**event.params)
+                target = (event.channel - 1) if event.channel is not None and fault.kind.per_channel else None
+                world.inject(fault, target)
+                self.pump.log.append(world.now, EventKind.FAULT_INJECTED, target, fault=event.fault)
+
+    def _clinician(self, action: str, ch: int) -> None:
+        pump = self.pump
+        actions: dict[str, Callable[[int], None]] = {
+            "start": pump.start,
+            "pause": pump.pause,
+            "resume": pump.resume,
+            "clear": pump.clear,
+            "confirm_titration": pump.confirm_titration,
+            "cancel_titration": pump.cancel_titration,
+            "pca_demand": pump.pca_demand,
+            "begin_programming": pump.begin_programming,
+        }
+        actions[action](ch)
+
+    # --- results ------------------------------------------------------------------------------------
+
+    def summary(self, scenario_sha256: str) -> dict[str, Any]:
+        """The run's summary: per channel delivered volume, final state and alarms; seed and file hash."""
+        channels = []
+        for i, ch in enumerate(self.pump.channels):
+            alarms = [
+                {"t_s": round((e.t.us - START.us) / 1e6, 3), "code": e.data["code"], "priority": e.data["priority"]}
+                for e in self.pump.log.events()
+                if e.kind is EventKind.ALARM_RAISED and e.channel in (i, None)
+            ]
+            delivered = ch.counters.delivered.nl + ch.counters.kvo.nl
+            channels.append(
+                {
+                    "channel": i + 1,
+                    "delivered_ml": round(delivered / 1e6, 6),
+                    "into_patient_ml": round(self.world.channel(i).truth().patient_ml, 6),
+                    "final_state": ch.state.value,
+                    "alarms": alarms,
+                }
+            )
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.scenario.seed,
+            "scenario_sha256": scenario_sha256,
+            "duration_s": round((self.end.us - START.us) / 1e6, 3),
+            "channels": channels,
+            "refused": [
+                {"t_s": round(t, 3), "channel": None if c is None else c + 1, "reason": r} for t, c, r in self.refusals
+            ],
+        }
+
+
+def _confirm(event: TitrateEvent) -> ActionEvent:
+    return ActionEvent(at=event.at, channel=event.channel, do="confirm_titration")
+
+
+def threshold_mmhg(pump: Pump, channel: int) -> float:
+    """The downstream occlusion threshold the channel runs with (for the report)."""
+    settings = pump.channels[channel].settings
+    return float(settings.occlusion.threshold_mmhg(settings.sensitivity))
+
+
+def final_states(pump: Pump) -> list[ChannelState]:
+    return [ch.state for ch in pump.channels]
+
+
+def alarm_priority(code: str) -> str:
+    return CATALOGUE[AlarmCode(code)].priority.value
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Deterministic JSON: sorted keys, fixed separators, trailing newline."""
+    path.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+
+
+def mechanism_of(scenario: Scenario) -> MechanismKind:
+    return MechanismKind.SYRINGE if scenario.pump.mechanism == "syringe" else MechanismKind.PERISTALTIC

@@ -1,0 +1,306 @@
+"""The whole virtual pump: its HAL devices for the firmware, its physics, and the simulator's controls.
+
+``hardware`` is what the pump core gets (``openinfusion.pump.hal.PumpHardware``); ``calibrations`` are
+what its factory measured. The engine alternates: firmware reads devices and commands the motors, then
+``advance(to)`` integrates the physics in vectorised blocks on the pressure sample grid and stops early
+at the first interrupt the firmware would get (``last_wakes`` says which). Scenario controls
+(``channel(i)``, ``set_mains``) and faults (``inject``/``clear``) act between calls and never go
+through the HAL. Everything random comes from the generator given at construction, split with
+``spawn``: the same configuration and seed give bit-identical results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from openinfusion.errors import ScenarioError
+from openinfusion.pump.hal import PumpHardware
+from openinfusion.pump.mechanism import MechanismCalibration
+from openinfusion.sim.arrays import F64, I64
+from openinfusion.sim.channel import ChannelSeries, ChannelTruth, VirtualChannel, Wake, WakeReason
+from openinfusion.sim.devices import VirtualAnnunciator, VirtualClock, VirtualStorage, VirtualWatchdog
+from openinfusion.sim.faults import (
+    AnnunciatorFailure,
+    BatteryCellFailure,
+    ClockJump,
+    Fault,
+    FaultKind,
+    MissedTimerTick,
+    StorageCorruption,
+)
+from openinfusion.sim.motor import SimTime
+from openinfusion.sim.params import VirtualPumpConfig
+from openinfusion.sim.power import Battery, VirtualPowerSupply
+from openinfusion.units import Instant
+
+MAX_BLOCK: Final = 1 << 15  # samples integrated at once (55 min at 10 Hz): bounds temporary memory
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """What lab instruments see, per channel and for the power system, at the last integrated sample."""
+
+    at: Instant
+    channels: tuple[ChannelTruth, ...]
+    battery_permille: float
+    battery_voltage_v: float
+    on_mains: bool
+    powered: bool
+    watchdog_expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBlock:
+    """Per-sample true series recorded since the last drain: times (s since power-on), per channel, battery."""
+
+    t_s: F64
+    channels: tuple[ChannelSeries, ...]
+    battery_permille: F64
+    battery_voltage_v: F64
+
+
+class VirtualPump:
+    """A pump of 1 to 4 channels with real physics behind the HAL (see the module docstring)."""
+
+    def __init__(self, config: VirtualPumpConfig, rng: np.random.Generator) -> None:
+        self.config = config
+        pump_rng, *channel_rngs = rng.spawn(1 + len(config.channels))
+        self._time = SimTime()
+        self._period_us = config.sample_period.us
+        self._pending: list[Wake] = []
+        self._channels = tuple(
+            VirtualChannel(i, c, r, self._time, config.sample_period, interrupt=self._interrupt)
+            for i, (c, r) in enumerate(zip(config.channels, channel_rngs, strict=True))
+        )
+        for ch in self._channels:
+            ch.record = config.record_series
+        self.battery = Battery(config.battery, pump_rng)
+        self.power = VirtualPowerSupply(self.battery, config.on_mains)
+        self.clock = VirtualClock(self._time)
+        self.watchdog = VirtualWatchdog(self._time, config.watchdog_window)
+        self.annunciator = VirtualAnnunciator(self._time)
+        self.storage = VirtualStorage(config.stored_config)
+        self.hardware = PumpHardware(
+            clock=self.clock,
+            power=self.power,
+            annunciator=self.annunciator,
+            watchdog=self.watchdog,
+            storage=self.storage,
+            channels=tuple(ch.hardware for ch in self._channels),
+        )
+        self.calibrations: tuple[MechanismCalibration, ...] = tuple(ch.calibration for ch in self._channels)
+        self.powered = True
+        self.last_wakes: tuple[Wake, ...] = ()
+        self._k = 0  # index of the last integrated sample (sample k is at k * sample_period)
+        self._voltage_v = float(self.battery.voltage(np.array([self.battery.charge_c]), np.array([0.0]))[0])
+        self._faults: dict[tuple[FaultKind, int | None], Fault] = {}
+        self._t_series: list[F64] = []
+        self._permille_series: list[F64] = []
+        self._voltage_series: list[F64] = []
+
+    @property
+    def now(self) -> Instant:
+        """True simulated time (the firmware's clock may differ under a ClockJump fault)."""
+        return Instant(self._time.us)
+
+    def channel(self, i: int) -> VirtualChannel:
+        """Scenario controls and physics of channel ``i``."""
+        if not (isinstance(i, int) and 0 <= i < len(self._channels)):
+            raise ScenarioError("channel", f"no channel {i!r}; the pump has {len(self._channels)}")
+        return self._channels[i]
+
+    # --- time --------------------------------------------------------------------------------------
+
+    def advance(self, to: Instant) -> Instant:
+        """Integrate the physics up to ``to``; stop early at the first interrupt and return the time reached.
+
+        An interrupt raised by a control since the last call (door, mains, power fault) returns at once
+        without moving time. Otherwise samples ``k * period <= to`` are integrated; the hydraulic state is on
+        that grid, the motors and clock are exact at the returned time. ``last_wakes`` lists the interrupts.
+        """
+        if to.us < self._time.us:
+            raise ScenarioError("advance.to", f"{to} is before now ({self.now})")
+        if self._pending:
+            self.last_wakes, self._pending = tuple(self._pending), []
+            return self.now
+        self.last_wakes = ()
+        last_k = to.us // self._period_us
+        while self._k < last_k:
+            wakes = self._integrate(self._k + 1, min(last_k, self._k + MAX_BLOCK))
+            if wakes:
+                self.last_wakes = wakes
+                return self.now
+        self._time.us = to.us
+        return self.now
+
+    def _integrate(self, k0: int, k1: int) -> tuple[Wake, ...]:
+        t_us = np.arange(k0, k1 + 1, dtype=np.int64) * self._period_us
+        candidates: list[tuple[int, Wake]] = []
+        for ch in self._channels:
+            candidates += [(i, Wake(reason, ch.index)) for i, reason in ch.simulate(k0, t_us)]
+        dt_s = self._period_us / 1e6
+        current_a = self._load_a(t_us, dt_s)
+        on_mains = self.power.on_mains
+        charge_c = self.battery.charge_after(current_a, on_mains, dt_s)
+        voltage_v = self.battery.voltage(charge_c, np.zeros_like(current_a) if on_mains else current_a)
+        if self.powered and not on_mains:
+            brownout = np.flatnonzero(voltage_v < self.battery.cutoff_v)
+            if brownout.size:
+                candidates.append((int(brownout[0]), Wake(WakeReason.POWER)))
+        deadline = self.watchdog.deadline_us
+        if deadline is not None and deadline <= t_us[-1]:
+            candidates.append((int(np.searchsorted(t_us, deadline)), Wake(WakeReason.WATCHDOG)))
+        j = min((i for i, _ in candidates), default=t_us.shape[0] - 1)
+        wakes = tuple(w for i, w in candidates if i == j)
+        self._time.us = int(t_us[j])
+        self._k = k0 + j
+        for ch in self._channels:
+            ch.commit(j)
+        self.battery.commit(float(charge_c[j]), float(current_a[: j + 1].mean()), (j + 1) * dt_s)
+        self._voltage_v = float(voltage_v[j])
+        if self.config.record_series:
+            self._t_series.append(t_us[: j + 1] / 1e6)
+            self._permille_series.append(charge_c[: j + 1] * (1000.0 / self.battery.capacity_c))
+            self._voltage_series.append(voltage_v[: j + 1])
+        for wake in wakes:
+            if wake.reason is WakeReason.WATCHDOG:
+                self.watchdog.bite(self._time.us, f"not kicked within {self.watchdog.window}")
+            if wake.reason is WakeReason.POWER:
+                self.powered = False
+        self._update_motor_power()
+        return wakes
+
+    def _load_a(self, t_us: I64, dt_s: float) -> F64:
+        """System load current (A) over each sample interval: base, running channels, motor steps."""
+        p = self.battery.params
+        if not self.powered:
+            return np.zeros(t_us.shape)
+        current = np.full(t_us.shape, p.base_current_ma * 1e-3)
+        for ch in self._channels:
+            current += (p.channel_current_ma * 1e-3) * ch.motor.energised(t_us)
+            current += (p.motor_charge_per_step_uc * 1e-6 / dt_s) * ch.pulses()
+        return current
+
+    def _update_motor_power(self) -> None:
+        enabled = self.powered and self.watchdog.expired_at is None
+        self.annunciator.hardware_alarm = self.watchdog.expired_at is not None
+        for ch in self._channels:
+            if not enabled:
+                ch.motor.stop()
+            ch.motor.enabled = enabled
+
+    # --- controls ----------------------------------------------------------------------------------
+
+    def set_mains(self, on: bool) -> None:
+        """Plug in or unplug the pump (an interrupt when it changes)."""
+        if bool(on) == self.power.on_mains:
+            return
+        self.power.on_mains = bool(on)
+        self._interrupt(Wake(WakeReason.MAINS))
+        if on:
+            self.powered = True
+        self._check_supply()
+
+    def _check_supply(self) -> None:
+        """Brown out at once if the pack cannot hold the supply up without mains."""
+        if self.powered and not self.power.on_mains:
+            load = np.array([self.battery.load_a])
+            volts = float(self.battery.voltage(np.array([self.battery.charge_c]), load)[0])
+            if volts < self.battery.cutoff_v:
+                self.powered = False
+                self._interrupt(Wake(WakeReason.POWER))
+        self._update_motor_power()
+
+    def _interrupt(self, wake: Wake) -> None:
+        """Latch an interrupt raised by a control; the next ``advance`` returns at once."""
+        if wake not in self._pending:
+            self._pending.append(wake)
+
+    # --- faults ------------------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> dict[tuple[FaultKind, int | None], Fault]:
+        """Active faults by (kind, channel)."""
+        return dict(self._faults)
+
+    def inject(self, fault: Fault, channel: int | None = None) -> None:
+        """Apply ``fault`` now (a channel fault needs ``channel``; a pump fault takes None)."""
+        self._check_scope(fault.kind, channel)
+        if channel is not None:
+            self.channel(channel).inject(fault)
+        else:
+            self._inject_pump_fault(fault)
+        self._faults[(fault.kind, channel)] = fault
+
+    def _inject_pump_fault(self, fault: Fault) -> None:
+        match fault:
+            case MissedTimerTick():
+                self.watchdog.lost_kicks += fault.kicks
+            case ClockJump():
+                self.clock.offset_us += fault.jump.us
+            case BatteryCellFailure():
+                self.battery.cell_failure = fault
+                if fault.detected_by_gauge:
+                    self._interrupt(Wake(WakeReason.POWER))  # the gauge raises its cell-fault flag
+                self._check_supply()
+            case StorageCorruption():
+                self.storage.corrupt(fault)
+            case AnnunciatorFailure():
+                self.annunciator.failed = True
+
+    def clear(self, kind: FaultKind, channel: int | None = None) -> None:
+        """Remove the fault of ``kind``. A clock jump has happened and stays; lost kicks not yet lost are restored."""
+        self._check_scope(kind, channel)
+        if channel is not None:
+            self.channel(channel).clear(kind)
+        elif kind is FaultKind.MISSED_TIMER_TICK:
+            self.watchdog.lost_kicks = 0
+        elif kind is FaultKind.BATTERY_CELL_FAILURE:
+            self.battery.cell_failure = None
+        elif kind is FaultKind.STORAGE_CORRUPTION:
+            self.storage.repair()
+        elif kind is FaultKind.ANNUNCIATOR_FAILURE:
+            self.annunciator.failed = False
+        self._faults.pop((kind, channel), None)
+
+    def _check_scope(self, kind: FaultKind, channel: int | None) -> None:
+        if kind.per_channel and channel is None:
+            raise ScenarioError("fault.channel", f"{kind.value} hits one channel: give its index")
+        if not kind.per_channel and channel is not None:
+            raise ScenarioError("fault.channel", f"{kind.value} is pump-wide: channel must be None")
+        if channel is not None:
+            self.channel(channel)
+
+    # --- instruments -------------------------------------------------------------------------------
+
+    def truth(self) -> Truth:
+        """What lab instruments see now (at the last integrated sample)."""
+        return Truth(
+            at=Instant(self._k * self._period_us),
+            channels=tuple(ch.truth() for ch in self._channels),
+            battery_permille=1000.0 * self.battery.charge_c / self.battery.capacity_c,
+            battery_voltage_v=self._voltage_v,
+            on_mains=self.power.on_mains,
+            powered=self.powered,
+            watchdog_expired=self.watchdog.expired_at is not None,
+        )
+
+    def drain_series(self) -> SeriesBlock:
+        """The per-sample series recorded since the last drain (empty when ``record_series`` is off)."""
+
+        def cat(parts: list[F64]) -> F64:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+        block = SeriesBlock(
+            cat(self._t_series),
+            tuple(ChannelSeries.join(ch.series) for ch in self._channels),
+            cat(self._permille_series),
+            cat(self._voltage_series),
+        )
+        self._t_series, self._permille_series, self._voltage_series = [], [], []
+        for ch in self._channels:
+            ch.series = []
+        return block
