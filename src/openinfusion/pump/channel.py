@@ -86,6 +86,7 @@ from openinfusion.units import Duration, FlowRate, Instant, Volume
 MIN_MOVE: Final = Duration(1_000)  # shortest move the controller issues (1 ms)
 BACKOFF_TIME: Final = Duration.s(2)
 SLACK_TIME: Final = Duration.s(2)
+PRESSURE_WATCH: Final = Duration.s(1)  # service period while the line pressure is above the wake level
 IDLE_CHECK: Final = Duration.min(5)  # an idle channel still looks at its sensors this often
 _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
@@ -179,6 +180,7 @@ class Channel:
         self._kvo_from = Volume(0)
         self._trace: list[tuple[Instant, Volume]] = [(now, Volume(0))]
         self._occlusion_pressure: tuple[float, float] | None = None
+        self._rising = False
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -288,8 +290,16 @@ class Channel:
                 self.monitor.authorise(self.index, now, FlowRate(0), self.cal.volume_at(move.steps))
                 self.timers.backoff_until = now + SLACK_TIME
             self._begin_next(now, self.counters.delivered)
-        else:
-            self.monitor.authorise(self.index, now, self.tracker.rate)
+        elif self.segment is not None:
+            # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
+            # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
+            rest = self._remainder(self.segment, self.tracker)
+            self.segment = None
+            if rest is not None:
+                self._begin(now, rest, self._measured())
+            elif self._has_more():
+                self._next_segment_from(now, self._measured())
+            self.monitor.authorise(self.index, now, self._rate())
         self._log(now, EventKind.INFUSION_STARTED, rate=encode_rate(self._rate()))
 
     def _stop_motor(self, now: Instant) -> None:
@@ -380,16 +390,29 @@ class Channel:
         self.segment = None
         if ended.kind is SegmentKind.BOLUS:
             self._log(now, EventKind.BOLUS_COMPLETED, delivered=encode_volume(self.counters.delivered))
-        if not self.plan and self.stack:
-            held = self.stack.pop()
-            if held.program is not None:
-                self.active = held.program
-                self._log(now, EventKind.SECONDARY_COMPLETED, rate=encode_rate(held.program.primary_rate()))
-            self.plan = held.rest
+        self._next_segment_from(now, base)
+
+    def _next_segment_from(self, now: Instant, base: Volume) -> None:
+        """Start what follows: the rest of the plan, or what a bolus or secondary interrupted."""
+        while not self.plan and self.stack:
+            held = self._unwind(now)
             if held.segment is not None:
                 self._begin(now, held.segment, base)
                 return
         self._begin_next(now, base)
+
+    def _unwind(self, now: Instant) -> _Suspended:
+        """Return to what the last bolus or secondary interrupted (restoring the primary program)."""
+        held = self.stack.pop()
+        if held.program is not None:
+            self.active = held.program
+            self._log(now, EventKind.SECONDARY_COMPLETED, rate=encode_rate(held.program.primary_rate()))
+        self.plan = held.rest
+        return held
+
+    def _has_more(self) -> bool:
+        """True if a segment remains after the one running (in the plan or in what was interrupted)."""
+        return bool(self.plan) or any(held.segment is not None or held.rest for held in self.stack)
 
     def _start_kvo(self, now: Instant) -> None:
         assert self.program is not None
@@ -440,21 +463,23 @@ class Channel:
         return self.controller.delivered(self.controller.position(self.hw.encoder.counts()))
 
     def _account(self, now: Instant) -> None:
-        measured = self._measured()
+        before = self.counters.delivered
+        self.counters = self.live_counters()
         c = self.counters
-        before = c.delivered
-        c.displaced = measured
-        if self.state is ChannelState.KVO:
-            c.kvo = Volume(max(measured.nl - self._kvo_from.nl, 0))
-        else:
-            c.delivered = Volume(max(measured.nl - c.kvo.nl, 0))
         if self.pca is not None and c.delivered > before:
             basal = self.segment is not None and self.segment.kind is SegmentKind.BASAL
             if basal:
                 self.pca = self.pca.with_volume(now, c.delivered - before)
         last_t, last_v = self._trace[-1]
         if now > last_t:
-            self._trace = [*self._trace[-63:], (now, Volume(max(measured.nl, last_v.nl)))]
+            self._trace = [*self._trace[-63:], (now, Volume(max(c.displaced.nl, last_v.nl)))]
+
+    def live_counters(self) -> Counters:
+        """The volume counters as the encoder stands now (between services too), exact in nL."""
+        measured = self._measured()
+        if self.state is ChannelState.KVO:
+            return Counters(self.counters.delivered, Volume(max(measured.nl - self._kvo_from.nl, 0)), measured)
+        return Counters(Volume(max(measured.nl - self.counters.kvo.nl, 0)), self.counters.kvo, measured)
 
     def remaining(self) -> Volume | None:
         """Programmed volume still to infuse (None when the program has no VTBI)."""
@@ -527,10 +552,12 @@ class Channel:
             self._alarm(AlarmCode.MOTOR_FAULT, now, "stall" if motor.stalled else "overcurrent")
         if hw.encoder.health() is SensorHealth.FAULT:
             self._alarm(AlarmCode.ENCODER_FAULT, now, "encoder reports a fault")
-        if self.state in DELIVERING:
-            self.hw.downstream.arm_wake(self.down.wake_threshold_mmhg())
-        else:
-            self.hw.downstream.arm_wake(None)
+        # The ADC watchdog is level-triggered: while the pressure is above the wake level the core
+        # disarms it and looks every second instead, so a rise is followed without an interrupt storm.
+        wake = self.down.wake_threshold_mmhg()
+        filtered = verdict.pressure_mmhg
+        self._rising = self.state in DELIVERING and filtered is not None and filtered >= wake
+        self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
 
     def _react(self, now: Instant) -> None:
         if self.state is ChannelState.FAILSAFE:
@@ -546,8 +573,12 @@ class Channel:
         while self.state is ChannelState.INFUSING and self.tracker is not None:
             if not self.controller.complete(self.tracker, self._measured()):
                 break
-            more = bool(self.plan) or bool(self.stack)
-            self.fire(ChannelEvent.SEGMENT_DONE if more else ChannelEvent.PLAN_DONE, now)
+            if self._has_more():
+                self.fire(ChannelEvent.SEGMENT_DONE, now)
+            else:
+                while self.stack:  # a secondary that ran to the end of everything: the primary is back
+                    self._unwind(now)
+                self.fire(ChannelEvent.PLAN_DONE, now)
 
     def _check_timers(self, now: Instant) -> None:
         t, s = self.timers, self.settings
@@ -587,6 +618,8 @@ class Channel:
         due = [now + (IDLE_CHECK if rate is None else self.controller.interval_for(rate, s.service_interval))]
         if t.backoff_until is not None:
             due.append(t.backoff_until)
+        if self._rising:
+            due.append(now + PRESSURE_WATCH)
         if self.state in DELIVERING and self.tracker is not None:
             end = self.tracker.time_to_end()
             if end is not None:

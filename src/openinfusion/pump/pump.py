@@ -151,7 +151,10 @@ class Pump:
             self.log.append(now, EventKind.WATCHDOG, None, gap_us=gap.us, window_us=window.us, detail=detail)
             self._record(self.alarms.activate(AlarmCode.WATCHDOG_FAULT, None, now, detail))
         self._last_service = now
-        if self._post_due is not None and now >= self._post_due:
+        if self._post_due is not None:
+            if now < self._post_due:  # the self-test's motor move is running: leave the channels alone
+                self.hw.watchdog.kick(now)
+                return self._post_due
             self._finish_post(now)
         self._power(now)
         due = [now + Duration(window.us // 2)]

@@ -142,8 +142,9 @@ class SafetyMonitor:
         if rate != w.rate:
             w.rate_started = now
         w.rate = rate
-        w.expected_nl += allowance.nl
-        if allowance.nl < 0:
+        if allowance.nl >= 0:
+            w.expected_nl += allowance.nl
+        else:  # reverse motion widens the lower bound only: the withdrawal may not have happened yet
             w.reverse_allowance = Volume(w.reverse_allowance.nl - allowance.nl)
 
     def _accrue(self, w: _Watch, now: Instant) -> None:
@@ -182,12 +183,12 @@ class SafetyMonitor:
         measured = self.measured(i)
         expected = Volume(w.expected_nl)
         margin = max(tol.volume_absolute.nl, int(abs(w.expected_nl) * tol.volume_relative))
-        if measured.nl < -w.reverse_allowance.nl - tol.volume_absolute.nl:
+        if measured.nl < -w.reverse_allowance.nl - tol.volume_absolute.nl:  # more withdrawn than ever pushed
             return Verdict(i, REVERSE_DELIVERY, f"withdrew {Volume(-measured.nl)}, allowed {w.reverse_allowance}")
         if measured.nl - expected.nl > margin:
             check = OVER_INFUSION if w.expected_nl > 0 or w.rate.nl_per_h > 0 else UNAUTHORISED_MOTION
             return Verdict(i, check, f"measured {measured}, authorised {expected}")
         judged = now.since(w.rate_started) >= tol.grace
-        if judged and w.rate.nl_per_h > 0 and expected.nl - measured.nl > margin:
+        if judged and w.rate.nl_per_h > 0 and expected.nl - measured.nl > margin + w.reverse_allowance.nl:
             return Verdict(i, UNDER_INFUSION, f"measured {measured}, authorised {expected}")
         return None

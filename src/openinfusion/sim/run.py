@@ -197,7 +197,8 @@ class Simulation:
         t_s = (self.world.now.us - START.us) / 1e6
         for i, ch in enumerate(self.pump.channels):
             s = self.steps[i]
-            counted = float((ch.counters.delivered.nl + ch.counters.kvo.nl) / 1e6)
+            live = ch.live_counters()
+            counted = float((live.delivered.nl + live.kvo.nl) / 1e6)
             rate = float(ch.rate().nl_per_h / 1e6)
             if s.t_s and s.t_s[-1] == t_s:
                 s.rate_ml_h[-1], s.counted_ml[-1], s.state[-1] = rate, counted, ch.state.value
@@ -301,7 +302,8 @@ class Simulation:
                 for e in self.pump.log.events()
                 if e.kind is EventKind.ALARM_RAISED and e.channel in (i, None)
             ]
-            delivered = ch.counters.delivered.nl + ch.counters.kvo.nl
+            live = ch.live_counters()
+            delivered = live.delivered.nl + live.kvo.nl
             channels.append(
                 {
                     "channel": i + 1,

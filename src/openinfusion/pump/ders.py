@@ -1,0 +1,428 @@
+"""Dose error reduction: the limit check the pump runs, and its library slot (issue 5, items 4-5).
+
+Theory of operation. When a library is activated, :meth:`DersIndex.build` compiles it once: for each
+(care area, drug, therapy) entry it converts every limit into the unit the check compares in, as an
+exact ``Fraction`` (integer nL/h for rates, nL for volumes, us for times, the library's own unit for
+doses and concentrations) and folds the care area's caps in (its maximum rate and VTBI become hard
+upper limits; its weight and BSA limits become limits of the entry). The check itself,
+:meth:`DersIndex.check`, then parses nothing: it looks the entry up, converts each entered value by
+one exact factor (none when the unit is the library's) and compares. It is pure and deterministic.
+
+Outcome. :class:`DersResult` lists each limit crossed (:class:`LimitFinding`: field, soft or hard,
+lower or upper, entered value and limit in the library's unit) and a :class:`Verdict`: OK, SOFT (may
+proceed only with an override and a reason from the library's list) or HARD (blocked, the limit
+shown). Beyond a hard limit, only the hard finding is reported. :meth:`DersIndex.authorize` applies
+that policy (OI-DERS-3). The caller runs the check again on every titration, bolus and secondary
+program (OI-DERS-4); the check is cheap enough for that (``benchmarks/bench_ders.py``).
+
+Library slot (OI-DERS-2, -5, -6). :class:`LibrarySlot` holds the active library and at most one staged
+one. :meth:`LibrarySlot.receive` verifies a package (signature, hash, schema: ``druglib.package``); a
+refused package leaves the slot unchanged and returns the reason to log. A verified one is staged and
+becomes active only through :meth:`LibrarySlot.activate` while no infusion runs. Every transition
+returns a :class:`LibraryEvent` carrying the library identity (owner, version, hash) to show and log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from openinfusion.druglib.model import Basis, Bounds, CareArea, Drug, Entry, Library, LimitField, shape_of
+from openinfusion.druglib.package import LibraryIdentity, load_package
+from openinfusion.errors import IntegrityError, ProgramError
+from openinfusion.units import NL_PER_ML, US_PER_S, Duration, FlowRate, Quantity, Unit, Volume, unit
+
+_ML = unit("mL")
+_ML_PER_H = unit("mL/h")
+_S = unit("s")
+
+
+class Verdict(Enum):
+    """The outcome of a check, in rising severity."""
+
+    OK = 0
+    SOFT = 1  # beyond a soft limit: proceeds only with an override and a reason
+    HARD = 2  # beyond a hard limit: blocked
+
+
+class LimitKind(Enum):
+    SOFT = "soft"
+    HARD = "hard"
+
+
+class BoundSide(Enum):
+    LOWER = "lower"
+    UPPER = "upper"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitFinding:
+    """One limit crossed: which field, soft or hard, lower or upper, the entered value and the limit.
+
+    ``entered`` and ``limit`` are in the library's unit for the field, so they read side by side.
+    """
+
+    field: LimitField
+    kind: LimitKind
+    bound: BoundSide
+    entered: Quantity
+    limit: Quantity
+
+    def __str__(self) -> str:
+        side = "above" if self.bound is BoundSide.UPPER else "below"
+        extreme = "maximum" if self.bound is BoundSide.UPPER else "minimum"
+        return f"{self.field.value} {self.entered} is {side} the {self.kind.value} {extreme} {self.limit}"
+
+
+@dataclass(frozen=True, slots=True)
+class DersResult:
+    """The structured outcome of one check: the entry checked, every limit crossed, and the verdict."""
+
+    area: str
+    drug: str
+    therapy: str | None
+    findings: tuple[LimitFinding, ...]
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a checked program may proceed, and why (with the override reason when one was used)."""
+
+    proceed: bool
+    why: str
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DersRequest:
+    """The values of a proposed program that the library limits.
+
+    ``concentration`` names a standard concentration by its key (``"400 mg/250 mL"``);
+    ``custom_concentration`` is an amount per volume entered instead. Doses, bolus and loading doses,
+    basal rates and PCA limits are quantities in any unit of the right dimension (``ug/kg/min``,
+    ``mg``, ...); rates, volumes and times are the pump's integer types. Absent values are not checked.
+    """
+
+    area: str
+    drug: str
+    therapy: str | None = None
+    concentration: str | None = None
+    custom_concentration: Quantity | None = None
+    weight: Quantity | None = None
+    bsa: Quantity | None = None
+    dose: Quantity | None = None
+    rate: FlowRate | None = None
+    vtbi: Volume | None = None
+    bolus_dose: Quantity | None = None
+    bolus_rate: Quantity | None = None
+    bolus_duration: Duration | None = None
+    loading_dose: Quantity | None = None
+    loading_rate: Quantity | None = None
+    loading_duration: Duration | None = None
+    duration: Duration | None = None
+    interval: Duration | None = None
+    pca_demand_dose: Quantity | None = None
+    pca_lockout: Duration | None = None
+    pca_basal_rate: Quantity | None = None
+    pca_limit_1h: Quantity | None = None
+    pca_limit_4h: Quantity | None = None
+
+    def __post_init__(self) -> None:
+        if self.concentration is not None and self.custom_concentration is not None:
+            raise ProgramError("program.concentration", "either a standard or a custom concentration, not both")
+        for name, _ in _INPUTS:
+            value = getattr(self, name)
+            if value is not None and _magnitude(value) < 0:
+                raise ProgramError(f"program.{name}", "must not be negative")
+
+
+def _magnitude(value: Quantity | FlowRate | Volume | Duration) -> Fraction | int:
+    if isinstance(value, Quantity):
+        return value.value
+    if isinstance(value, FlowRate):
+        return value.nl_per_h
+    return value.nl if isinstance(value, Volume) else value.us
+
+
+_F = LimitField
+# request attribute -> the limit it is checked against
+_INPUTS: Final = (
+    ("weight", _F.WEIGHT),
+    ("bsa", _F.BSA),
+    ("custom_concentration", _F.CONCENTRATION),
+    ("dose", _F.DOSE),
+    ("rate", _F.RATE),
+    ("vtbi", _F.VTBI),
+    ("bolus_dose", _F.BOLUS_DOSE),
+    ("bolus_rate", _F.BOLUS_RATE),
+    ("bolus_duration", _F.BOLUS_DURATION),
+    ("loading_dose", _F.LOADING_DOSE),
+    ("loading_rate", _F.LOADING_RATE),
+    ("loading_duration", _F.LOADING_DURATION),
+    ("duration", _F.DURATION),
+    ("interval", _F.INTERVAL),
+    ("pca_demand_dose", _F.PCA_DEMAND_DOSE),
+    ("pca_lockout", _F.PCA_LOCKOUT),
+    ("pca_basal_rate", _F.PCA_BASAL_RATE),
+    ("pca_limit_1h", _F.PCA_LIMIT_1H),
+    ("pca_limit_4h", _F.PCA_LIMIT_4H),
+)
+# fields entered as the pump's integer types: (unit of the integer's scale, integer units per that unit)
+_INTEGER_FIELDS: Final[dict[LimitField, tuple[Unit, int]]] = {
+    _F.RATE: (_ML_PER_H, NL_PER_ML),
+    _F.VTBI: (_ML, NL_PER_ML),
+    _F.BOLUS_DURATION: (_S, US_PER_S),
+    _F.LOADING_DURATION: (_S, US_PER_S),
+    _F.DURATION: (_S, US_PER_S),
+    _F.INTERVAL: (_S, US_PER_S),
+    _F.PCA_LOCKOUT: (_S, US_PER_S),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledLimit:
+    """One field's limits as exact numbers in the check's unit: ``base`` scaled by ``scale``.
+
+    For an integer field ``base``/``scale`` are e.g. mL/h and 10**6 (so the numbers are nL/h); for a
+    quantity field ``base`` is the library's unit and ``scale`` is 1. ``display`` is the library's unit.
+    """
+
+    field: LimitField
+    display: Unit
+    base: Unit
+    scale: int
+    soft_min: Fraction | None
+    soft_max: Fraction | None
+    hard_min: Fraction | None
+    hard_max: Fraction | None
+
+    @classmethod
+    def of(cls, field: LimitField, bounds: Bounds | None, cap: Quantity | None = None) -> CompiledLimit:
+        """Compile ``bounds`` (may be None when only ``cap``, a care-area hard maximum, applies)."""
+        display = bounds.unit if bounds is not None else (cap.unit if cap is not None else _ML_PER_H)
+        base, scale = _INTEGER_FIELDS.get(field, (display, 1))
+
+        def number(q: Quantity | None) -> Fraction | None:
+            return None if q is None else q.to(base).value * scale
+
+        hard_max = number(bounds.hard_max if bounds else None)
+        capped = number(cap)
+        if capped is not None and (hard_max is None or capped < hard_max):
+            hard_max = capped
+        return cls(
+            field,
+            display,
+            base,
+            scale,
+            number(bounds.soft_min if bounds else None),
+            number(bounds.soft_max if bounds else None),
+            number(bounds.hard_min if bounds else None),
+            hard_max,
+        )
+
+    def check(self, value: Quantity | FlowRate | Volume | Duration, name: str) -> LimitFinding | None:
+        """The limit ``value`` crosses (hard before soft), or None."""
+        v: Fraction | int
+        if isinstance(value, Quantity):
+            u = value.unit
+            if u.code == self.base.code and u.dim == self.base.dim:
+                v = value.value
+            elif u.dim == self.base.dim:
+                v = value.value * u.factor / self.base.factor
+            else:
+                raise ProgramError(
+                    f"program.{name}", f"{u.code!r} cannot be checked against the library's {self.display.code!r}"
+                )
+        else:
+            v = _magnitude(value)
+        if self.hard_max is not None and v > self.hard_max:
+            return self._finding(LimitKind.HARD, BoundSide.UPPER, v, self.hard_max)
+        if self.hard_min is not None and v < self.hard_min:
+            return self._finding(LimitKind.HARD, BoundSide.LOWER, v, self.hard_min)
+        if self.soft_max is not None and v > self.soft_max:
+            return self._finding(LimitKind.SOFT, BoundSide.UPPER, v, self.soft_max)
+        if self.soft_min is not None and v < self.soft_min:
+            return self._finding(LimitKind.SOFT, BoundSide.LOWER, v, self.soft_min)
+        return None
+
+    def _finding(self, kind: LimitKind, bound: BoundSide, v: Fraction | int, limit: Fraction) -> LimitFinding:
+        def shown(x: Fraction | int) -> Quantity:
+            return Quantity(Fraction(x) / self.scale, self.base).to(self.display)
+
+        return LimitFinding(self.field, kind, bound, shown(v), shown(limit))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEntry:
+    """One (care area, drug, therapy) entry, ready to check."""
+
+    area: str
+    drug: str
+    therapy: str | None
+    display_name: str
+    high_alert: bool
+    advisory: str | None
+    concentrations: frozenset[str]
+    custom_concentration: bool
+    needs_concentration: bool
+    needs_weight: bool
+    needs_bsa: bool
+    limits: Mapping[LimitField, CompiledLimit]
+
+    @classmethod
+    def of(cls, drug: Drug, entry: Entry, area: CareArea) -> CompiledEntry:
+        limits = {f: CompiledLimit.of(f, b) for f, b in entry.limits}
+        limits[_F.RATE] = CompiledLimit.of(_F.RATE, entry.limit(_F.RATE), area.max_rate)
+        if area.max_vtbi is not None or entry.limit(_F.VTBI) is not None:
+            limits[_F.VTBI] = CompiledLimit.of(_F.VTBI, entry.limit(_F.VTBI), area.max_vtbi)
+        if area.weight is not None:
+            limits[_F.WEIGHT] = CompiledLimit.of(_F.WEIGHT, area.weight)
+        if area.bsa is not None:
+            limits[_F.BSA] = CompiledLimit.of(_F.BSA, area.bsa)
+        shapes = [shape_of(entry.dose_unit), *(shape_of(b.unit) for _, b in entry.limits)]
+        bases = {s.basis for s in shapes if s is not None}
+        return cls(
+            area=area.id,
+            drug=drug.id,
+            therapy=entry.therapy,
+            display_name=drug.display_name,
+            high_alert=drug.high_alert,
+            advisory=entry.advisory or drug.advisory,
+            concentrations=frozenset(c.key for c in entry.concentrations),
+            custom_concentration=entry.custom_concentration,
+            needs_concentration=not entry.rate_only,
+            needs_weight=Basis.WEIGHT in bases,
+            needs_bsa=Basis.BSA in bases,
+            limits=MappingProxyType(limits),
+        )
+
+    def check_selection(self, request: DersRequest) -> None:
+        """Refuse a request that does not fit the entry: concentration, weight or BSA missing or unknown."""
+        where = f"{self.display_name} in {self.area}"
+        if request.concentration is not None and request.concentration not in self.concentrations:
+            known = ", ".join(sorted(self.concentrations)) or "none"
+            raise ProgramError("program.concentration", f"not a standard concentration of {where} ({known})")
+        if request.custom_concentration is not None and not self.custom_concentration:
+            raise ProgramError("program.custom_concentration", f"custom concentrations are not allowed for {where}")
+        if self.needs_concentration and request.concentration is None and request.custom_concentration is None:
+            raise ProgramError("program.concentration", f"choose a concentration of {where}")
+        if self.needs_weight and request.weight is None:
+            raise ProgramError("program.weight", f"dosing of {where} is per kg: the patient's weight is needed")
+        if self.needs_bsa and request.bsa is None:
+            raise ProgramError("program.bsa", f"dosing of {where} is per m2: the patient's BSA is needed")
+
+
+@dataclass(frozen=True, slots=True)
+class DersIndex:
+    """A library compiled for the check: entries by (care area, drug, therapy), and override reasons."""
+
+    entries: Mapping[tuple[str, str, str | None], CompiledEntry]
+    override_reasons: tuple[str, ...]
+
+    @classmethod
+    def build(cls, library: Library) -> DersIndex:
+        areas = {a.id: a for a in library.care_areas}
+        entries = {(e.area, d.id, e.therapy): CompiledEntry.of(d, e, areas[e.area]) for d, e in library.entries()}
+        return cls(MappingProxyType(entries), library.override_reasons)
+
+    def entry(self, area: str, drug: str, therapy: str | None = None) -> CompiledEntry:
+        found = self.entries.get((area, drug, therapy))
+        if found is None:
+            label = drug if therapy is None else f"{drug} ({therapy})"
+            raise ProgramError("program.drug", f"{label} has no entry in care area {area!r} of the active library")
+        return found
+
+    def check(self, request: DersRequest) -> DersResult:
+        """Check every value of ``request`` against its entry's limits (pure; no unit parsing)."""
+        entry = self.entry(request.area, request.drug, request.therapy)
+        entry.check_selection(request)
+        findings = []
+        limits = entry.limits
+        for name, field in _INPUTS:
+            value = getattr(request, name)
+            if value is not None:
+                limit = limits.get(field)
+                if limit is not None:
+                    finding = limit.check(value, name)
+                    if finding is not None:
+                        findings.append(finding)
+        verdict = Verdict.OK
+        for f in findings:
+            if f.kind is LimitKind.HARD:
+                verdict = Verdict.HARD
+                break
+            verdict = Verdict.SOFT
+        return DersResult(entry.area, entry.drug, entry.therapy, tuple(findings), verdict)
+
+    def authorize(self, result: DersResult, override_reason: str | None = None) -> Decision:
+        """Apply the policy: OK proceeds; SOFT needs a listed override reason; HARD never proceeds."""
+        crossed = "; ".join(str(f) for f in result.findings)
+        if result.verdict is Verdict.HARD:
+            return Decision(False, f"blocked by a hard limit: {crossed}")
+        if result.verdict is Verdict.OK:
+            return Decision(True, "within limits")
+        if override_reason is None:
+            return Decision(False, f"soft limit crossed, override with a reason needed: {crossed}")
+        if override_reason not in self.override_reasons:
+            return Decision(False, f"override reason {override_reason!r} is not in the library's list")
+        return Decision(True, f"soft limit overridden: {crossed}", override_reason)
+
+
+# --- the library slot: verify, stage, activate -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedLibrary:
+    """A verified library in the pump: its identity and its compiled index."""
+
+    identity: LibraryIdentity
+    index: DersIndex
+
+
+class LibraryEventKind(Enum):
+    """What happened to a received library (named as the event log's kinds)."""
+
+    REJECTED = "library_rejected"
+    STAGED = "library_staged"
+    ACTIVATED = "library_activated"
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryEvent:
+    """A library transition to show and log: what, which library (None if refused unread), and why."""
+
+    kind: LibraryEventKind
+    identity: LibraryIdentity | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LibrarySlot:
+    """The pump's libraries: the active one (used by every check) and at most one staged to replace it."""
+
+    active: LoadedLibrary | None = None
+    staged: LoadedLibrary | None = None
+
+    def receive(self, package: bytes, trusted_keys: Sequence[Ed25519PublicKey]) -> tuple[LibrarySlot, LibraryEvent]:
+        """Verify ``package``; stage it if it verifies, else keep everything as it is and say why."""
+        try:
+            library, identity = load_package(package, trusted_keys)
+        except IntegrityError as e:
+            return self, LibraryEvent(LibraryEventKind.REJECTED, None, str(e))
+        loaded = LoadedLibrary(identity, DersIndex.build(library))
+        event = LibraryEvent(LibraryEventKind.STAGED, identity, "verified; activates when no infusion is running")
+        return replace(self, staged=loaded), event
+
+    def activate(self, infusing: bool) -> tuple[LibrarySlot, LibraryEvent | None]:
+        """Make the staged library active if there is one and no infusion is running on the pump."""
+        if self.staged is None or infusing:
+            return self, None
+        event = LibraryEvent(LibraryEventKind.ACTIVATED, self.staged.identity, "no infusion running")
+        return LibrarySlot(active=self.staged, staged=None), event
