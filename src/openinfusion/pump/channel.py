@@ -624,10 +624,11 @@ class Channel:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
-        if self.state in {ChannelState.PROGRAMMING, ChannelState.READY, ChannelState.PAUSED}:
-            due.append(max(t.state_since + s.callback, now + MIN_MOVE))
+        waiting = self.state in {ChannelState.PROGRAMMING, ChannelState.READY, ChannelState.PAUSED}
+        timers = [t.state_since + s.callback] if waiting else []
         if t.titration_since is not None:
-            due.append(max(t.titration_since + s.titration_timeout, now + MIN_MOVE))
+            timers.append(t.titration_since + s.titration_timeout)
+        due += [at for at in timers if at > now]  # a timer already due has raised its alarm
         left = self.time_left()
         if self.state is ChannelState.INFUSING and left is not None and not t.near_end_raised:
             due.append(now + max(left - s.near_end.lead, MIN_MOVE))

@@ -159,7 +159,7 @@ class Pump:
         self._power(now)
         due = [now + Duration(window.us // 2)]
         for ch in self.channels:
-            due.append(ch.service(now))
+            due.append(self._guarded(ch, now))
         for verdict in self.monitor.update(now):
             ch = self.channels[verdict.channel]
             detail = f"{verdict.check.id}: {verdict.detail}"
@@ -179,6 +179,22 @@ class Pump:
         if self._post_due is not None:
             due.append(self._post_due)
         return min(due)
+
+    def _guarded(self, ch: Channel, now: Instant) -> Instant:
+        """Service ``ch``; a failure inside the core or a device driver is a SYSTEM_FAULT (failsafe),
+        never an exception that leaves the motor running."""
+        try:
+            return ch.service(now)
+        except Exception as e:
+            ch.hw.motor.stop()
+            detail = f"{type(e).__name__}: {e}"
+            self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, ch.index, now, detail[:200]))
+            if ch.state is not ChannelState.FAILSAFE:
+                try:
+                    ch.fire(ChannelEvent.FAULT, now)
+                except Exception:
+                    ch.state = ChannelState.FAILSAFE
+            return now + Duration(self.hw.watchdog.window.us // 2)
 
     def _power(self, now: Instant) -> None:
         status = self.hw.power.status()
