@@ -187,8 +187,8 @@ class Pump:
             return ch.service(now)
         except Exception as e:
             ch.hw.motor.stop()
-            detail = f"{type(e).__name__}: {e}"
-            self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, ch.index, now, detail[:200]))
+            detail = f"channel {ch.index + 1}: {type(e).__name__}: {e}"
+            self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, None, now, detail[:200]))
             if ch.state is not ChannelState.FAILSAFE:
                 try:
                     ch.fire(ChannelEvent.FAULT, now)

@@ -14,6 +14,10 @@ PX4's failsafe framework): each row has an ID, the condition, the response, its 
 the alarm it raises. Responses are ordered and the worst one wins; every check here responds
 with FAILSAFE, which only a power cycle clears (OI-SAFE-3).
 
+The monitor sees the shaft at each service. Reverse motion is judged against the furthest point it
+has seen (SM-5); a reversal that starts and ends between two of its looks shows as a shortfall
+against the authorised volume instead (SM-3). Either forces failsafe.
+
 Tolerances are stated per check. Volume checks compare cumulative totals since the program was
 authorised with ``max(absolute, relative * expected)``; the relative figure is the GPCA
 ``Tolerance_Min`` of 5 % (gpca-requirements.yaml, UMN-GPCA-CONST; standards-and-safety.md §1.3).
@@ -106,6 +110,7 @@ class _Watch:
     issued0: int = 0
     counts0: int = 0
     reverse_allowance: Volume = Volume(0)
+    peak_nl: int = 0  # furthest displaced volume seen since the program started
     tripped: bool = False
 
 
@@ -183,8 +188,10 @@ class SafetyMonitor:
         measured = self.measured(i)
         expected = Volume(w.expected_nl)
         margin = max(tol.volume_absolute.nl, int(abs(w.expected_nl) * tol.volume_relative))
-        if measured.nl < -w.reverse_allowance.nl - tol.volume_absolute.nl:  # more withdrawn than ever pushed
-            return Verdict(i, REVERSE_DELIVERY, f"withdrew {Volume(-measured.nl)}, allowed {w.reverse_allowance}")
+        w.peak_nl = max(w.peak_nl, measured.nl)
+        withdrawn = w.peak_nl - measured.nl  # reverse motion since the furthest point reached
+        if withdrawn > w.reverse_allowance.nl + tol.volume_absolute.nl:
+            return Verdict(i, REVERSE_DELIVERY, f"withdrew {Volume(withdrawn)}, allowed {w.reverse_allowance}")
         if measured.nl - expected.nl > margin:
             check = OVER_INFUSION if w.expected_nl > 0 or w.rate.nl_per_h > 0 else UNAUTHORISED_MOTION
             return Verdict(i, check, f"measured {measured}, authorised {expected}")
