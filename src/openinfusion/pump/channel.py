@@ -122,13 +122,23 @@ class _Suspended:
     program: Program | None = None  # set when a secondary replaced the active program
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Counters:
-    """Volumes of the current program (integer nL): program volume, KVO volume, total displaced."""
+    """Volumes since the program started, integer nL.
+
+    ``delivered`` is the primary program's volume (loading, maintenance, steps, boluses and PCA doses: all
+    from its container, so all count towards its VTBI); ``secondary`` came from the piggyback container;
+    ``kvo`` ran after the VTBI completed; ``displaced`` is everything the mechanism moved, net of back-off.
+    """
 
     delivered: Volume = Volume(0)
+    secondary: Volume = Volume(0)
     kvo: Volume = Volume(0)
     displaced: Volume = Volume(0)
+
+    @property
+    def total(self) -> Volume:
+        return self.delivered + self.secondary + self.kvo
 
 
 @dataclass(slots=True)
@@ -177,7 +187,6 @@ class Channel:
         self.counters = Counters()
         self.pca: PcaLedger | None = None
         self.timers = _Timers(state_since=now, last_service=now)
-        self._kvo_from = Volume(0)
         self._trace: list[tuple[Instant, Volume]] = [(now, Volume(0))]
         self._occlusion_pressure: tuple[float, float] | None = None
         self._rising = False
@@ -289,7 +298,7 @@ class Channel:
                 self.controller.set_origin(steps + move.steps)
                 self.monitor.authorise(self.index, now, FlowRate(0), self.cal.volume_at(move.steps))
                 self.timers.backoff_until = now + SLACK_TIME
-            self._begin_next(now, self.counters.delivered)
+            self._begin_next(now, self._measured())
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
@@ -360,6 +369,7 @@ class Channel:
         if remaining is not None:
             payload.check_against(remaining)
         self._interrupt(now, (payload.segment(),), None)
+        _deduct(self.stack[-1], payload.volume)  # the bolus comes from the same container: it counts towards VTBI
         self._log(now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(payload.rate))
 
     def _insert_secondary(self, payload: Payload, now: Instant) -> None:
@@ -417,8 +427,8 @@ class Channel:
     def _start_kvo(self, now: Instant) -> None:
         assert self.program is not None
         rate = kvo_rate_for(self.program, self.settings.kvo)
-        self._kvo_from = self._measured()
-        base = self.controller.carry_into(self.tracker, self._kvo_from) if self.tracker else self._kvo_from
+        measured = self._measured()
+        base = self.controller.carry_into(self.tracker, measured) if self.tracker else measured
         self.segment = Segment(kind=SegmentKind.PRIMARY, rate=rate, label="KVO")
         self.tracker = SegmentTracker(rate=rate, limit=None, duration=None, base=base)
         self.monitor.authorise(self.index, now, rate)
@@ -475,11 +485,18 @@ class Channel:
             self._trace = [*self._trace[-63:], (now, Volume(max(c.displaced.nl, last_v.nl)))]
 
     def live_counters(self) -> Counters:
-        """The volume counters as the encoder stands now (between services too), exact in nL."""
+        """The counters as the encoder stands now (between services too), exact in nL.
+
+        Motion since the last service belongs to what was running then: segments change only at services.
+        """
+        c = self.counters
         measured = self._measured()
+        delta = measured.nl - c.displaced.nl
         if self.state is ChannelState.KVO:
-            return Counters(self.counters.delivered, Volume(max(measured.nl - self._kvo_from.nl, 0)), measured)
-        return Counters(Volume(max(measured.nl - self.counters.kvo.nl, 0)), self.counters.kvo, measured)
+            return replace(c, kvo=Volume(max(c.kvo.nl + delta, 0)), displaced=measured)
+        if self.segment is not None and self.segment.kind is SegmentKind.SECONDARY:
+            return replace(c, secondary=Volume(max(c.secondary.nl + delta, 0)), displaced=measured)
+        return replace(c, delivered=Volume(max(c.delivered.nl + delta, 0)), displaced=measured)
 
     def remaining(self) -> Volume | None:
         """Programmed volume still to infuse (None when the program has no VTBI)."""
@@ -558,6 +575,8 @@ class Channel:
         filtered = verdict.pressure_mmhg
         self._rising = self.state in DELIVERING and filtered is not None and filtered >= wake
         self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
+        vacuum = float(self.settings.occlusion.upstream_mmhg)
+        self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)
 
     def _react(self, now: Instant) -> None:
         if self.state is ChannelState.FAILSAFE:
@@ -674,6 +693,22 @@ class Channel:
 
     def _log(self, now: Instant, kind: EventKind, **data: JsonValue) -> None:
         self.log.append(now, kind, self.index, **data)
+
+
+def _deduct(held: _Suspended, volume: Volume) -> None:
+    """Take ``volume`` off what remains of an interrupted plan (its segment first, then the rest, in order)."""
+    left = volume.nl
+
+    def cut(segment: Segment | None) -> Segment | None:
+        nonlocal left
+        if segment is None or segment.volume is None or left == 0:
+            return segment
+        take = min(left, segment.volume.nl)
+        left -= take
+        return replace(segment, volume=Volume(segment.volume.nl - take)) if segment.volume.nl > take else None
+
+    held.segment = cut(held.segment)
+    held.rest = [kept for kept in map(cut, held.rest) if kept is not None]
 
 
 def _titrated_kinds(program: Program) -> frozenset[SegmentKind]:

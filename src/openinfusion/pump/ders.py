@@ -6,7 +6,8 @@ exact ``Fraction`` (integer nL/h for rates, nL for volumes, us for times, the li
 doses and concentrations) and folds the care area's caps in (its maximum rate and VTBI become hard
 upper limits; its weight and BSA limits become limits of the entry). The check itself,
 :meth:`DersIndex.check`, then parses nothing: it looks the entry up, converts each entered value by
-one exact factor (none when the unit is the library's) and compares. It is pure and deterministic.
+one exact factor (none when the unit is the library's) and compares; a unit of another dimension is
+refused, never guessed (OI-UNIT-1). It is pure and deterministic.
 
 Outcome. :class:`DersResult` lists each limit crossed (:class:`LimitFinding`: field, soft or hard,
 lower or upper, entered value and limit in the library's unit) and a :class:`Verdict`: OK, SOFT (may
@@ -15,7 +16,7 @@ shown). Beyond a hard limit, only the hard finding is reported. :meth:`DersIndex
 that policy (OI-DERS-3). The caller runs the check again on every titration, bolus and secondary
 program (OI-DERS-4); the check is cheap enough for that (``benchmarks/bench_ders.py``).
 
-Library slot (OI-DERS-2, -5, -6). :class:`LibrarySlot` holds the active library and at most one staged
+Library slot (OI-DERS-2, OI-DERS-5, OI-DERS-6). :class:`LibrarySlot` holds the active library and at most one staged
 one. :meth:`LibrarySlot.receive` verifies a package (signature, hash, schema: ``druglib.package``); a
 refused package leaves the slot unchanged and returns the reason to log. A verified one is staged and
 becomes active only through :meth:`LibrarySlot.activate` while no infusion runs. Every transition
@@ -174,16 +175,24 @@ _INPUTS: Final = (
     ("pca_limit_1h", _F.PCA_LIMIT_1H),
     ("pca_limit_4h", _F.PCA_LIMIT_4H),
 )
-# fields entered as the pump's integer types: (unit of the integer's scale, integer units per that unit)
-_INTEGER_FIELDS: Final[dict[LimitField, tuple[Unit, int]]] = {
-    _F.RATE: (_ML_PER_H, NL_PER_ML),
-    _F.VTBI: (_ML, NL_PER_ML),
-    _F.BOLUS_DURATION: (_S, US_PER_S),
-    _F.LOADING_DURATION: (_S, US_PER_S),
-    _F.DURATION: (_S, US_PER_S),
-    _F.INTERVAL: (_S, US_PER_S),
-    _F.PCA_LOCKOUT: (_S, US_PER_S),
+# fields entered as the pump's integer types: (the integer's type, the unit it counts in, integers per unit)
+_INTEGER_FIELDS: Final[dict[LimitField, tuple[type, Unit, int]]] = {
+    _F.RATE: (FlowRate, _ML_PER_H, NL_PER_ML),
+    _F.VTBI: (Volume, _ML, NL_PER_ML),
+    _F.BOLUS_DURATION: (Duration, _S, US_PER_S),
+    _F.LOADING_DURATION: (Duration, _S, US_PER_S),
+    _F.DURATION: (Duration, _S, US_PER_S),
+    _F.INTERVAL: (Duration, _S, US_PER_S),
+    _F.PCA_LOCKOUT: (Duration, _S, US_PER_S),
 }
+
+
+def _as_quantity(value: Quantity | FlowRate | Volume | Duration) -> Quantity:
+    if isinstance(value, Quantity):
+        return value
+    if isinstance(value, Duration):
+        return Quantity(value.seconds, _S)
+    return value.quantity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +207,7 @@ class CompiledLimit:
     display: Unit
     base: Unit
     scale: int
+    native: type | None  # the pump type whose integer is already in check units (FlowRate for rate), if any
     soft_min: Fraction | None
     soft_max: Fraction | None
     hard_min: Fraction | None
@@ -207,7 +217,7 @@ class CompiledLimit:
     def of(cls, field: LimitField, bounds: Bounds | None, cap: Quantity | None = None) -> CompiledLimit:
         """Compile ``bounds`` (may be None when only ``cap``, a care-area hard maximum, applies)."""
         display = bounds.unit if bounds is not None else (cap.unit if cap is not None else _ML_PER_H)
-        base, scale = _INTEGER_FIELDS.get(field, (display, 1))
+        native, base, scale = _INTEGER_FIELDS.get(field, (None, display, 1))
 
         def number(q: Quantity | None) -> Fraction | None:
             return None if q is None else q.to(base).value * scale
@@ -221,6 +231,7 @@ class CompiledLimit:
             display,
             base,
             scale,
+            native,
             number(bounds.soft_min if bounds else None),
             number(bounds.soft_max if bounds else None),
             number(bounds.hard_min if bounds else None),
@@ -230,18 +241,20 @@ class CompiledLimit:
     def check(self, value: Quantity | FlowRate | Volume | Duration, name: str) -> LimitFinding | None:
         """The limit ``value`` crosses (hard before soft), or None."""
         v: Fraction | int
-        if isinstance(value, Quantity):
-            u = value.unit
+        if self.native is not None and isinstance(value, self.native):
+            v = _magnitude(value)  # nL/h, nL or us: the check's own numbers
+        else:
+            u = (q := _as_quantity(value)).unit
             if u.code == self.base.code and u.dim == self.base.dim:
-                v = value.value
+                v = q.value
             elif u.dim == self.base.dim:
-                v = value.value * u.factor / self.base.factor
+                v = q.value * u.factor / self.base.factor
             else:
                 raise ProgramError(
                     f"program.{name}", f"{u.code!r} cannot be checked against the library's {self.display.code!r}"
                 )
-        else:
-            v = _magnitude(value)
+            if self.scale != 1:
+                v *= self.scale
         if self.hard_max is not None and v > self.hard_max:
             return self._finding(LimitKind.HARD, BoundSide.UPPER, v, self.hard_max)
         if self.hard_min is not None and v < self.hard_min:
@@ -254,7 +267,8 @@ class CompiledLimit:
 
     def _finding(self, kind: LimitKind, bound: BoundSide, v: Fraction | int, limit: Fraction) -> LimitFinding:
         def shown(x: Fraction | int) -> Quantity:
-            return Quantity(Fraction(x) / self.scale, self.base).to(self.display)
+            in_base = Quantity(Fraction(x, self.scale), self.base)
+            return in_base if self.base is self.display else in_base.to(self.display)
 
         return LimitFinding(self.field, kind, bound, shown(v), shown(limit))
 
@@ -275,6 +289,7 @@ class CompiledEntry:
     needs_weight: bool
     needs_bsa: bool
     limits: Mapping[LimitField, CompiledLimit]
+    checks: tuple[tuple[str, CompiledLimit], ...]  # (request attribute, its limit), in the order of _INPUTS
 
     @classmethod
     def of(cls, drug: Drug, entry: Entry, area: CareArea) -> CompiledEntry:
@@ -301,6 +316,7 @@ class CompiledEntry:
             needs_weight=Basis.WEIGHT in bases,
             needs_bsa=Basis.BSA in bases,
             limits=MappingProxyType(limits),
+            checks=tuple((name, limits[f]) for name, f in _INPUTS if f in limits),
         )
 
     def check_selection(self, request: DersRequest) -> None:
@@ -344,15 +360,12 @@ class DersIndex:
         entry = self.entry(request.area, request.drug, request.therapy)
         entry.check_selection(request)
         findings = []
-        limits = entry.limits
-        for name, field in _INPUTS:
+        for name, limit in entry.checks:  # only the fields this entry limits
             value = getattr(request, name)
             if value is not None:
-                limit = limits.get(field)
-                if limit is not None:
-                    finding = limit.check(value, name)
-                    if finding is not None:
-                        findings.append(finding)
+                finding = limit.check(value, name)
+                if finding is not None:
+                    findings.append(finding)
         verdict = Verdict.OK
         for f in findings:
             if f.kind is LimitKind.HARD:
@@ -421,7 +434,7 @@ class LibrarySlot:
         return replace(self, staged=loaded), event
 
     def activate(self, infusing: bool) -> tuple[LibrarySlot, LibraryEvent | None]:
-        """Make the staged library active if there is one and no infusion is running on the pump."""
+        """Make the staged library active if there is one and no infusion is running on the pump (OI-DERS-6)."""
         if self.staged is None or infusing:
             return self, None
         event = LibraryEvent(LibraryEventKind.ACTIVATED, self.staged.identity, "no infusion running")

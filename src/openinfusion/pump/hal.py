@@ -111,11 +111,12 @@ class PressureSensor(Protocol):
         """All samples taken since the previous read, oldest first."""
         ...
 
-    def arm_wake(self, threshold_mmhg: float | None) -> None:
-        """Ask the driver to wake the core early when a sample exceeds ``threshold_mmhg``.
+    def arm_wake(self, threshold_mmhg: float | None, below_mmhg: float | None = None) -> None:
+        """Ask the driver to wake the core at the first sample above ``threshold_mmhg`` or below ``below_mmhg``.
 
-        This is the ADC's analogue watchdog: it lets the core sleep through steady infusion and
-        still see a pressure rise at once. ``None`` disarms it.
+        This is the ADC's analogue watchdog (a window): it lets the core sleep through steady infusion and
+        still see a pressure rise (downstream occlusion) or a vacuum (upstream occlusion) at once. It is
+        one-shot: after it fires it stays off until armed again. ``None`` disarms that side.
         """
         ...
 

@@ -111,6 +111,8 @@ class ChannelSeries:
         if not parts:
             empty = np.zeros(0, dtype=np.float64)
             return ChannelSeries(empty, empty, empty, empty, empty, np.zeros(0, dtype=np.int64))
+        if len(parts) == 1:
+            return parts[0]
         return ChannelSeries(*(np.concatenate([getattr(p, f) for p in parts]) for f in _SERIES_FIELDS))
 
     def items(self) -> list[tuple[str, F64 | I64]]:
@@ -128,7 +130,7 @@ class _Bubble:
     estimate_nl: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Block:
     """A tentatively integrated block: arrays at the sample times ``t_us``."""
 

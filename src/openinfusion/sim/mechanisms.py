@@ -156,7 +156,7 @@ class SyringeMechanism:
         self._pos = 0
         self._pusher_m = -self._backlash_m * (0.5 + e_play / 6.0)
         self._deflection_m = 0.0
-        self._last_motion_us = 0
+        self._last_motion_us = -p.rest_time.us  # loaded and at rest: the first start needs breakaway
         self._y_ref_m = self._pusher_m
         self._y_end_m = self._y_ref_m + fill_m3 / self.area_m2
         end_screw_m = self._y_end_m + self._glide_m + self._backlash_m

@@ -68,6 +68,7 @@ class VirtualPressureSensor:
         self._first_k = 0
         self._faulty = False
         self._threshold: float | None = None
+        self._low: float | None = None
         self.last_mmhg = 0.0
         self.stuck: StuckPressureSensor | None = None
         self._stuck_mmhg = 0.0
@@ -88,9 +89,10 @@ class VirtualPressureSensor:
         self._chunks, self._count, self._faulty = [], 0, False
         return batch
 
-    def arm_wake(self, threshold_mmhg: float | None) -> None:
-        """Wake the core at the first sample reading above ``threshold_mmhg`` (None disarms)."""
+    def arm_wake(self, threshold_mmhg: float | None, below_mmhg: float | None = None) -> None:
+        """Wake the core at the first sample above ``threshold_mmhg`` or below ``below_mmhg`` (None: off)."""
         self._threshold = None if threshold_mmhg is None else float(threshold_mmhg)
+        self._low = None if below_mmhg is None else float(below_mmhg)
 
     @property
     def armed_threshold_mmhg(self) -> float | None:
@@ -112,23 +114,32 @@ class VirtualPressureSensor:
         p = self.params
         if self.stuck is not None:
             return np.full(true_pa.shape, self._stuck_mmhg)
-        analog = self.offset_mmhg + (self.gain / PA_PER_MMHG) * true_pa
-        if p.noise_sd_mmhg > 0:
-            analog += p.noise_sd_mmhg * self._noise.take(k0, true_pa.shape[0])
-        if self.drift is not None:
-            analog += self.drift.rate_mmhg_per_h * ((t_us - self._drift_since_us) / US_PER_H)
         lsb = p.lsb_mmhg
-        codes = np.minimum(np.maximum(np.rint((analog - p.range_low_mmhg) / lsb), 0.0), self._top_code)
-        readings: F64 = p.range_low_mmhg + codes * lsb
-        return readings
+        # In ADC codes, in place (this runs for every sample of every block).
+        codes = true_pa * (self.gain / PA_PER_MMHG / lsb)
+        codes += (self.offset_mmhg - p.range_low_mmhg) / lsb
+        if p.noise_sd_mmhg > 0:
+            codes += (p.noise_sd_mmhg / lsb) * self._noise.take(k0, true_pa.shape[0])
+        if self.drift is not None:
+            codes += (self.drift.rate_mmhg_per_h / lsb) * ((t_us - self._drift_since_us) / US_PER_H)
+        np.rint(codes, out=codes)
+        np.maximum(codes, 0.0, out=codes)
+        np.minimum(codes, self._top_code, out=codes)
+        codes *= lsb
+        codes += p.range_low_mmhg
+        return codes
 
     def wake_index(self, readings: F64) -> int | None:
-        """Index of the first reading above the armed threshold, or None."""
-        if self._threshold is None:
+        """Index of the first reading outside the armed window, or None."""
+        if self._threshold is None and self._low is None:
             return None
-        above = readings > self._threshold
-        i = int(np.argmax(above))
-        return i if above[i] else None
+        outside = np.zeros(readings.shape, dtype=bool)
+        if self._threshold is not None:
+            outside |= readings > self._threshold
+        if self._low is not None:
+            outside |= readings < self._low
+        i = int(np.argmax(outside))
+        return i if outside[i] else None
 
     def store(self, k0: int, readings: F64, fired: bool) -> None:
         """Buffer the kept samples ``k0..``; ``fired`` disarms the analogue watchdog that woke the core."""
@@ -142,7 +153,7 @@ class VirtualPressureSensor:
         self._faulty |= bool(readings.max() >= top) or (self.stuck is not None and self.stuck.self_detected)
         self.last_mmhg = float(readings[-1])
         if fired:
-            self._threshold = None
+            self._threshold = self._low = None
         while self._count > BUFFER_CAP:
             dropped = self._chunks.pop(0)
             self._count -= dropped.shape[0]

@@ -108,7 +108,7 @@ class VirtualPump:
 
     def channel(self, i: int) -> VirtualChannel:
         """Scenario controls and physics of channel ``i``."""
-        if not (isinstance(i, int) and 0 <= i < len(self._channels)):
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self._channels):
             raise ScenarioError("channel", f"no channel {i!r}; the pump has {len(self._channels)}")
         return self._channels[i]
 
