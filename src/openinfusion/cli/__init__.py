@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from openinfusion.cli import sim, statechart
 from openinfusion.cli import library as library_cli
+from openinfusion.cli import sim, statechart
 from openinfusion.cli import trace as trace_cli
 
 app = typer.Typer(
