@@ -39,6 +39,10 @@ class ProgramError(InputError):
     """An infusion program that cannot exist (negative rate, bolus beyond VTBI, ...)."""
 
 
+class DoseLimitError(InputError):
+    """A program outside a drug-library limit: a hard limit, or a soft limit without an override."""
+
+
 class ConfigError(InputError):
     """Invalid pump, channel or mechanism configuration."""
 

@@ -36,8 +36,10 @@ from typing import Final
 from openinfusion.errors import InputError, ProgramError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.delivery import DeliveryController, SegmentTracker
+from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
+from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.pca import PcaLedger, PcaProgram, decide_demand, frequent_requests
 from openinfusion.pump.programs import (
@@ -186,6 +188,9 @@ class Channel:
         self.stack: list[_Suspended] = []
         self.counters = Counters()
         self.pca: PcaLedger | None = None
+        self.selection: LibrarySelection | None = None  # the library entry the program came from
+        self.patient: Patient | None = None
+        self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
         self.timers = _Timers(state_since=now, last_service=now)
         self._trace: list[tuple[Instant, Volume]] = [(now, Volume(0))]
         self._occlusion_pressure: tuple[float, float] | None = None

@@ -341,12 +341,14 @@ class DersIndex:
 
     entries: Mapping[tuple[str, str, str | None], CompiledEntry]
     override_reasons: tuple[str, ...]
+    basic_areas: frozenset[str] = frozenset()  # care areas that allow basic (no-library) infusions
 
     @classmethod
     def build(cls, library: Library) -> DersIndex:
         areas = {a.id: a for a in library.care_areas}
         entries = {(e.area, d.id, e.therapy): CompiledEntry.of(d, e, areas[e.area]) for d, e in library.entries()}
-        return cls(MappingProxyType(entries), library.override_reasons)
+        basic = frozenset(a.id for a in library.care_areas if a.basic_infusion)
+        return cls(MappingProxyType(entries), library.override_reasons, basic)
 
     def entry(self, area: str, drug: str, therapy: str | None = None) -> CompiledEntry:
         found = self.entries.get((area, drug, therapy))

@@ -19,16 +19,22 @@ every channel in FAILSAFE with a SELF_TEST_FAILED alarm naming the failed items 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from openinfusion.errors import ConfigError, TransitionRefusedError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from openinfusion.druglib.package import LibraryIdentity as DrugLibraryIdentity
+from openinfusion.errors import ConfigError, DoseLimitError, ProgramError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
-from openinfusion.pump.channel import Channel, ChannelSettings
-from openinfusion.pump.eventlog import EventKind, EventLog, LibraryIdentity
+from openinfusion.pump.channel import Channel, ChannelSettings, describe
+from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, Verdict
+from openinfusion.pump.dosing import Patient
+from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity
 from openinfusion.pump.hal import PumpHardware
+from openinfusion.pump.library import LibrarySelection, bolus_request, check_context, request_for
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.programs import Bolus, Program, SecondaryProgram, Titration
 from openinfusion.pump.safety import SafetyMonitor, Tolerances
@@ -51,6 +57,7 @@ class PumpConfig:
 
     pump_id: str = "openinfusion-sim-1"
     channels: tuple[ChannelSettings, ...]
+    care_area: str | None = None  # the library care area (profile) the pump is set to
     battery_low: Duration = Duration.min(40)
     battery_stop: Duration = Duration.min(3)
     tolerances: Tolerances = Tolerances()
@@ -79,8 +86,8 @@ class Pump:
         hw: PumpHardware,
         calibrations: tuple[MechanismCalibration, ...],
         config: PumpConfig,
-        library: LibraryIdentity | None = None,
-        library_check: Callable[[], tuple[bool, str]] | None = None,
+        trusted_keys: Sequence[Ed25519PublicKey] = (),
+        library_package: bytes | None = None,
     ) -> None:
         if not (len(hw.channels) == len(calibrations) == len(config.channels)):
             raise ConfigError("pump.channels", "hardware, calibrations and settings must list the same channels")
@@ -88,7 +95,14 @@ class Pump:
         self.config = config
         self.cal = calibrations
         now = hw.clock.now()
-        self.log = EventLog(pump_id=config.pump_id, library=library)
+        self.trusted_keys = tuple(trusted_keys)
+        self.library = LibrarySlot()
+        stored: LibraryEvent | None = None
+        if library_package is not None:  # the library stored on the pump, verified as it loads
+            self.library, stored = self.library.receive(library_package, self.trusted_keys)
+            self.library, _ = self.library.activate(infusing=False)
+        active = self.library.active
+        self.log = EventLog(pump_id=config.pump_id, library=None if active is None else _log_identity(active.identity))
         self.alarms = AlarmManager(len(hw.channels), now)
         self.monitor = SafetyMonitor(hw.channels, calibrations, config.tolerances)
         self.channels = tuple(
@@ -105,7 +119,7 @@ class Pump:
             for i, ch in enumerate(hw.channels)
         )
         self.phase = Phase.OFF
-        self._library_check = library_check or (lambda: (True, "no library installed"))
+        self._stored_library = stored
         self._post: PowerOnSelfTest | None = None
         self._post_due: Instant | None = None
         self._last_service = now
@@ -117,11 +131,20 @@ class Pump:
         now = self.hw.clock.now()
         self.phase = Phase.SELF_TEST
         self._post = PowerOnSelfTest(self.hw, self.cal)
-        ok, detail = self._library_check()
+        ok, detail = self._library_integrity()
         self._post_due = self._post.begin(now, ok, detail)
         self._last_service = now
         self.hw.watchdog.kick(now)
         return self._post_due
+
+    def _library_integrity(self) -> tuple[bool, str]:
+        """The POST item for the stored drug library: verified (or absent), or why it was refused."""
+        event = self._stored_library
+        if event is None:
+            return True, "no library stored"
+        if event.kind is LibraryEventKind.REJECTED:
+            return False, event.reason
+        return True, str(event.identity)
 
     def _finish_post(self, now: Instant) -> None:
         assert self._post is not None
@@ -157,6 +180,7 @@ class Pump:
                 return self._post_due
             self._finish_post(now)
         self._power(now)
+        self._activate_library(now)
         due = [now + Duration(window.us // 2)]
         for ch in self.channels:
             due.append(self._guarded(ch, now))
@@ -217,6 +241,88 @@ class Pump:
         for e in events:
             self.log.append(e.t, e.log_kind, e.channel, **e.log_data())
 
+    # --- the drug library (OI-DERS-2, OI-DERS-5, OI-DERS-6) ------------------------------------------
+
+    @property
+    def library_identity(self) -> DrugLibraryIdentity | None:
+        """The active library's owner, name, version and hash (shown on the pump's screen)."""
+        return None if self.library.active is None else self.library.active.identity
+
+    def receive_library(self, package: bytes) -> LibraryEvent:
+        """A library package from the server: verified and staged, or refused (the active one stays)."""
+        self.service()
+        now = self.hw.clock.now()
+        self.library, event = self.library.receive(package, self.trusted_keys)
+        self._log_library(now, event)
+        self._activate_library(now)
+        return event
+
+    def _activate_library(self, now: Instant) -> None:
+        busy = any(ch.state not in _LIBRARY_FREE for ch in self.channels)
+        self.library, event = self.library.activate(infusing=busy)
+        if event is not None:
+            self._log_library(now, event)
+
+    def _log_library(self, now: Instant, event: LibraryEvent) -> None:
+        kind = {
+            LibraryEventKind.REJECTED: EventKind.LIBRARY_REJECTED,
+            LibraryEventKind.STAGED: EventKind.LIBRARY_STAGED,
+            LibraryEventKind.ACTIVATED: EventKind.LIBRARY_ACTIVATED,
+        }[event.kind]
+        identity: JsonValue = None if event.identity is None else dict(event.identity.to_json())
+        self.log.append(now, kind, None, library=identity, reason=event.reason)
+
+    def _gate(self, ch: Channel, now: Instant, request: Request, action: str) -> None:
+        """Run the DERS check for ``request`` on ``ch``; log it; raise if it may not proceed (OI-DERS-3/4)."""
+        active = self.library.active
+        library: JsonValue = None if active is None else dict(active.identity.to_json())
+        context: dict[str, JsonValue] = {"action": action, "library": library}
+        if request.program is not None:
+            context["program"] = describe(request.program)
+        if request.selection is None:
+            self._basic(ch, now, request, context)
+            return
+        if active is None:
+            raise ProgramError("program.selection", "no drug library is active on this pump")
+        if request.bolus is not None:
+            ders = bolus_request(request.selection, request.bolus, ch.patient)
+        else:
+            assert request.program is not None
+            ders = request_for(request.selection, request.program, request.patient or ch.patient)
+        try:
+            result = active.index.check(ders)
+        except ProgramError as e:
+            self.log.append(now, EventKind.EVENT_REFUSED, ch.index, event=action, reason=f"{e.where}: {e.why}")
+            raise
+        decision = active.index.authorize(result, request.override_reason)
+        outcome = "proceed" if decision.proceed else ("blocked" if result.verdict is Verdict.HARD else "needs_override")
+        after_alert = ch.alerted
+        self.log.append(
+            now, EventKind.DERS_CHECK, ch.index, **context, **check_context(ders, result),
+            outcome=outcome, after_alert=after_alert, why=decision.why,
+        )  # fmt: skip
+        if not decision.proceed:
+            ch.alerted = True
+            field = result.findings[0].field.value if result.findings else "program"
+            raise DoseLimitError(f"program.{field}", decision.why)
+        if decision.override_reason is not None:
+            self.log.append(
+                now, EventKind.DERS_OVERRIDE, ch.index, **context, reason=decision.override_reason,
+                findings=check_context(ders, result)["findings"],
+            )  # fmt: skip
+        ch.alerted = False
+
+    def _basic(self, ch: Channel, now: Instant, request: Request, context: dict[str, JsonValue]) -> None:
+        """A program without a library entry: allowed only where the care area allows it, with a reason."""
+        active = self.library.active
+        if active is not None:
+            area = self.config.care_area
+            if area is None or area not in active.index.basic_areas:
+                raise DoseLimitError("program.selection", f"basic infusions are disabled in care area {area!r}")
+            if not request.basic_reason or not request.basic_reason.strip():
+                raise ProgramError("program.basic_reason", "a basic (no-library) infusion needs a reason")
+        self.log.append(now, EventKind.BASIC_INFUSION, ch.index, **context, reason=request.basic_reason)
+
     # --- clinician actions ------------------------------------------------------------------------
 
     def _act(self, channel: int, event: ChannelEvent, payload: Program | Titration | Bolus | None = None) -> None:
@@ -232,15 +338,50 @@ class Pump:
         ch.fire(event, now, payload)
         ch.service(now)
 
-    def program(self, channel: int, program: Program) -> None:
-        """Enter ``program`` on ``channel`` (begins programming if needed); the channel becomes READY."""
-        ch = self.channels[channel] if 0 <= channel < len(self.channels) else None
-        if ch is not None and ch.state is not ChannelState.PROGRAMMING:
-            self._act(channel, ChannelEvent.BEGIN_PROGRAMMING)
+    def program(
+        self,
+        channel: int,
+        program: Program,
+        *,
+        selection: LibrarySelection | None = None,
+        patient: Patient | None = None,
+        override_reason: str | None = None,
+        basic_reason: str | None = None,
+    ) -> None:
+        """Enter ``program`` on ``channel``; the channel becomes READY.
+
+        With a library ``selection`` the DERS check runs first: a hard limit blocks, a soft limit needs
+        ``override_reason`` from the library's list (:class:`DoseLimitError` otherwise). Without one it is a
+        basic infusion: allowed only where the care area allows it, with ``basic_reason``.
+        """
+        ch = self._channel(channel)
+        self._ensure_programming(channel)
+        self._gate(
+            ch, self.hw.clock.now(),
+            Request(program, selection, patient, override_reason, basic_reason), "program",
+        )  # fmt: skip
         self._act(channel, ChannelEvent.ENTER_PROGRAM, program)
+        ch.selection, ch.patient = selection, patient
+
+    def _ensure_programming(self, channel: int) -> None:
+        if self._channel(channel).state is not ChannelState.PROGRAMMING:
+            self._act(channel, ChannelEvent.BEGIN_PROGRAMMING)
+
+    def _channel(self, channel: int) -> Channel:
+        if not 0 <= channel < len(self.channels):
+            raise ConfigError("channel", f"this pump has channels 1..{len(self.channels)}, not {channel + 1}")
+        return self.channels[channel]
 
     def begin_programming(self, channel: int) -> None:
         self._act(channel, ChannelEvent.BEGIN_PROGRAMMING)
+
+    def cancel_programming(self, channel: int) -> None:
+        """Abandon the program being entered; after a limit alert this is an averted error (DERS_CANCEL)."""
+        ch = self._channel(channel)
+        self._act(channel, ChannelEvent.CANCEL_PROGRAMMING)
+        if ch.alerted:
+            self.log.append(self.hw.clock.now(), EventKind.DERS_CANCEL, channel)
+            ch.alerted = False
 
     def start(self, channel: int) -> None:
         self._act(channel, ChannelEvent.START)
@@ -254,8 +395,13 @@ class Pump:
     def clear(self, channel: int) -> None:
         self._act(channel, ChannelEvent.CLEAR)
 
-    def titrate(self, channel: int, change: Titration) -> None:
-        """Enter a new rate or dose; it takes effect only on :meth:`confirm_titration` (OI-PROG-9)."""
+    def titrate(self, channel: int, change: Titration, *, override_reason: str | None = None) -> None:
+        """Enter a new rate or dose; checked against the library, effective only on :meth:`confirm_titration`."""
+        ch = self._channel(channel)
+        self.service()
+        if ch.selection is not None and ch.active is not None:
+            new = ch.active.titrated(change)
+            self._gate(ch, self.hw.clock.now(), Request(new, ch.selection, None, override_reason, None), "titration")
         self._act(channel, ChannelEvent.TITRATE, change)
 
     def confirm_titration(self, channel: int) -> None:
@@ -264,10 +410,29 @@ class Pump:
     def cancel_titration(self, channel: int) -> None:
         self._act(channel, ChannelEvent.CANCEL_TITRATION)
 
-    def bolus(self, channel: int, bolus: Bolus) -> None:
+    def bolus(self, channel: int, bolus: Bolus, *, override_reason: str | None = None) -> None:
+        """A clinician bolus from the running infusion, checked against the library's bolus limits."""
+        ch = self._channel(channel)
+        self.service()
+        if ch.selection is not None:
+            request = Request(None, ch.selection, None, override_reason, None, bolus)
+            self._gate(ch, self.hw.clock.now(), request, "bolus")
         self._act(channel, ChannelEvent.BOLUS, bolus)
 
-    def secondary(self, channel: int, program: SecondaryProgram) -> None:
+    def secondary(
+        self,
+        channel: int,
+        program: SecondaryProgram,
+        *,
+        selection: LibrarySelection | None = None,
+        override_reason: str | None = None,
+        basic_reason: str | None = None,
+    ) -> None:
+        """A piggyback infusion (its own drug, checked against its own library entry)."""
+        ch = self._channel(channel)
+        self.service()
+        request = Request(program, selection, ch.patient, override_reason, basic_reason)
+        self._gate(ch, self.hw.clock.now(), request, "secondary")
         self._act(channel, ChannelEvent.SECONDARY, program)
 
     def pca_demand(self, channel: int) -> None:
@@ -287,3 +452,23 @@ class Pump:
         self._record(result.events)  # a refusal is among them, with its reason
         self.service()
         return result.accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a DERS gate checks: a program (or a bolus) with its library selection and the clinician's answers."""
+
+    program: Program | None
+    selection: LibrarySelection | None
+    patient: Patient | None
+    override_reason: str | None
+    basic_reason: str | None
+    bolus: Bolus | None = None
+
+
+# A new library may activate only when every channel is in one of these states (OI-DERS-6).
+_LIBRARY_FREE: Final = frozenset({ChannelState.IDLE, ChannelState.COMPLETE, ChannelState.FAILSAFE})
+
+
+def _log_identity(identity: DrugLibraryIdentity) -> LibraryIdentity:
+    return LibraryIdentity(owner=identity.owner, version=identity.version, hash=identity.hash)

@@ -1,0 +1,182 @@
+"""The pump's side of dose error reduction: from a program and a library selection to a DERS request.
+
+The clinician programs from the library: care area -> drug (and therapy) -> concentration, then the
+dose or rate. :class:`LibrarySelection` records that choice; :func:`request_for` turns the program
+built from it into the :class:`~openinfusion.pump.ders.DersRequest` the check needs, field by field
+(dose, rate, VTBI, loading dose, duration, interval, weight/BSA, concentration, PCA settings), and
+:func:`bolus_request` does the same for a clinician bolus. The program's concentration must be the
+selected library concentration: a program mixed up with another bag is refused, never checked
+against the wrong limits.
+
+:func:`check_context` is what every DERS event in the log carries (ARCHITECTURE rule 6): the selection,
+the values checked, the findings and the verdict, so pharmacy analytics and what-if replays can read
+the log alone (OI-DERS-5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openinfusion.druglib.model import Concentration as LibraryConcentration
+from openinfusion.errors import ProgramError
+from openinfusion.pump.ders import DersRequest, DersResult
+from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.eventlog import JsonValue, encode_duration, encode_quantity, encode_rate, encode_volume
+from openinfusion.pump.pca import PcaProgram
+from openinfusion.pump.programs import (
+    Bolus,
+    ContinuousProgram,
+    DoseProgram,
+    IntermittentProgram,
+    MultistepProgram,
+    Program,
+    RampTaperProgram,
+    SecondaryProgram,
+    VolumeOverTimeProgram,
+)
+from openinfusion.units import Duration, FlowRate, Quantity, Volume
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LibrarySelection:
+    """What the clinician picked from the active library: care area, drug, therapy and concentration key."""
+
+    area: str
+    drug: str
+    therapy: str | None = None
+    concentration: str | None = None  # a standard concentration key, e.g. "400 mg/250 mL"
+
+    def __post_init__(self) -> None:
+        if not self.area.strip() or not self.drug.strip():
+            raise ProgramError("selection", "care area and drug are required")
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"area": self.area, "drug": self.drug, "therapy": self.therapy, "concentration": self.concentration}
+
+
+def concentration_key(conc: Concentration) -> str:
+    """The library key of a program's concentration (``"400 mg/250 mL"``)."""
+    return LibraryConcentration(conc.amount, conc.volume).key
+
+
+def _concentration(selection: LibrarySelection, program: Program) -> str | None:
+    conc = getattr(program, "concentration", None)
+    if not isinstance(conc, Concentration):
+        return selection.concentration
+    key = concentration_key(conc)
+    if selection.concentration is not None and selection.concentration != key:
+        raise ProgramError(
+            "program.concentration", f"the program's {key} is not the selected library concentration "
+            f"{selection.concentration}"
+        )  # fmt: skip
+    return key
+
+
+def _max_rate(rates: list[FlowRate]) -> FlowRate:
+    return max(rates, key=lambda r: r.nl_per_h)
+
+
+def request_for(selection: LibrarySelection, program: Program, patient: Patient | None) -> DersRequest:
+    """The DERS request for ``program`` programmed from ``selection`` (every value the library limits)."""
+    who = patient or Patient()
+    common: dict[str, object] = {
+        "area": selection.area,
+        "drug": selection.drug,
+        "therapy": selection.therapy,
+        "concentration": _concentration(selection, program),
+        "weight": who.weight,
+        "bsa": who.bsa,
+        "vtbi": program.planned_vtbi(),
+    }
+    match program:
+        case DoseProgram():
+            conv = program.conversion()
+            loading = program.loading
+            extra: dict[str, object] = {"dose": program.dose, "rate": conv.rate}
+            if loading is not None:
+                extra["loading_dose"] = loading.amount
+                if isinstance(loading.pace, Duration):
+                    extra["loading_duration"] = loading.pace
+                else:
+                    extra["loading_rate"] = loading.pace.quantity()
+        case PcaProgram():
+            common["vtbi"] = None
+            extra = {
+                "pca_demand_dose": program.demand_dose,
+                "pca_lockout": program.lockout,
+                "pca_basal_rate": program.basal,
+                "pca_limit_1h": program.limit_1h,
+                "pca_limit_4h": program.limit_4h,
+                "loading_dose": program.loading,
+            }
+        case VolumeOverTimeProgram():
+            extra = {"rate": program.primary_rate(), "duration": program.duration}
+        case IntermittentProgram():
+            extra = {"rate": program.rate, "interval": program.interval, "vtbi": program.dose_volume}
+        case MultistepProgram() | RampTaperProgram():
+            extra = {"rate": _max_rate([s.rate for s in program.plan()])}
+        case ContinuousProgram() | SecondaryProgram():
+            extra = {"rate": program.rate}
+        case _:
+            extra = {"rate": program.primary_rate()}
+    return DersRequest(**{**common, **extra})  # type: ignore[arg-type]
+
+
+def bolus_request(selection: LibrarySelection, bolus: Bolus, patient: Patient | None) -> DersRequest:
+    """The DERS request for a clinician bolus (its dose, or its volume when given as a volume)."""
+    who = patient or Patient()
+    dose: Quantity = bolus.amount if bolus.amount is not None else bolus.volume.quantity()
+    return DersRequest(
+        area=selection.area,
+        drug=selection.drug,
+        therapy=selection.therapy,
+        concentration=selection.concentration,
+        weight=who.weight,
+        bsa=who.bsa,
+        bolus_dose=dose,
+        bolus_rate=bolus.rate.quantity(),
+        bolus_duration=bolus.rate.time_for(bolus.volume),
+    )
+
+
+def check_context(request: DersRequest, result: DersResult) -> dict[str, JsonValue]:
+    """What a DERS log event records: the values checked, every limit crossed, and the verdict."""
+    values: dict[str, JsonValue] = {}
+    for name in DersRequest.__dataclass_fields__:
+        value = getattr(request, name)
+        if value is None or name in {"area", "drug", "therapy", "concentration"}:
+            continue
+        values[name] = _encode(value)
+    findings: list[JsonValue] = [
+        {
+            "field": f.field.value,
+            "kind": f.kind.value,
+            "bound": f.bound.value,
+            "entered": encode_quantity(f.entered),
+            "limit": encode_quantity(f.limit),
+        }
+        for f in result.findings
+    ]
+    return {
+        "selection": {
+            "area": request.area,
+            "drug": request.drug,
+            "therapy": request.therapy,
+            "concentration": request.concentration,
+        },
+        "values": values,
+        "findings": findings,
+        "verdict": result.verdict.name.lower(),
+    }
+
+
+def _encode(value: object) -> JsonValue:
+    if isinstance(value, Quantity):
+        return encode_quantity(value)
+    if isinstance(value, FlowRate):
+        return encode_rate(value)
+    if isinstance(value, Volume):
+        return encode_volume(value)
+    if isinstance(value, Duration):
+        return encode_duration(value)
+    return str(value)

@@ -1,0 +1,170 @@
+"""Dose error reduction enforced at the pump, end to end on virtual hardware (issue 5, item 5)."""
+
+import dataclasses
+import datetime
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openinfusion.druglib.model import Library
+from openinfusion.druglib.package import ReleaseInfo, compile_package, generate_private_key, sign_package
+from openinfusion.druglib.yamlio import read_yaml
+from openinfusion.errors import DoseLimitError, ProgramError
+from openinfusion.pump.channel import ChannelSettings
+from openinfusion.pump.ders import LibraryEventKind
+from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.eventlog import EventKind
+from openinfusion.pump.library import LibrarySelection
+from openinfusion.pump.programs import ContinuousProgram, DoseProgram, RateLimits, Titration
+from openinfusion.pump.pump import Pump, PumpConfig
+from openinfusion.pump.statechart import ChannelState
+from openinfusion.sim.driver import Driver
+from openinfusion.sim.params import VirtualPumpConfig
+from openinfusion.sim.run import WATCHDOG_WINDOW
+from openinfusion.sim.virtual_pump import VirtualPump
+from openinfusion.units import Duration, FlowRate, Quantity, Volume
+
+from rig import KVO
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "library" / "example-library.yaml"
+KEY = generate_private_key()
+RELEASE = ReleaseInfo("A. Author, PharmD", "B. Reviewer, PharmD", datetime.date(2026, 11, 1))
+NOREPI = LibrarySelection(area="PICU", drug="norepinephrine", concentration="8 mg/500 mL")
+CHILD = Patient(weight=Quantity.of(20, "kg"))
+REASON = "Dose verified with prescriber's order"
+
+
+@functools.cache
+def library() -> Library:
+    return read_yaml(SAMPLE).require()
+
+
+def package(version: str = "1") -> bytes:
+    lib = library()
+    lib = dataclasses.replace(lib, info=dataclasses.replace(lib.info, version=version))
+    return sign_package(compile_package(lib, RELEASE), KEY)
+
+
+class Bench:
+    """A one-channel LVP in the PICU with the example library installed."""
+
+    def __init__(self) -> None:
+        self.world = VirtualPump(VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW), np.random.default_rng(2))
+        config = PumpConfig(channels=(ChannelSettings(kvo=KVO),), care_area="PICU")
+        self.pump = Pump(
+            self.world.hardware, self.world.calibrations, config,
+            trusted_keys=(KEY.public_key(),), library_package=package("1"),
+        )  # fmt: skip
+        self.driver = Driver(self.world, self.pump)
+        self.run(Duration.s(1))
+        self.limits = RateLimits.of(self.world.calibrations[0])
+
+    def run(self, d: Duration) -> None:
+        self.driver.service()
+        self.driver.run_until(self.world.now + d)
+
+    def norepi(self, ug_kg_min: str) -> DoseProgram:
+        conc = Concentration(Quantity.of(8, "mg"), Quantity.of(500, "mL"))
+        dose = Quantity.of(ug_kg_min, "ug/kg/min")
+        return DoseProgram(dose=dose, concentration=conc, patient=CHILD, vtbi=None, limits=self.limits)
+
+    def kinds(self, kind: EventKind) -> list[dict[str, object]]:
+        return [dict(e.data) for e in self.pump.log.events() if e.kind is kind]
+
+
+@pytest.mark.req("OI-DERS-3", "OI-DERS-5")
+def test_soft_limit_needs_an_override_with_a_listed_reason() -> None:
+    b = Bench()
+    with pytest.raises(DoseLimitError, match="override with a reason needed") as err:
+        b.pump.program(0, b.norepi("0.2"), selection=NOREPI, patient=CHILD)
+    assert err.value.where == "program.dose"
+    assert b.pump.channels[0].state is not ChannelState.READY
+    with pytest.raises(DoseLimitError, match="not in the library's list"):
+        b.pump.program(0, b.norepi("0.2"), selection=NOREPI, patient=CHILD, override_reason="because")
+    b.pump.program(0, b.norepi("0.2"), selection=NOREPI, patient=CHILD, override_reason=REASON)
+    assert b.pump.channels[0].state is ChannelState.READY
+    checks = b.kinds(EventKind.DERS_CHECK)
+    assert [c["outcome"] for c in checks] == ["needs_override", "needs_override", "proceed"]
+    assert checks[-1]["after_alert"] is True  # an edit after an alert is visible to pharmacy
+    override = b.kinds(EventKind.DERS_OVERRIDE)
+    assert override and override[0]["reason"] == REASON
+    assert checks[0]["library"]["hash"] == b.pump.library_identity.hash  # type: ignore[index,union-attr]
+
+
+@pytest.mark.req("OI-DERS-3")
+def test_hard_limit_blocks_even_with_an_override() -> None:
+    b = Bench()
+    with pytest.raises(DoseLimitError, match="hard limit") as err:
+        b.pump.program(0, b.norepi("3"), selection=NOREPI, patient=CHILD, override_reason=REASON)
+    assert "2 ug/kg/min" in err.value.why  # the limit is shown
+    assert b.kinds(EventKind.DERS_CHECK)[0]["outcome"] == "blocked"
+    b.pump.cancel_programming(0)
+    assert b.kinds(EventKind.DERS_CANCEL), "cancel after an alert is logged as an averted error"
+
+
+@pytest.mark.req("OI-DERS-4", "OI-PROG-9")
+def test_titration_past_a_limit_is_caught_and_the_old_rate_continues() -> None:
+    b = Bench()
+    b.pump.program(0, b.norepi("0.08"), selection=NOREPI, patient=CHILD)
+    b.pump.start(0)
+    b.run(Duration.min(2))
+    rate = b.pump.channels[0].rate()
+    with pytest.raises(DoseLimitError):
+        b.pump.titrate(0, Titration(Quantity.of("0.15", "ug/kg/min")))
+    assert b.pump.channels[0].rate() == rate
+    b.pump.titrate(0, Titration(Quantity.of("0.15", "ug/kg/min")), override_reason="Titration per protocol")
+    b.pump.confirm_titration(0)
+    assert b.pump.channels[0].rate() > rate
+    assert [c["action"] for c in b.kinds(EventKind.DERS_CHECK)] == ["program", "titration", "titration"]
+
+
+@pytest.mark.req("OI-DERS-2", "OI-DERS-5")
+def test_tampered_or_unsigned_package_is_refused_and_the_active_library_stays() -> None:
+    b = Bench()
+    before = b.pump.library_identity
+    good = package("2")
+    tampered = good.replace(b"norepinephrine", b"norepinephrinf", 1)
+    unsigned = compile_package(library(), RELEASE)
+    for bad in (tampered, unsigned):
+        event = b.pump.receive_library(bad)
+        assert event.kind is LibraryEventKind.REJECTED and event.reason
+    assert b.pump.library_identity == before
+    assert len(b.kinds(EventKind.LIBRARY_REJECTED)) == 2
+    other_key = sign_package(compile_package(library(), RELEASE), generate_private_key())
+    assert b.pump.receive_library(other_key).kind is LibraryEventKind.REJECTED
+
+
+@pytest.mark.req("OI-DERS-6")
+def test_new_library_waits_until_the_running_infusion_ends() -> None:
+    b = Bench()
+    b.pump.program(0, b.norepi("0.08"), selection=NOREPI, patient=CHILD)
+    b.pump.start(0)
+    event = b.pump.receive_library(package("2"))
+    assert event.kind is LibraryEventKind.STAGED
+    b.run(Duration.min(5))
+    assert b.pump.library_identity is not None and b.pump.library_identity.version == "1"
+    b.pump.pause(0)
+    b.pump.clear(0)
+    b.run(Duration.s(1))
+    assert b.pump.library_identity.version == "2"
+    assert b.kinds(EventKind.LIBRARY_ACTIVATED)
+
+
+@pytest.mark.req("OI-DERS-3")
+def test_basic_infusion_needs_a_reason_and_is_logged() -> None:
+    b = Bench()
+    program = ContinuousProgram(rate=FlowRate.ml_h(10), vtbi=Volume.ml(100), limits=b.limits)
+    with pytest.raises(ProgramError, match="needs a reason"):
+        b.pump.program(0, program)
+    b.pump.program(0, program, basic_reason="Maintenance fluid, not in library")
+    assert b.kinds(EventKind.BASIC_INFUSION)[0]["reason"] == "Maintenance fluid, not in library"
+
+
+@pytest.mark.req("OI-UNIT-1", "OI-DERS-3")
+def test_a_program_for_another_bag_is_refused_not_checked_against_the_wrong_limits() -> None:
+    b = Bench()
+    wrong = LibrarySelection(area="PICU", drug="norepinephrine", concentration="4 mg/250 mL")
+    with pytest.raises(ProgramError, match="not the selected library concentration"):
+        b.pump.program(0, b.norepi("0.08"), selection=wrong, patient=CHILD)
