@@ -14,6 +14,7 @@ from typing import TypeVar
 from openinfusion.errors import InputError, ScenarioError
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.pump.programs import (
@@ -79,10 +80,6 @@ def _pace(duration: Quantity | None, rate: Quantity | None) -> Duration | FlowRa
     return FlowRate.of(rate)
 
 
-def _concentration(q: Quantity) -> Concentration:
-    return Concentration.from_quantity(q)
-
-
 def program(spec: ProgramSpec, cal: MechanismCalibration, who: PatientSpec) -> Program:
     """The core program a scenario spec describes (validated by its constructor)."""
     limits = RateLimits.of(cal)
@@ -95,7 +92,7 @@ def program(spec: ProgramSpec, cal: MechanismCalibration, who: PatientSpec) -> P
             loading = spec.loading
             return DoseProgram(
                 dose=spec.dose,
-                concentration=_concentration(spec.concentration),
+                concentration=spec.concentration,
                 patient=patient(who),
                 vtbi=_volume(spec.vtbi),
                 loading=None if loading is None else LoadingDose(loading.amount, _pace(loading.duration, loading.rate)),
@@ -123,7 +120,7 @@ def program(spec: ProgramSpec, cal: MechanismCalibration, who: PatientSpec) -> P
             )
         case PcaSpec():
             return PcaProgram(
-                concentration=_concentration(spec.concentration),
+                concentration=spec.concentration,
                 demand_dose=spec.demand_dose,
                 lockout=Duration.of(spec.lockout),
                 basal=spec.basal,
@@ -133,6 +130,18 @@ def program(spec: ProgramSpec, cal: MechanismCalibration, who: PatientSpec) -> P
                 demand_rate=FlowRate.of(spec.demand_rate),
                 limits=limits,
             )
+
+
+def selection(spec: ProgramSpec | SecondarySpec, care_area: str | None, where: str) -> LibrarySelection | None:
+    """The library selection a program spec names (None: not from the library)."""
+    chosen = spec.from_library
+    if chosen is None:
+        return None
+    if care_area is None:
+        raise ScenarioError(f"{where}.from_library", "programming from the library needs pump.care_area")
+    return LibrarySelection(
+        area=care_area, drug=chosen.drug, therapy=chosen.therapy, concentration=chosen.concentration
+    )
 
 
 def secondary(spec: SecondarySpec, cal: MechanismCalibration) -> SecondaryProgram:

@@ -17,6 +17,8 @@ so the same scenario and seed give the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import heapq
 import json
 from collections.abc import Callable
@@ -25,8 +27,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from openinfusion.errors import InputError, ScenarioError, TransitionRefusedError
+from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.yamlio import read_yaml
+from openinfusion.errors import DoseLimitError, InputError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.pump.mechanism import MechanismKind
@@ -115,6 +120,20 @@ def world_config(scenario: Scenario) -> VirtualPumpConfig:
     return config
 
 
+def _library_package(scenario: Scenario, file: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes | None]:
+    """The scenario's library, validated, compiled and signed with a key made for this run only.
+
+    A simulated pump trusts the simulation's own key; a real pump trusts only its hospital's.
+    """
+    if scenario.library is None:
+        return (), None
+    path = Path(file).parent / scenario.library
+    library = read_yaml(path).require()
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"sim:{scenario.seed}".encode()).digest())
+    release = ReleaseInfo("scenario author", "scenario approver", datetime.date(2026, 1, 1))
+    return (key.public_key(),), sign_package(compile_package(library, release), key)
+
+
 def _syringe_size(ml: object) -> SyringeSize:
     for size in SyringeSize:
         if str(size.value).split()[0] == str(ml) or size.name == f"ML{ml}":
@@ -149,7 +168,9 @@ class Simulation:
         self.world = VirtualPump(world_config(scenario), self.rng)
         cals = self.world.calibrations
         settings = tuple(build.channel_settings(scenario.pump, cal) for cal in cals)
-        self.pump = Pump(self.world.hardware, cals, PumpConfig(channels=settings))
+        config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
+        keys, package = _library_package(scenario, file)
+        self.pump = Pump(self.world.hardware, cals, config, trusted_keys=keys, library_package=package)
         self.end = START + Duration.of(scenario.duration)
         self.refusals: list[tuple[float, int | None, str]] = []
         self.steps = [_Steps() for _ in cals]
@@ -221,7 +242,7 @@ class Simulation:
         ch = (index - 1) if isinstance(index, int) else None
         try:
             self._apply_to(event, ch)
-        except TransitionRefusedError as e:
+        except (TransitionRefusedError, DoseLimitError) as e:  # the pump said no: part of the story, not an error
             self.refusals.append(((self.world.now.us - START.us) / 1e6, ch, str(e)))
         except InputError as e:
             t = (self.world.now.us - START.us) / 1e6
@@ -233,23 +254,34 @@ class Simulation:
         match event:
             case ProgramEvent():
                 assert ch is not None
-                program = build.program(event.program, cal[ch], who)
+                spec = event.program
+                program = build.program(spec, cal[ch], who)
                 self._programs[ch] = program
-                pump.program(ch, program)
+                pump.program(
+                    ch, program,
+                    selection=build.selection(spec, self.scenario.pump.care_area, f"{self.file}: program"),
+                    patient=build.patient(who), override_reason=spec.override_reason, basic_reason=spec.basic_reason,
+                )  # fmt: skip
             case ActionEvent():
                 assert ch is not None
                 self._clinician(event.do, ch)
             case TitrateEvent():
                 assert ch is not None
-                pump.titrate(ch, build.titration(event))
+                pump.titrate(ch, build.titration(event), override_reason=event.override_reason)
                 if event.confirm_after is not None:
                     self._push(world.now + Duration.of(event.confirm_after), _confirm(event))
             case BolusEvent():
                 assert ch is not None
-                pump.bolus(ch, build.bolus(event, cal[ch], pump.channels[ch].program, who))
+                bolus = build.bolus(event, cal[ch], pump.channels[ch].program, who)
+                pump.bolus(ch, bolus, override_reason=event.override_reason)
             case SecondaryEvent():
                 assert ch is not None
-                pump.secondary(ch, build.secondary(event.secondary, cal[ch]))
+                spec2 = event.secondary
+                pump.secondary(
+                    ch, build.secondary(spec2, cal[ch]),
+                    selection=build.selection(spec2, self.scenario.pump.care_area, f"{self.file}: secondary"),
+                    override_reason=spec2.override_reason, basic_reason=spec2.basic_reason,
+                )  # fmt: skip
             case PumpActionEvent():
                 pump.audio_pause()
             case ResetAlarmEvent():

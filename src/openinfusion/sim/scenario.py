@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from openinfusion.errors import InputError, ScenarioError
+from openinfusion.pump.dosing import Concentration
 from openinfusion.units import Quantity, exact
 
 
@@ -30,18 +31,35 @@ def _quantity(value: object) -> Quantity:
     if not isinstance(value, str):
         raise ValueError(f"expected a quantity with a unit such as '25 mL/h', got {value!r}")
     try:
-        if "/" in value and " / " in value:  # "400 mg / 250 mL": amount over volume
-            amount, volume = value.split(" / ", 1)
-            return Quantity.parse(amount) / Quantity.parse(volume)
         return Quantity.parse(value)
     except InputError as e:
         raise ValueError(e.why) from None
 
 
+def _concentration(value: object) -> Concentration:
+    """``"400 mg / 250 mL"`` (amount in a bag volume) or ``"4 mg/mL"`` (amount per mL)."""
+    if isinstance(value, Concentration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a concentration such as '400 mg / 250 mL' or '4 mg/mL', got {value!r}")
+    try:
+        if " / " in value:
+            amount, volume = value.split(" / ", 1)
+            return Concentration(Quantity.parse(amount), Quantity.parse(volume))
+        return Concentration.from_quantity(Quantity.parse(value))
+    except InputError as e:
+        raise ValueError(e.why) from None
+
+
+C = Annotated[
+    Concentration,
+    BeforeValidator(_concentration),
+    WithJsonSchema({"type": "string", "examples": ["400 mg / 250 mL", "4 mg/mL"]}),
+]
 Q = Annotated[
     Quantity,
     BeforeValidator(_quantity),
-    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9.]+ \S+( / [0-9.]+ \S+)?$", "examples": ["25 mL/h"]}),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9.]+ \S+$", "examples": ["25 mL/h"]}),
 ]
 
 
@@ -52,13 +70,27 @@ class _Model(BaseModel):
 # --- programs ------------------------------------------------------------------------------------
 
 
-class ContinuousSpec(_Model):
+class FromLibrary(_Model):
+    """The library entry a program is programmed from (the pump's care area is the scenario's)."""
+
+    drug: str = Field(min_length=1)
+    therapy: str | None = None
+    concentration: str | None = None  # a standard concentration key, e.g. "8 mg/500 mL"
+
+
+class _ProgramSpec(_Model):
+    from_library: FromLibrary | None = None
+    override_reason: str | None = None  # the clinician's answer if a soft limit alerts
+    basic_reason: str | None = None  # why a program is not from the library (basic infusion)
+
+
+class ContinuousSpec(_ProgramSpec):
     type: Literal["continuous"]
     rate: Q
     vtbi: Q | None = None
 
 
-class VolumeOverTimeSpec(_Model):
+class VolumeOverTimeSpec(_ProgramSpec):
     type: Literal["volume_over_time"]
     vtbi: Q
     duration: Q
@@ -76,10 +108,10 @@ class LoadingSpec(_Model):
         return self
 
 
-class DoseSpec(_Model):
+class DoseSpec(_ProgramSpec):
     type: Literal["dose"]
     dose: Q
-    concentration: Q
+    concentration: C
     vtbi: Q | None = None
     loading: LoadingSpec | None = None
 
@@ -89,12 +121,12 @@ class StepSpec(_Model):
     vtbi: Q
 
 
-class MultistepSpec(_Model):
+class MultistepSpec(_ProgramSpec):
     type: Literal["multistep"]
     steps: list[StepSpec] = Field(min_length=1)
 
 
-class RampTaperSpec(_Model):
+class RampTaperSpec(_ProgramSpec):
     type: Literal["ramp_taper"]
     total_volume: Q
     total_duration: Q
@@ -103,7 +135,7 @@ class RampTaperSpec(_Model):
     increments: int = Field(ge=1, le=25)
 
 
-class IntermittentSpec(_Model):
+class IntermittentSpec(_ProgramSpec):
     type: Literal["intermittent"]
     dose_volume: Q
     rate: Q
@@ -111,9 +143,9 @@ class IntermittentSpec(_Model):
     doses: int = Field(ge=1)
 
 
-class PcaSpec(_Model):
+class PcaSpec(_ProgramSpec):
     type: Literal["pca"]
-    concentration: Q
+    concentration: C
     demand_dose: Q
     lockout: Q
     demand_rate: Q
@@ -129,7 +161,7 @@ ProgramSpec = Annotated[
 ]
 
 
-class SecondarySpec(_Model):
+class SecondarySpec(_ProgramSpec):
     rate: Q
     vtbi: Q
 
@@ -149,6 +181,7 @@ class PumpSpec(_Model):
     near_end: Q | None = None
     callback: Q | None = None
     sensitivity: Literal["low", "medium", "high"] = "medium"
+    care_area: str | None = None  # the library care area (profile) the pump is set to
     on_mains: bool = True
     battery_charge_percent: float = Field(100.0, ge=0, le=100)
     battery_age_years: float = Field(0.0, ge=0, le=10)
@@ -200,6 +233,7 @@ class TitrateEvent(_Event):
     rate: Q | None = None
     dose: Q | None = None
     confirm_after: Q | None = None
+    override_reason: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> TitrateEvent:
@@ -214,6 +248,7 @@ class BolusEvent(_Event):
     amount: Q | None = None
     duration: Q | None = None
     rate: Q | None = None
+    override_reason: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> BolusEvent:
@@ -310,6 +345,7 @@ class Scenario(_Model):
     description: str = ""
     seed: int = Field(ge=0)
     duration: Q
+    library: str | None = None  # a drug library YAML, relative to the scenario file
     sample_period: Q | None = None
     pump: PumpSpec = PumpSpec()
     patient: PatientSpec = PatientSpec()
