@@ -573,7 +573,7 @@ _Key = tuple[AlarmCode, int | None]
 
 
 class AlarmManager:
-    """Alarm state of a whole pump: ``channels`` channels (1..4) and the pump scope.
+    """Alarm state of a whole pump: ``channels`` channels (1..4) and the pump scope (OI-ALM-11).
 
     A pure state object: no clock, no I/O. Every method takes the pump time ``now``, which must never
     go backwards (:class:`AlarmError`), first applies the time-driven changes due by ``now``

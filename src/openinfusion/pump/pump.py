@@ -396,7 +396,10 @@ class Pump:
         self._act(channel, ChannelEvent.CLEAR)
 
     def titrate(self, channel: int, change: Titration, *, override_reason: str | None = None) -> None:
-        """Enter a new rate or dose; checked against the library, effective only on :meth:`confirm_titration`."""
+        """Enter a new rate or dose; checked against the library, effective only on :meth:`confirm_titration`.
+
+        Until confirmed the old rate keeps running and an unconfirmed change alerts (OI-PROG-9, OI-ALM-10).
+        """
         ch = self._channel(channel)
         self.service()
         if ch.selection is not None and ch.active is not None:
