@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,16 @@ _SHOWN = {
     EventKind.SECONDARY_COMPLETED, EventKind.VTBI_COMPLETE, EventKind.KVO_STARTED, EventKind.EVENT_REFUSED,
     EventKind.PCA_DEMAND, EventKind.TITRATION_PENDING, EventKind.TITRATION_CONFIRMED, EventKind.FAILSAFE,
 }  # fmt: skip
+
+
+_DETAIL = {"target", "code", "detail", "rate", "segment", "reason", "given", "delivered", "outcome", "why"}
+
+
+def _short(value: object) -> str:
+    """``{"value": "125", "unit": "mL/h"}`` as ``125 mL/h``; anything else as it is."""
+    if isinstance(value, Mapping) and set(value) == {"value", "unit"}:
+        return f"{value['value']} {value['unit']}"
+    return str(value)
 
 
 def _run(scenario_path: Path, out: Path, quiet: bool) -> tuple[Simulation, dict[str, object]]:
@@ -73,7 +84,7 @@ def demo(
     for e in sim.pump.log.events():
         if e.kind not in _SHOWN:
             continue
-        detail = ", ".join(f"{k}={v}" for k, v in sorted(e.data.items()) if k not in {"program"})
+        detail = ", ".join(f"{k}={_short(v)}" for k, v in sorted(e.data.items()) if k in _DETAIL)
         t = (e.t.us - START.us) / 1e6
         table.add_row(str(e.seq), f"{t:9.1f} s", "-" if e.channel is None else str(e.channel + 1), e.kind.value,
                       detail[:90])  # fmt: skip

@@ -219,7 +219,7 @@ class Simulation:
         for i, ch in enumerate(self.pump.channels):
             s = self.steps[i]
             live = ch.live_counters()
-            counted = float((live.delivered.nl + live.kvo.nl) / 1e6)
+            counted = float(live.total.nl / 1e6)
             rate = float(ch.rate().nl_per_h / 1e6)
             if s.t_s and s.t_s[-1] == t_s:
                 s.rate_ml_h[-1], s.counted_ml[-1], s.state[-1] = rate, counted, ch.state.value
@@ -335,7 +335,7 @@ class Simulation:
                 if e.kind is EventKind.ALARM_RAISED and e.channel in (i, None)
             ]
             live = ch.live_counters()
-            delivered = live.delivered.nl + live.kvo.nl
+            delivered = live.total.nl
             channels.append(
                 {
                     "channel": i + 1,
