@@ -41,7 +41,7 @@ from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_ra
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
-from openinfusion.pump.pca import PcaLedger, PcaProgram, decide_demand, frequent_requests
+from openinfusion.pump.pca import DoseKind, PcaLedger, PcaProgram, decide_demand, frequent_requests
 from openinfusion.pump.programs import (
     Bolus,
     IntermittentProgram,
@@ -92,6 +92,11 @@ PRESSURE_WATCH: Final = Duration.s(1)  # service period while the line pressure 
 IDLE_CHECK: Final = Duration.min(5)  # an idle channel still looks at its sensors this often
 _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
+_PCA_LEDGER_KINDS: Final = {
+    SegmentKind.BASAL: DoseKind.BASAL,
+    SegmentKind.LOADING: DoseKind.LOADING,
+    SegmentKind.BOLUS: DoseKind.CLINICIAN,
+}
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
@@ -303,7 +308,7 @@ class Channel:
                 self.controller.set_origin(steps + move.steps)
                 self.monitor.authorise(self.index, now, FlowRate(0), self.cal.volume_at(move.steps))
                 self.timers.backoff_until = now + SLACK_TIME
-            self._begin_next(now, self._measured())
+            self._begin_next(now, Volume(0))  # volume counts from the origin, after the slack
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
@@ -481,10 +486,11 @@ class Channel:
         before = self.counters.delivered
         self.counters = self.live_counters()
         c = self.counters
-        if self.pca is not None and c.delivered > before:
-            basal = self.segment is not None and self.segment.kind is SegmentKind.BASAL
-            if basal:
-                self.pca = self.pca.with_volume(now, c.delivered - before)
+        if self.pca is not None and c.delivered > before and self.segment is not None:
+            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given.
+            kind = _PCA_LEDGER_KINDS.get(self.segment.kind)
+            if kind is not None:
+                self.pca = self.pca.with_volume(now, c.delivered - before, kind)
         last_t, last_v = self._trace[-1]
         if now > last_t:
             self._trace = [*self._trace[-63:], (now, Volume(max(c.displaced.nl, last_v.nl)))]
@@ -495,7 +501,7 @@ class Channel:
         Motion since the last service belongs to what was running then: segments change only at services.
         """
         c = self.counters
-        measured = self._measured()
+        measured = Volume(max(self._measured().nl, 0))  # below the origin only while syringe slack is taken up
         delta = measured.nl - c.displaced.nl
         if self.state is ChannelState.KVO:
             return replace(c, kvo=Volume(max(c.kvo.nl + delta, 0)), displaced=measured)

@@ -174,7 +174,10 @@ class SyringeMechanism:
         res = p.resolution.nl_per_h
         max_nl_h = min(MAX_RATE_NL_H, int(speed_nl_h) // res * res)
         require(max_nl_h >= p.min_rate.nl_per_h, "syringe.max_speed_mm_s", "too slow for the minimum rate")
-        slack_m = p.backlash_mm * 1e-3 + spec.breakaway_n / (spec.stiffness_n_per_mm * 1e3)
+        # The factory states the slack that is always there: the drive train's deflection before the stopper
+        # breaks away. The nut's play is anywhere from 0 to the backlash when a syringe is loaded, so taking it
+        # up blind could push a bolus; the firmware leaves it to normal delivery (a short start-up delay).
+        slack_m = spec.breakaway_n / (spec.stiffness_n_per_mm * 1e3)
         return MechanismCalibration(
             kind=MechanismKind.SYRINGE,
             steps_per_rev=p.steps_per_rev,

@@ -94,6 +94,18 @@ FAULTS: Final[dict[str, Callable[..., Fault]]] = {
 }
 
 
+def _fault(event: FaultEvent) -> Fault:
+    """The fault a timeline event names, with its parameters (``jump_s`` for a clock jump, in seconds)."""
+    params: dict[str, object] = dict(event.params)
+    if "jump_s" in params:
+        params["jump"] = Duration.s(str(params.pop("jump_s")))
+    try:
+        return FAULTS[event.fault](**params)
+    except TypeError:
+        fields = ", ".join(getattr(FAULTS[event.fault], "__dataclass_fields__", {})) or "none"
+        raise InputError("params", f"{event.fault} takes {fields}; got {', '.join(sorted(params))}") from None
+
+
 def world_config(scenario: Scenario) -> VirtualPumpConfig:
     """The virtual hardware a scenario describes."""
     spec = scenario.pump
@@ -304,7 +316,7 @@ class Simulation:
                 assert ch is not None
                 world.channel(ch).set_head_height(event.metres)
             case FaultEvent():
-                fault = FAULTS[event.fault](**event.params)
+                fault = _fault(event)
                 target = (event.channel - 1) if event.channel is not None and fault.kind.per_channel else None
                 world.inject(fault, target)
                 self.pump.log.append(world.now, EventKind.FAULT_INJECTED, target, fault=event.fault)

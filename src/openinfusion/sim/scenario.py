@@ -311,11 +311,19 @@ class FaultEvent(_Model):
     at: Q
     do: Literal["fault"]
     fault: Literal[
-        "stuck_pressure", "drifting_pressure", "air_detector_failed", "motor_stall", "encoder_slip",
-        "missed_tick", "battery_cell_failure", "storage_corruption",
-    ]  # fmt: skip
+        "stuck_pressure",
+        "drifting_pressure",
+        "air_detector_failure",
+        "motor_stall",
+        "encoder_slip",
+        "missed_timer_tick",
+        "clock_jump",
+        "battery_cell_failure",
+        "storage_corruption",
+        "annunciator_failure",
+    ]  # fmt: skip  (the names of openinfusion.sim.faults.FaultKind)
     channel: int | None = Field(1, ge=1, le=4)
-    params: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
 
 
 TimelineEvent = Annotated[
