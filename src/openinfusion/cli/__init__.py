@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from openinfusion.cli import lab as lab_cli
 from openinfusion.cli import library as library_cli
-from openinfusion.cli import sim, statechart
+from openinfusion.cli import schema, sim, statechart
 from openinfusion.cli import trace as trace_cli
 
 app = typer.Typer(
@@ -32,6 +33,8 @@ def version() -> None:
 
 app.registered_commands.extend(statechart.app.registered_commands)
 app.registered_commands.extend(sim.app.registered_commands)
+app.registered_commands.extend(schema.app.registered_commands)
+app.add_typer(lab_cli.app)
 app.add_typer(trace_cli.app)
 app.add_typer(library_cli.app)
 

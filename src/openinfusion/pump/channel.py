@@ -263,6 +263,7 @@ class Channel:
             case Action.START_KVO:
                 self._start_kvo(now)
             case Action.ANNOUNCE_COMPLETE:
+                self._clear(AlarmCode.NEAR_END, now)
                 code = AlarmCode.VTBI_COMPLETE_KVO if self.settings.kvo.enabled else AlarmCode.VTBI_COMPLETE
                 self._alarm(code, now, f"{self.counters.delivered} delivered")
                 self._log(now, EventKind.VTBI_COMPLETE, delivered=encode_volume(self.counters.delivered))
@@ -289,9 +290,11 @@ class Channel:
         self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program))
 
     def _discard(self, now: Instant) -> None:
+        listed = {a.code for a in self.alarms.active(self.index)}
         for code in (AlarmCode.VTBI_COMPLETE, AlarmCode.VTBI_COMPLETE_KVO, AlarmCode.NEAR_END):
-            self._clear(code, now)
-            self._record(self.alarms.reset(code, self.index, now).events)
+            if code in listed:
+                self._clear(code, now)
+                self._record(self.alarms.reset(code, self.index, now).events)
         if self.program is not None:
             self._log(now, EventKind.PROGRAM_CLEARED, delivered=encode_volume(self.counters.delivered))
         self.program = self.active = self.pending = None
@@ -623,8 +626,7 @@ class Channel:
         left = self.time_left()
         if self.state is ChannelState.INFUSING and left is not None and s.near_end.due(left) and not t.near_end_raised:
             t.near_end_raised = True
-            self._alarm(AlarmCode.NEAR_END, now, f"{left} left")
-            self._clear(AlarmCode.NEAR_END, now)
+            self._alarm(AlarmCode.NEAR_END, now, f"{left} left")  # stays until the VTBI completes or is cleared
 
     def _drive(self, now: Instant) -> None:
         t = self.timers

@@ -169,7 +169,8 @@ class Pump:
         window = self.hw.watchdog.window
         gap = now.since(self._last_service)
         missed = watchdog_missed(self._last_service, now, window)
-        if missed or self.hw.watchdog.bitten():
+        already = any(a.code is AlarmCode.WATCHDOG_FAULT for a in self.alarms.active())
+        if missed or (self.hw.watchdog.bitten() and not already):
             detail = f"no service for {gap}" if missed else "hardware watchdog expired"
             self.log.append(now, EventKind.WATCHDOG, None, gap_us=gap.us, window_us=window.us, detail=detail)
             self._record(self.alarms.activate(AlarmCode.WATCHDOG_FAULT, None, now, detail))

@@ -60,7 +60,9 @@ def located(file: str, where: str, build: Callable[[], T]) -> T:
     try:
         return build()
     except InputError as e:
-        inner = e.where.removeprefix("program.").removeprefix("program")
+        inner = e.where
+        for prefix in ("program", "bolus", "secondary"):  # the core's own name for what the spec holds
+            inner = inner.removeprefix(f"{prefix}.").removeprefix(prefix)
         path = f"{where}.{inner}" if inner else where
         raise ScenarioError(f"{file}: {path}", e.why) from None
 

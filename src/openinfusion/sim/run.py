@@ -17,6 +17,7 @@ so the same scenario and seed give the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import heapq
@@ -32,12 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, InputError, ScenarioError, TransitionRefusedError
-from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind
-from openinfusion.pump.mechanism import MechanismKind
 from openinfusion.pump.programs import Program
 from openinfusion.pump.pump import Pump, PumpConfig
-from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim import build
 from openinfusion.sim.driver import Driver
 from openinfusion.sim.faults import (
@@ -53,7 +51,7 @@ from openinfusion.sim.faults import (
     StorageCorruption,
     StuckPressureSensor,
 )
-from openinfusion.sim.params import BatteryParams, ChannelConfig, PatientParams, SyringeSize, VirtualPumpConfig
+from openinfusion.sim.params import BatteryParams, ChannelConfig, PatientParams, VirtualPumpConfig
 from openinfusion.sim.scenario import (
     ActionEvent,
     AirEvent,
@@ -71,6 +69,7 @@ from openinfusion.sim.scenario import (
     SecondaryEvent,
     TimelineEvent,
     TitrateEvent,
+    syringe_size,
 )
 from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Duration, Instant, Quantity, Volume
@@ -102,8 +101,17 @@ def _fault(event: FaultEvent) -> Fault:
     try:
         return FAULTS[event.fault](**params)
     except TypeError:
-        fields = ", ".join(getattr(FAULTS[event.fault], "__dataclass_fields__", {})) or "none"
+        cls = FAULTS[event.fault]
+        fields = ", ".join(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else "none"
         raise InputError("params", f"{event.fault} takes {fields}; got {', '.join(sorted(params))}") from None
+
+
+def _field_of(where: str) -> str:
+    """A core error's field path without the core's own prefix (``program.rate`` -> ``rate``)."""
+    for prefix in ("program.", "bolus.", "titration.", "secondary."):
+        if where.startswith(prefix):
+            return where.removeprefix(prefix)
+    return where
 
 
 def world_config(scenario: Scenario) -> VirtualPumpConfig:
@@ -115,7 +123,8 @@ def world_config(scenario: Scenario) -> VirtualPumpConfig:
     for ch in scenario.channels:
         if spec.mechanism == "syringe":
             assert spec.syringe is not None  # checked by the scenario model
-            size = _syringe_size(spec.syringe.in_("mL"))
+            size = syringe_size(spec.syringe)
+            assert size is not None  # checked by the scenario model
             base = ChannelConfig.syringe_pump(size)
         else:
             base = ChannelConfig()
@@ -146,18 +155,12 @@ def _library_package(scenario: Scenario, file: str) -> tuple[tuple[Ed25519Public
     return (key.public_key(),), sign_package(compile_package(library, release), key)
 
 
-def _syringe_size(ml: object) -> SyringeSize:
-    for size in SyringeSize:
-        if str(size.value).split()[0] == str(ml) or size.name == f"ML{ml}":
-            return size
-    raise InputError("pump.syringe", f"no syringe of {ml} mL; sizes: {', '.join(s.name[2:] for s in SyringeSize)}")
-
-
 @dataclass(order=True, slots=True)
 class _Due:
     t_us: int
     seq: int
     event: TimelineEvent = field(compare=False)
+    where: str = field(compare=False, default="")  # where the event is in the file, for errors
 
 
 @dataclass(slots=True)
@@ -193,16 +196,19 @@ class Simulation:
         zero = Quantity.of(0, "s")
         for i, ch in enumerate(scenario.channels):  # channel programs are entered at time 0, before the timeline
             if ch.program is not None:
-                self._push(START, ProgramEvent(at=zero, channel=i + 1, do="program", program=ch.program))
-        for event in scenario.timeline:
-            self._push(START + Duration.of(event.at), event)
+                entered = ProgramEvent(at=zero, channel=i + 1, do="program", program=ch.program)
+                self._check(entered, f"channels[{i}]")
+                self._push(START, entered, f"channels[{i}].program")
+        for i, event in enumerate(scenario.timeline):
+            self._check(event, f"timeline[{i}]")
+            self._push(START + Duration.of(event.at), event, f"timeline[{i}]")
         self._programs: list[Program | None] = [None] * len(cals)
 
     # --- the engine -------------------------------------------------------------------------------
 
-    def _push(self, t: Instant, event: TimelineEvent) -> None:
+    def _push(self, t: Instant, event: TimelineEvent, where: str) -> None:
         self._seq += 1
-        heapq.heappush(self._queue, _Due(t.us, self._seq, event))
+        heapq.heappush(self._queue, _Due(t.us, self._seq, event, where))
 
     def peek(self) -> Instant:
         """Time of the next scenario event (the end of the scenario if none is due before it)."""
@@ -212,7 +218,8 @@ class Simulation:
         """Run the pump on its hardware up to the next scenario event, then apply it."""
         self.driver.run_until(self.peek())
         if self._queue and self._queue[0].t_us <= self.world.now.us:
-            self._apply(heapq.heappop(self._queue).event)
+            due = heapq.heappop(self._queue)
+            self._apply(due.event, due.where)
             self.driver.service()
 
     def run(self, progress: Callable[[float], None] | None = None) -> None:
@@ -249,7 +256,7 @@ class Simulation:
 
     # --- scenario events ----------------------------------------------------------------------------
 
-    def _apply(self, event: TimelineEvent) -> None:
+    def _apply(self, event: TimelineEvent, where: str) -> None:
         index = getattr(event, "channel", None)
         ch = (index - 1) if isinstance(index, int) else None
         try:
@@ -257,8 +264,8 @@ class Simulation:
         except (TransitionRefusedError, DoseLimitError) as e:  # the pump said no: part of the story, not an error
             self.refusals.append(((self.world.now.us - START.us) / 1e6, ch, str(e)))
         except InputError as e:
-            t = (self.world.now.us - START.us) / 1e6
-            raise ScenarioError(f"{self.file}: timeline at {t:g} s", f"{e.where}: {e.why}") from None
+            field_ = _field_of(e.where)
+            raise ScenarioError(f"{self.file}: {where}{'.' + field_ if field_ else ''}", e.why) from None
 
     def _apply_to(self, event: TimelineEvent, ch: int | None) -> None:
         pump, world, cal = self.pump, self.world, self.world.calibrations
@@ -281,7 +288,7 @@ class Simulation:
                 assert ch is not None
                 pump.titrate(ch, build.titration(event), override_reason=event.override_reason)
                 if event.confirm_after is not None:
-                    self._push(world.now + Duration.of(event.confirm_after), _confirm(event))
+                    self._push(world.now + Duration.of(event.confirm_after), _confirm(event), "confirm_after")
             case BolusEvent():
                 assert ch is not None
                 bolus = build.bolus(event, cal[ch], pump.channels[ch].program, who)
@@ -297,7 +304,7 @@ class Simulation:
             case PumpActionEvent():
                 pump.audio_pause()
             case ResetAlarmEvent():
-                pump.reset_alarm(None if event.pump_scope else ch, AlarmCode(event.code))
+                pump.reset_alarm(None if event.pump_scope else ch, event.code)
             case OcclusionEvent():
                 assert ch is not None
                 world.channel(ch).set_occlusion(event.side, event.on)
@@ -320,6 +327,27 @@ class Simulation:
                 target = (event.channel - 1) if event.channel is not None and fault.kind.per_channel else None
                 world.inject(fault, target)
                 self.pump.log.append(world.now, EventKind.FAULT_INJECTED, target, fault=event.fault)
+
+    def _check(self, event: TimelineEvent, where: str) -> None:
+        """Build what a timeline event builds before the run, so bad input fails at load, located."""
+        cals, who, file = self.world.calibrations, self.scenario.patient, self.file
+        ch = getattr(event, "channel", 1) or 1
+        match event:
+            case ProgramEvent():
+                build.located(file, f"{where}.program", lambda: build.program(event.program, cals[ch - 1], who))
+            case SecondaryEvent():
+                build.located(file, f"{where}.secondary", lambda: build.secondary(event.secondary, cals[ch - 1]))
+            case FaultEvent():
+                build.located(file, where, lambda: _fault(event))
+            case BolusEvent():
+                spec = self.scenario.channels[ch - 1].program
+                running = build.program(spec, cals[ch - 1], who) if spec is not None else None
+                bolus = build.located(file, where, lambda: build.bolus(event, cals[ch - 1], running, who))
+                vtbi = running.planned_vtbi() if running is not None else None
+                if vtbi is not None:  # a bolus can never be more than the whole VTBI (OI-PROG-4)
+                    build.located(file, where, lambda: bolus.check_against(vtbi))
+            case _:
+                pass
 
     def _clinician(self, action: str, ch: int) -> None:
         pump = self.pump
@@ -379,18 +407,6 @@ def threshold_mmhg(pump: Pump, channel: int) -> float:
     return float(settings.occlusion.threshold_mmhg(settings.sensitivity))
 
 
-def final_states(pump: Pump) -> list[ChannelState]:
-    return [ch.state for ch in pump.channels]
-
-
-def alarm_priority(code: str) -> str:
-    return CATALOGUE[AlarmCode(code)].priority.value
-
-
 def write_json(path: Path, obj: object) -> None:
     """Deterministic JSON: sorted keys, fixed separators, trailing newline."""
     path.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-
-
-def mechanism_of(scenario: Scenario) -> MechanismKind:
-    return MechanismKind.SYRINGE if scenario.pump.mechanism == "syringe" else MechanismKind.PERISTALTIC

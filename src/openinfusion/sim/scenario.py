@@ -21,7 +21,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from openinfusion.errors import InputError, ScenarioError
+from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
+from openinfusion.sim.params import SyringeSize
 from openinfusion.units import Quantity, exact
 
 
@@ -186,6 +188,14 @@ class PumpSpec(_Model):
     battery_charge_percent: float = Field(100.0, ge=0, le=100)
     battery_age_years: float = Field(0.0, ge=0, le=10)
 
+    @field_validator("syringe")
+    @classmethod
+    def _size(cls, q: Quantity | None) -> Quantity | None:
+        if q is not None and syringe_size(q) is None:
+            sizes = ", ".join(str(ml) for ml in SYRINGE_ML if ml != 60)  # 60 mL syringes use the 50 mL setting
+            raise ValueError(f"no syringe of {q}; sizes: {sizes}")
+        return q
+
     @model_validator(mode="after")
     def _syringe(self) -> PumpSpec:
         if self.mechanism == "syringe" and self.syringe is None:
@@ -271,7 +281,7 @@ class PumpActionEvent(_Model):
 
 class ResetAlarmEvent(_Event):
     do: Literal["reset_alarm"]
-    code: str
+    code: AlarmCode  # the alarm's code as the event log writes it, e.g. occlusion_downstream
     pump_scope: bool = False
 
 
@@ -431,6 +441,19 @@ def load_scenario(path: Path) -> tuple[Scenario, str]:
             msg = "unknown field"
         raise ScenarioError(f"{name}: {loc}" if loc else name, msg) from None
     return scenario, hashlib.sha256(raw).hexdigest()
+
+
+SYRINGE_ML: dict[int, SyringeSize] = {3: SyringeSize.ML3, 5: SyringeSize.ML5, 10: SyringeSize.ML10,
+                                       20: SyringeSize.ML20, 30: SyringeSize.ML30, 50: SyringeSize.ML50,
+                                       60: SyringeSize.ML50}  # fmt: skip
+
+
+def syringe_size(q: Quantity) -> SyringeSize | None:
+    """The syringe of nominal capacity ``q`` (a volume), or None if there is none of that size."""
+    if not q.unit.same_dimension(Quantity.of(1, "mL").unit):
+        return None
+    ml = q.in_("mL")
+    return SYRINGE_ML.get(int(ml)) if ml.denominator == 1 else None
 
 
 def seconds(q: Quantity) -> float:

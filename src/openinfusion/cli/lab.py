@@ -1,0 +1,128 @@
+"""``openinfusion verify trumpet`` and ``openinfusion verify occlusion``: IEC 60601-2-24 tests on the virtual
+pump. Thin: it runs the tests of :mod:`openinfusion.lab`, shows progress, writes the outputs and prints a
+table."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from openinfusion.cli.common import console, guarded
+from openinfusion.errors import InputError
+from openinfusion.lab import accuracy, occlusion, report
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+verify = typer.Typer(
+    help="Virtual verification: IEC 60601-2-24 tests on the pump core with simulated hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(verify, name="verify")
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+Seed = Annotated[int, typer.Option(help="Seed of the virtual pumps (each configuration is a pump built from it).")]
+Figures = Annotated[Path | None, typer.Option(help="Also write each figure as PNG into this directory.")]
+
+
+def _run_all(setups: Sequence[S], label: Callable[[S], str], run: Callable[[S, Callable[[float], None]], R]) -> list[R]:
+    """Run every setup with one progress bar each."""
+    results = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as bar:  # fmt: skip
+        for setup in setups:
+            task = bar.add_task(label(setup), total=1.0)
+
+            def advance(done: float, task: TaskID = task) -> None:
+                bar.update(task, completed=done)
+
+            results.append(run(setup, advance))
+            bar.update(task, completed=1.0)
+    return results
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise InputError("--seed", f"must be a non-negative integer, got {seed}")
+
+
+def _command() -> str:
+    return "openinfusion " + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else "openinfusion verify"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("[green]pass[/]" if ok else "[bold red]FAIL[/]")
+
+
+@verify.command("trumpet")
+@guarded()
+def trumpet(
+    out: Annotated[Path, typer.Option(help="Output directory")] = Path("out/verify/trumpet"),
+    seed: Seed = 1,
+    figures: Figures = None,
+) -> None:
+    """Flow accuracy (IEC 60601-2-24 trumpet curves): LVP at 1 and 25 mL/h, 50 mL syringe at 1 mL/h, 2 h each.
+
+    Writes trumpet.json and report.html into OUT.
+    """
+    _check_seed(seed)
+    results = _run_all(accuracy.SETUPS, lambda s: s.label, lambda s, p: accuracy.run_accuracy(s, seed, p))
+    written = report.write_trumpet(out, results, seed, _command(), figures)
+    table = Table(title=f"Flow accuracy, seed {seed}: second hour, errors in %")
+    for col in ("configuration", "A", "vs published", "Ep 2 min", "Ep 31 min", "narrows", "state"):
+        table.add_column(col)
+    for r in results:
+        first, last = r.trumpet.points[0], r.trumpet.points[-1]
+        table.add_row(
+            r.setup.label, f"{r.trumpet.mean_error_percent:+.2f}",
+            f"{_verdict(r.passes_mean)} (+-{r.claim.limit_percent:g})",
+            f"{first.ep_max_percent:+.1f}/{first.ep_min_percent:+.1f}",
+            f"{last.ep_max_percent:+.1f}/{last.ep_min_percent:+.1f}", _verdict(r.trumpet.narrows), r.final_state,
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"wrote {', '.join(str(p) for p in written[:2])}" + (f" and {len(written) - 2} figures" if figures else "")
+    )
+
+
+@verify.command("occlusion")
+@guarded()
+def occlusion_test(
+    out: Annotated[Path, typer.Option(help="Output directory")] = Path("out/verify/occlusion"),
+    seed: Seed = 1,
+    figures: Figures = None,
+) -> None:
+    """Downstream occlusion: time to alarm, back-off and release bolus at HIGH and LOW sensitivity, LVP at 1
+    and 25 mL/h and 50 mL syringe at 1 mL/h.
+
+    Writes occlusion.json and report.html into OUT.
+    """
+    _check_seed(seed)
+    results = _run_all(occlusion.SETUPS, lambda s: s.label, lambda s, p: occlusion.run_occlusion(s, seed, p))
+    written = report.write_occlusion(out, results, seed, _command(), figures)
+    table = Table(title=f"Downstream occlusion, seed {seed}")
+    for col in ("configuration", "threshold", "alarm after", "bolus", "ECRI", "state"):
+        table.add_column(col)
+    for r in results:
+        if r.void:
+            alarm = f"[bold red]void ({r.state_at_occlusion} before)[/]"
+        else:
+            alarm = "[bold red]no alarm[/]" if r.time_to_alarm_s is None else f"{r.time_to_alarm_s:.1f} s"
+        bolus = "-" if r.bolus_ml is None else f"{r.bolus_ml:.4f} mL"
+        threshold = f"{r.threshold_mmhg} mmHg ({r.occlusion.setup.sensitivity.value})"
+        table.add_row(r.occlusion.setup.label, threshold, alarm, bolus, _verdict(r.passes_ecri), r.final_state)
+    console.print(table)
+    console.print(
+        f"wrote {', '.join(str(p) for p in written[:2])}" + (f" and {len(written) - 2} figures" if figures else "")
+    )
