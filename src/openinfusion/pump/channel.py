@@ -587,7 +587,8 @@ class Channel:
         # disarms it and looks every second instead, so a rise is followed without an interrupt storm.
         wake = self.down.wake_threshold_mmhg()
         filtered = verdict.pressure_mmhg
-        self._rising = self.state in DELIVERING and filtered is not None and filtered >= wake
+        raw_high = down.count > 0 and float(down.samples_mmhg[-1]) >= wake  # a spike (or a rise) in progress
+        self._rising = self.state in DELIVERING and (raw_high or (filtered is not None and filtered >= wake))
         self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
         vacuum = float(self.settings.occlusion.upstream_mmhg)
         self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)

@@ -19,7 +19,7 @@ every channel in FAILSAFE with a SELF_TEST_FAILED alarm naming the failed items 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -123,6 +123,7 @@ class Pump:
         self._post: PowerOnSelfTest | None = None
         self._post_due: Instant | None = None
         self._last_service = now
+        self._due = [now for _ in self.channels]  # when each channel next needs its own service
 
     # --- power-on ---------------------------------------------------------------------------------
 
@@ -161,8 +162,13 @@ class Pump:
 
     # --- the service loop -------------------------------------------------------------------------
 
-    def service(self) -> Instant:
-        """Bring the whole pump up to the clock's present; returns when it next needs service."""
+    def service(self, interrupted: Collection[int] | None = None) -> Instant:
+        """Bring the pump up to the clock's present; returns when it next needs service.
+
+        ``interrupted`` names the channels whose devices raised the interrupt that woke the core: only
+        those, and channels whose own time has come, are serviced (cost follows events, per channel).
+        ``None`` (a timer, a clinician action, a pump-wide interrupt) services every channel.
+        """
         now = self.hw.clock.now()
         if self.phase is Phase.OFF:
             return self.power_on()
@@ -184,7 +190,10 @@ class Pump:
         self._activate_library(now)
         due = [now + Duration(window.us // 2)]
         for ch in self.channels:
-            due.append(self._guarded(ch, now))
+            i = ch.index
+            if interrupted is None or i in interrupted or self._due[i] <= now:
+                self._due[i] = self._guarded(ch, now)
+        due += self._due
         for verdict in self.monitor.update(now):
             ch = self.channels[verdict.channel]
             detail = f"{verdict.check.id}: {verdict.detail}"

@@ -29,9 +29,9 @@ class Driver:
     def now(self) -> Instant:
         return self.world.now
 
-    def service(self) -> None:
-        """Service the core now (after a scenario action or an interrupt)."""
-        self.due = self.pump.service()
+    def service(self, interrupted: frozenset[int] | None = None) -> None:
+        """Service the core now (after a scenario action, a timer, or the interrupts of ``interrupted``)."""
+        self.due = self.pump.service(interrupted)
         self.services += 1
         if self.on_service is not None:
             self.on_service()
@@ -41,5 +41,8 @@ class Driver:
         while self.world.now < t:
             target = min(self.due, t)
             reached = self.world.advance(target)
-            if reached < target or reached >= self.due:
-                self.service()
+            if reached < target:  # an interrupt: the channels whose devices raised it, or all if pump-wide
+                channels = [w.channel for w in self.world.last_wakes]
+                self.service(None if None in channels else frozenset(c for c in channels if c is not None))
+            elif reached >= self.due:
+                self.service(frozenset())  # a timer: the channels whose time has come
