@@ -199,6 +199,7 @@ class Channel:
         self.timers = _Timers(state_since=now, last_service=now)
         self._trace: list[tuple[Instant, Volume]] = [(now, Volume(0))]
         self._occlusion_pressure: tuple[float, float] | None = None
+        self._reverse_slack = Volume(0)  # play crossed by a back-off, not yet taken up again
         self._rising = False
 
     # --- events -----------------------------------------------------------------------------------
@@ -316,12 +317,18 @@ class Channel:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
             rest = self._remainder(self.segment, self.tracker)
+            base = self._measured()
             self.segment = None
             if rest is not None:
-                self._begin(now, rest, self._measured())
+                self._begin(now, rest, base)
             elif self._has_more():
-                self._next_segment_from(now, self._measured())
-            self.monitor.authorise(self.index, now, self._rate())
+                self._next_segment_from(now, base)
+            slack = self._reverse_slack
+            self.monitor.authorise(self.index, now, self._rate(), slack)
+            if slack.nl:  # take the play up again, quickly, before delivery resumes (it moves no fluid)
+                self._reverse_slack = Volume(0)
+                self.hw.motor.move(self.cal.reverse_slack_steps, SLACK_TIME)
+                self.timers.backoff_until = now + SLACK_TIME
         self._log(now, EventKind.INFUSION_STARTED, rate=encode_rate(self._rate()))
 
     def _stop_motor(self, now: Instant) -> None:
@@ -340,8 +347,11 @@ class Channel:
             return
         steps = self.controller.position(self.hw.encoder.counts())
         move = self.controller.backoff_move(volume, steps, BACKOFF_TIME)
-        self.hw.motor.move(move.steps, move.over)
-        withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(steps + move.steps)
+        dead = self.cal.reverse_slack_steps  # reversing first crosses the drive's play: no fluid moves
+        self.hw.motor.move(move.steps - dead, move.over)
+        end = steps + move.steps
+        self._reverse_slack = self.cal.volume_at(end) - self.cal.volume_at(end - dead)
+        withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(end - dead)
         self.monitor.authorise(self.index, now, FlowRate(0), Volume(-withdrawn.nl))
         self.timers.backoff_until = now + BACKOFF_TIME
         self._log(now, EventKind.INFUSION_STOPPED, reason="occlusion back-off", withdrawn=encode_volume(withdrawn))
@@ -483,7 +493,9 @@ class Channel:
     # --- volumes ----------------------------------------------------------------------------------
 
     def _measured(self) -> Volume:
-        return self.controller.delivered(self.controller.position(self.hw.encoder.counts()))
+        """Fluid displaced since the origin: the encoder's volume, plus any play a back-off reversed through."""
+        shaft = self.controller.delivered(self.controller.position(self.hw.encoder.counts()))
+        return shaft + self._reverse_slack
 
     def _account(self, now: Instant) -> None:
         before = self.counters.delivered

@@ -37,7 +37,8 @@ class MechanismCalibration:
     revolution, for ``k`` in ``0..steps_per_rev``. ``counts_per_step`` encoder counts correspond to
     one motor step. Rates are bounded by ``min_rate``..``max_rate`` and programmed in multiples of
     ``resolution``. ``slack_steps`` is the forward motion that takes up backlash and plunger
-    compliance before fluid moves (syringe start-up). ``max_backoff`` bounds reverse motion after an
+    compliance before fluid moves (syringe start-up); ``reverse_slack_steps`` is the dead travel when the
+    motion reverses (nut backlash and drive-train deflection). ``max_backoff`` bounds reverse motion after an
     occlusion. ``container`` is the syringe's nominal capacity (None for an LVP bag).
     """
 
@@ -49,6 +50,7 @@ class MechanismCalibration:
     max_rate: FlowRate
     resolution: FlowRate
     slack_steps: int = 0
+    reverse_slack_steps: int = 0
     max_backoff: Volume = ZERO_VOLUME
     container: Volume | None = None
 
@@ -65,8 +67,8 @@ class MechanismCalibration:
             raise ConfigError(where, "rates must satisfy 0 < min_rate <= max_rate")
         if self.resolution.nl_per_h <= 0 or self.min_rate.nl_per_h % self.resolution.nl_per_h:
             raise ConfigError(f"{where}.resolution", "must be positive and divide min_rate")
-        if self.slack_steps < 0 or self.max_backoff.nl < 0:
-            raise ConfigError(where, "slack_steps and max_backoff must not be negative")
+        if self.slack_steps < 0 or self.reverse_slack_steps < 0 or self.max_backoff.nl < 0:
+            raise ConfigError(where, "slack steps and max_backoff must not be negative")
 
     @property
     def volume_per_rev(self) -> Volume:

@@ -187,6 +187,8 @@ class SyringeMechanism:
             max_rate=FlowRate(max_nl_h),
             resolution=p.resolution,
             slack_steps=math.ceil(slack_m / (p.pitch_mm * 1e-3) * p.steps_per_rev),
+            # Reversing crosses the whole play and unloads the drive train before the plunger moves back.
+            reverse_slack_steps=math.ceil((slack_m + p.backlash_mm * 1e-3) / (p.pitch_mm * 1e-3) * p.steps_per_rev),
             max_backoff=Volume(round(area_m2 * p.max_backoff_mm * 1e-3 * NL_PER_M3)),
             container=spec.capacity,
         )
