@@ -6,7 +6,7 @@ import typer
 
 from openinfusion.cli import lab as lab_cli
 from openinfusion.cli import library as library_cli
-from openinfusion.cli import schema, sim, statechart
+from openinfusion.cli import pharmacy, schema, sim, statechart
 from openinfusion.cli import trace as trace_cli
 
 app = typer.Typer(
@@ -36,7 +36,9 @@ app.registered_commands.extend(sim.app.registered_commands)
 app.registered_commands.extend(schema.app.registered_commands)
 app.add_typer(lab_cli.app)
 app.add_typer(trace_cli.app)
+library_cli.app.registered_commands.extend(pharmacy.app.registered_commands)  # library report, whatif
 app.add_typer(library_cli.app)
+app.registered_commands.extend(pharmacy.ward_app.registered_commands)  # ward-week
 
 
 def main() -> None:

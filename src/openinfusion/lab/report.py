@@ -8,9 +8,7 @@ results beside the published figures they are held to (``shared/reference/standa
 from __future__ import annotations
 
 import html
-import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from openinfusion.figures import save_png, style, svg
 from openinfusion.lab import accuracy, occlusion
 from openinfusion.lab.accuracy import AccuracyResult
 from openinfusion.lab.occlusion import ECRI_BOLUS_ML, OcclusionResult
@@ -35,31 +34,6 @@ th { background: #f2f2f2 } .note { color: #a00 } .pass { color: #1a7f37 } .fail 
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 1em } dt { font-weight: 600 }
 """
 PASS, FAIL = "pass", "FAIL"
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    with plt.rc_context({"svg.hashsalt": _SVG_SALT, "svg.fonttype": "path", "font.size": 9}):
-        yield
-
-
-def svg(fig: Figure) -> str:
-    """``fig`` as inline SVG (deterministic), then closed."""
-    buf = io.StringIO()
-    with _style():  # the salt is read when saving
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def save_png(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` as PNG at ``path`` (no software stamp) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _style():
-        fig.savefig(path, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
 
 
 def _f(x: float | None, places: int = 2) -> str:
@@ -99,7 +73,7 @@ def trumpet_figure(result: AccuracyResult) -> Figure:
     """Start-up curve (flow per 0.5 min over 2 h) beside the trumpet curve of the second hour."""
     limit = result.claim.limit_percent
     rate_ml_h = float(result.setup.rate.in_ml_h)
-    with _style():
+    with style():
         fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
         ax_s.axvspan(60, 120, color="#eef3fa", label="analysis period (2nd hour)")
         ax_s.step(result.startup_t_min, result.startup_flow_ml_h, where="pre", color="#1f77b4", lw=1,
@@ -214,7 +188,7 @@ def occlusion_figure(result: OcclusionResult) -> Figure:
     outlet around the release (the bolus)."""
     tr = result.trace
     t0 = result.occluded_at_s
-    with _style():
+    with style():
         fig, (ax_p, ax_v) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
         ax_p.plot(tr.t_s - t0, tr.pressure_mmhg, color="#8c564b", lw=1, label="line pressure (true)")
         sensitivity = result.occlusion.setup.sensitivity.value

@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openinfusion.druglib.model import Concentration as LibraryConcentration
+from openinfusion.druglib.model import LimitField
 from openinfusion.errors import ProgramError
-from openinfusion.pump.ders import DersRequest, DersResult
-from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.ders import DersIndex, DersRequest, DersResult
+from openinfusion.pump.dosing import Concentration, Patient, rate_to_dose
 from openinfusion.pump.eventlog import JsonValue, encode_duration, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.pump.programs import (
@@ -34,7 +35,7 @@ from openinfusion.pump.programs import (
     SecondaryProgram,
     VolumeOverTimeProgram,
 )
-from openinfusion.units import Duration, FlowRate, Quantity, Volume
+from openinfusion.units import Duration, FlowRate, Quantity, Unit, Volume
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,9 +77,12 @@ def _max_rate(rates: list[FlowRate]) -> FlowRate:
     return max(rates, key=lambda r: r.nl_per_h)
 
 
-def request_for(selection: LibrarySelection, program: Program, patient: Patient | None) -> DersRequest:
+def request_for(
+    selection: LibrarySelection, program: Program, patient: Patient | None, index: DersIndex
+) -> DersRequest:
     """The DERS request for ``program`` programmed from ``selection`` (every value the library limits)."""
     who = patient or Patient()
+    entry = index.entry(selection.area, selection.drug, selection.therapy)
     common: dict[str, object] = {
         "area": selection.area,
         "drug": selection.drug,
@@ -98,7 +102,9 @@ def request_for(selection: LibrarySelection, program: Program, patient: Patient 
                 if isinstance(loading.pace, Duration):
                     extra["loading_duration"] = loading.pace
                 else:
-                    extra["loading_rate"] = loading.pace.quantity()
+                    limit = entry.limits.get(LimitField.LOADING_RATE)
+                    unit = None if limit is None else limit.display
+                    extra["loading_rate"] = pace_in(loading.pace, unit, program.concentration, who)
         case PcaProgram():
             common["vtbi"] = None
             extra = {
@@ -122,10 +128,25 @@ def request_for(selection: LibrarySelection, program: Program, patient: Patient 
     return DersRequest(**{**common, **extra})  # type: ignore[arg-type]
 
 
-def bolus_request(selection: LibrarySelection, bolus: Bolus, patient: Patient | None) -> DersRequest:
-    """The DERS request for a clinician bolus (its dose, or its volume when given as a volume)."""
+def pace_in(rate: FlowRate, unit: Unit | None, conc: Concentration | None, patient: Patient) -> Quantity:
+    """A bolus or loading rate in the unit its library limit is written in.
+
+    A limit written as a dose rate (``[iU]/kg/min``) is compared with the dose rate the flow delivers from
+    the concentration for this patient, exactly; a limit in ``mL/h`` (or none) with the flow itself.
+    """
+    if unit is None or conc is None or unit.same_dimension(rate.quantity().unit):
+        return rate.quantity()
+    return rate_to_dose(rate, conc, patient, unit, "rate")
+
+
+def bolus_request(
+    selection: LibrarySelection, bolus: Bolus, patient: Patient | None, program: Program | None, index: DersIndex
+) -> DersRequest:
+    """The DERS request for a clinician bolus from ``program`` (its dose, or its volume when given as one)."""
     who = patient or Patient()
     dose: Quantity = bolus.amount if bolus.amount is not None else bolus.volume.quantity()
+    conc = getattr(program, "concentration", None)
+    limit = index.entry(selection.area, selection.drug, selection.therapy).limits.get(LimitField.BOLUS_RATE)
     return DersRequest(
         area=selection.area,
         drug=selection.drug,
@@ -134,9 +155,13 @@ def bolus_request(selection: LibrarySelection, bolus: Bolus, patient: Patient | 
         weight=who.weight,
         bsa=who.bsa,
         bolus_dose=dose,
-        bolus_rate=bolus.rate.quantity(),
+        bolus_rate=pace_in(bolus.rate, None if limit is None else limit.display, _conc(conc), who),
         bolus_duration=bolus.rate.time_for(bolus.volume),
     )
+
+
+def _conc(value: object) -> Concentration | None:
+    return value if isinstance(value, Concentration) else None
 
 
 def check_context(request: DersRequest, result: DersResult) -> dict[str, JsonValue]:

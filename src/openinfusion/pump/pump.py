@@ -58,6 +58,7 @@ class PumpConfig:
     pump_id: str = "openinfusion-sim-1"
     channels: tuple[ChannelSettings, ...]
     care_area: str | None = None  # the library care area (profile) the pump is set to
+    time_origin: str | None = None  # ISO 8601 wall-clock time of pump time 0, for EHR documentation
     battery_low: Duration = Duration.min(40)
     battery_stop: Duration = Duration.min(3)
     tolerances: Tolerances = Tolerances()
@@ -102,7 +103,8 @@ class Pump:
             self.library, stored = self.library.receive(library_package, self.trusted_keys)
             self.library, _ = self.library.activate(infusing=False)
         active = self.library.active
-        self.log = EventLog(pump_id=config.pump_id, library=None if active is None else _log_identity(active.identity))
+        identity = None if active is None else _log_identity(active.identity)
+        self.log = EventLog(pump_id=config.pump_id, time_origin=config.time_origin, library=identity)
         self.alarms = AlarmManager(len(hw.channels), now)
         self.monitor = SafetyMonitor(hw.channels, calibrations, config.tolerances)
         self.channels = tuple(
@@ -294,12 +296,12 @@ class Pump:
             return
         if active is None:
             raise ProgramError("program.selection", "no drug library is active on this pump")
-        if request.bolus is not None:
-            ders = bolus_request(request.selection, request.bolus, ch.patient)
-        else:
-            assert request.program is not None
-            ders = request_for(request.selection, request.program, request.patient or ch.patient)
         try:
+            if request.bolus is not None:
+                ders = bolus_request(request.selection, request.bolus, ch.patient, ch.active, active.index)
+            else:
+                assert request.program is not None
+                ders = request_for(request.selection, request.program, request.patient or ch.patient, active.index)
             result = active.index.check(ders)
         except ProgramError as e:
             self.log.append(now, EventKind.EVENT_REFUSED, ch.index, event=action, reason=f"{e.where}: {e.why}")
@@ -316,9 +318,10 @@ class Pump:
             field = result.findings[0].field.value if result.findings else "program"
             raise DoseLimitError(f"program.{field}", decision.why)
         if decision.override_reason is not None:
+            checked = check_context(ders, result)
             self.log.append(
                 now, EventKind.DERS_OVERRIDE, ch.index, **context, reason=decision.override_reason,
-                findings=check_context(ders, result)["findings"],
+                selection=checked["selection"], findings=checked["findings"],
             )  # fmt: skip
         ch.alerted = False
 
@@ -331,7 +334,8 @@ class Pump:
                 raise DoseLimitError("program.selection", f"basic infusions are disabled in care area {area!r}")
             if not request.basic_reason or not request.basic_reason.strip():
                 raise ProgramError("program.basic_reason", "a basic (no-library) infusion needs a reason")
-        self.log.append(now, EventKind.BASIC_INFUSION, ch.index, **context, reason=request.basic_reason)
+        area = self.config.care_area
+        self.log.append(now, EventKind.BASIC_INFUSION, ch.index, **context, area=area, reason=request.basic_reason)
 
     # --- clinician actions ------------------------------------------------------------------------
 

@@ -10,9 +10,7 @@ JavaScript, readable offline (docs/decisions/0004-reports.md).
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import dataclass
-from typing import Any
 
 import matplotlib
 
@@ -20,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+
+from openinfusion.figures import svg
 
 F64 = npt.NDArray[np.float64]
 
@@ -61,14 +61,6 @@ class ChannelTrace:
     threshold_mmhg: float
     alarms: tuple[AlarmSpan, ...]
     markers: tuple[Marker, ...]
-
-
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
 
 
 def _hours(span_s: float) -> tuple[float, str]:
@@ -116,7 +108,7 @@ def channel_figure(tr: ChannelTrace, end_s: float) -> str:
         ax_rate.annotate(m.label, (m.t_s / scale, 1.0), xycoords=("data", "axes fraction"), rotation=90,
                          fontsize=7, va="top", ha="right", color="#555")  # fmt: skip
     fig.suptitle(tr.label)
-    return _svg(fig)
+    return svg(fig)
 
 
 def render(

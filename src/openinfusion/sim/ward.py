@@ -30,7 +30,7 @@ import datetime
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
@@ -41,7 +41,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from openinfusion.druglib.model import Bounds, CareArea, Drug, DrugKind, Entry, Library, LimitField, Mode
-from openinfusion.druglib.package import ReleaseInfo, compile_package, load_package, sign_package
+from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
 from openinfusion.errors import DoseLimitError, InputError, ProgramError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.dosing import Concentration, Patient
@@ -140,8 +140,8 @@ class Kind(Enum):
     PCA = "pca"  # a PCA prescription: the demand dose entered
 
 
-_FIELD: Final = {Kind.DOSE: LimitField.DOSE, Kind.RATE: LimitField.RATE, Kind.TIMED: LimitField.DURATION}
 _DEFAULT_RANGE: Final = {Kind.RATE: (20.0, 150.0), Kind.TIMED: (30.0, 60.0)}  # mL/h, min [U]
+_DEFAULT_UNIT: Final = {Kind.RATE: _ML_H, Kind.TIMED: _MIN}  # of an entry without limits of the entered value
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,8 @@ class Recipe:
     bag: Volume | None  # VTBI of RATE and TIMED programs, and of DOSE programs from a bag
     weight: float  # relative frequency
     entry: Entry
+    floor: Fraction | None = None  # a hard minimum the care area adds (TIMED: the bag at the area's maximum rate)
+    ceiling: Fraction | None = None  # a hard maximum the care area adds (RATE: the area's maximum rate)
 
     def program(self, value: Fraction, limits: RateLimits, patient: Patient, rng: np.random.Generator) -> Program:
         """The program with ``value`` entered (ProgramError if the pump cannot run it)."""
@@ -183,7 +185,7 @@ class Recipe:
     def _pca(self, value: Fraction, limits: RateLimits, rng: np.random.Generator) -> PcaProgram:
         assert self.concentration is not None
         demand = Quantity(value, self.unit)
-        lockout = _typical(rng, self.entry.limit(LimitField.PCA_LOCKOUT), (6.0, 10.0), digits=1)
+        lockout = usual_value(rng, self.entry.limit(LimitField.PCA_LOCKOUT), (6.0, 10.0), digits=1)
         lockout_unit = _unit_of(self.entry.limit(LimitField.PCA_LOCKOUT), _MIN)
         return PcaProgram(
             concentration=self.concentration,
@@ -195,6 +197,45 @@ class Recipe:
             limits=limits,
         )
 
+    def usual(self, rng: np.random.Generator) -> Fraction:
+        """A usual value of the entered quantity, inside the soft limits (see :func:`usual_value`)."""
+        return self.typed(usual_value(rng, self.bounds, _DEFAULT_RANGE.get(self.kind, (1.0, 10.0))))
+
+    def typed(self, value: Fraction) -> Fraction:
+        """``value`` as the pump takes it: rates on the 0.01 mL/h grid."""
+        return Fraction(round(value * 100), 100) if self.kind is Kind.RATE and self.unit == _ML_H else value
+
+    def beyond_soft(self, rng: np.random.Generator) -> Fraction | None:
+        """A value just beyond a soft limit and inside every hard one (an unusual but intended order), or None.
+
+        Only a meaningful soft minimum counts: one below a twentieth of the soft maximum is a token ("no lower
+        limit", drug-library-examples.md §9.2), and nobody orders below it on purpose.
+        """
+        b = self.bounds
+        if b is None:
+            return None
+        soft_lo = None if b.soft_min is None else b.soft_min.value
+        soft_hi = None if b.soft_max is None else b.soft_max.value
+        hard_lo = _tightest(max, b.hard_min, self.floor)
+        hard_hi = _tightest(min, b.hard_max, self.ceiling)
+        sides: list[tuple[Fraction, Fraction | None, bool]] = []  # (soft limit, hard limit, upper side)
+        if soft_hi is not None and (hard_hi is None or hard_hi > soft_hi):
+            sides.append((soft_hi, hard_hi, True))
+        meaningful = soft_lo is not None and soft_lo > 0 and (soft_hi is None or 20 * soft_lo >= soft_hi)
+        if soft_lo is not None and meaningful and (hard_lo is None or hard_lo < soft_lo):
+            sides.append((soft_lo, hard_lo, False))
+        if not sides:
+            return None
+        soft, hard, upper = sides[0] if len(sides) == 1 or rng.random() < 0.75 else sides[1]
+        x = float(soft) * (rng.uniform(1.05, 1.35) if upper else rng.uniform(0.5, 0.9))
+        if hard is not None:  # at most 80 % of the way from the soft limit to the hard one
+            bound = float(soft + (hard - soft) * Fraction(4, 5))
+            x = min(x, bound) if upper else max(x, bound)
+        value = self.typed(_nice(x, 3))
+        beyond = value > soft if upper else 0 < value < soft
+        inside = hard is None or (value < hard if upper else value > hard)
+        return value if beyond and inside else None
+
     @property
     def bolus(self) -> Bounds | None:
         """The bolus-dose limits, when a bolus of this entry can be checked (its rate limit, if any, in mL/h)."""
@@ -203,6 +244,14 @@ class Recipe:
         if self.kind is not Kind.DOSE or dose is None or (rate is not None and rate.unit.dim != _ML_H.dim):
             return None
         return dose
+
+
+def _tightest(
+    pick: Callable[[list[Fraction]], Fraction], limit: Quantity | None, extra: Fraction | None
+) -> Fraction | None:
+    """The tighter of an entry's hard limit and a care area's (``pick`` is min or max), or None."""
+    values = [v for v in (None if limit is None else limit.value, extra) if v is not None]
+    return pick(values) if values else None
 
 
 def _unit_of(bounds: Bounds | None, default: Unit) -> Unit:
@@ -219,47 +268,56 @@ def _cap(bounds: Bounds | None, demand: Quantity) -> Quantity | None:
 
 def recipes(library: Library) -> dict[str, tuple[Recipe, ...]]:
     """The entries a nurse can program, per care area (entries the simulation cannot program are left out)."""
-    found: dict[str, list[Recipe]] = {a.id: [] for a in library.care_areas}
+    areas = {a.id: a for a in library.care_areas}
+    found: dict[str, list[Recipe]] = {a: [] for a in areas}
     for drug, entry in library.entries():
         recipe = _recipe(drug, entry)
         if recipe is not None:
-            found[entry.area].append(recipe)
+            found[entry.area].append(_capped(recipe, areas[entry.area]))
     return {area: tuple(rs) for area, rs in found.items() if rs}
 
 
+def _capped(recipe: Recipe, area: CareArea) -> Recipe:
+    """``recipe`` with the hard limit its care area adds: the maximum rate, or the shortest duration for the bag."""
+    if recipe.kind is Kind.RATE:
+        return replace(recipe, ceiling=area.max_rate.in_(recipe.unit))
+    if recipe.kind is Kind.TIMED and recipe.bag is not None:
+        shortest = Quantity(recipe.bag.in_ml / area.max_rate.in_(_ML_H), unit("h"))
+        return replace(recipe, floor=shortest.in_(recipe.unit))
+    return recipe
+
+
 def _recipe(drug: Drug, entry: Entry) -> Recipe | None:
+    """How a nurse programs ``entry``; None for what is not simulated (custom concentrations only, doses without
+    limits, the library's own basic-infusion entry: the pump's basic mode is used instead)."""
     if drug.kind is DrugKind.BASIC:
-        return None  # the pump's own basic mode is used instead
-    with_volume = [c for c in entry.concentrations if c.volume is not None]
+        return None
     weight = 4.0 if drug.id in COMMON or drug.kind is DrugKind.FLUID else 1.0
     first = entry.concentrations[0] if entry.concentrations else None
+    bagged = next((c for c in entry.concentrations if c.volume is not None), None)
 
-    def make(kind: Kind, unit_: Unit, bounds: Bounds | None, conc: Concentration | None, bag: Volume | None) -> Recipe:
-        key = first.key if first is not None and kind is not Kind.DOSE and kind is not Kind.PCA else None
-        if conc is not None:
-            key = with_volume[0].key
+    def make(
+        kind: Kind, bounds: Bounds | None, key: str | None, conc: Concentration | None, bag: Volume | None
+    ) -> Recipe:
         selection = LibrarySelection(area=entry.area, drug=drug.id, therapy=entry.therapy, concentration=key)
-        return Recipe(selection, kind, unit_, bounds, conc, bag, weight, entry)
+        entered_in = bounds.unit if bounds is not None else _DEFAULT_UNIT[kind]
+        return Recipe(selection, kind, entered_in, bounds, conc, bag, weight, entry)
 
     if entry.mode is Mode.CONTINUOUS and entry.rate_only:
-        default_bag = Volume.ml(1000 if drug.kind is DrugKind.FLUID else 250)
-        bag = _bag(first.volume if first is not None else None, default_bag)
-        return make(Kind.RATE, _ML_H, entry.limit(LimitField.RATE), None, bag)
-    if not with_volume:
-        if entry.mode is Mode.INTERMITTENT and first is not None:  # an amount whose volume is entered at the pump
-            return make(Kind.TIMED, _MIN, entry.limit(LimitField.DURATION), None, Volume.ml(100))
-        return None  # custom concentrations only: not simulated
-    std = with_volume[0]
-    assert std.volume is not None
-    conc = Concentration(std.amount, std.volume)
+        bag = _bag(None if first is None else first.volume, Volume.ml(1000 if drug.kind is DrugKind.FLUID else 250))
+        return make(Kind.RATE, entry.limit(LimitField.RATE), None if first is None else first.key, None, bag)
     if entry.mode is Mode.INTERMITTENT:
-        return make(Kind.TIMED, _MIN, entry.limit(LimitField.DURATION), None, _bag(std.volume, Volume.ml(100)))
-    limit = entry.limit(LimitField.PCA_DEMAND_DOSE if entry.mode is Mode.PCA else LimitField.DOSE)
-    if limit is None:
-        return None
+        chosen = bagged or first  # an amount alone: its volume is entered at the pump
+        if chosen is None:
+            return None
+        bag = _bag(chosen.volume, Volume.ml(100))
+        return make(Kind.TIMED, entry.limit(LimitField.DURATION), chosen.key, None, bag)
     kind = Kind.PCA if entry.mode is Mode.PCA else Kind.DOSE
-    bag = _bag(std.volume, None) if kind is Kind.DOSE else None
-    return make(kind, limit.unit, limit, conc, bag)
+    limit = entry.limit(LimitField.PCA_DEMAND_DOSE if kind is Kind.PCA else LimitField.DOSE)
+    if bagged is None or bagged.volume is None or limit is None:
+        return None
+    conc = Concentration(bagged.amount, bagged.volume)
+    return make(kind, limit, bagged.key, conc, _bag(bagged.volume, None) if kind is Kind.DOSE else None)
 
 
 def _bag(volume: Quantity | None, default: Volume | None) -> Volume | None:
@@ -295,7 +353,7 @@ def _span(bounds: Bounds | None, default: tuple[float, float]) -> tuple[float, f
     return (lo, hi) if hi is not None else (lo, lo * 4)
 
 
-def _typical(
+def usual_value(
     rng: np.random.Generator, bounds: Bounds | None, default: tuple[float, float], digits: int = 2
 ) -> Fraction:
     """A usual value, as typed: log-uniform over the lower middle of the usual range [U].
@@ -308,37 +366,6 @@ def _typical(
     return _nice(lo * (hi / lo) ** rng.uniform(0.1, 0.6), digits)
 
 
-def _beyond_soft(rng: np.random.Generator, bounds: Bounds | None) -> Fraction | None:
-    """A value just beyond a soft limit and inside the hard ones (an unusual but intended order), or None."""
-    if bounds is None:
-        return None
-    sides = []
-    if bounds.soft_max is not None and (bounds.hard_max is None or bounds.hard_max > bounds.soft_max):
-        sides.append("upper")
-    if bounds.soft_min is not None and bounds.soft_min.value > 0 and bounds.hard_min != bounds.soft_min:
-        sides.append("lower")
-    if not sides:
-        return None
-    side = sides[0] if len(sides) == 1 or rng.random() < 0.75 else sides[1]
-    if side == "upper":
-        assert bounds.soft_max is not None
-        soft = float(bounds.soft_max.value)
-        x = soft * rng.uniform(1.05, 1.35)
-        if bounds.hard_max is not None:
-            x = min(x, soft + 0.8 * (float(bounds.hard_max.value) - soft))
-        value = _nice(x, 3)
-        ok = value > bounds.soft_max.value and (bounds.hard_max is None or value < bounds.hard_max.value)
-    else:
-        assert bounds.soft_min is not None
-        soft = float(bounds.soft_min.value)
-        x = soft * rng.uniform(0.5, 0.9)
-        if bounds.hard_min is not None:
-            x = max(x, soft - 0.8 * (soft - float(bounds.hard_min.value)))
-        value = _nice(x, 3)
-        ok = 0 < value < bounds.soft_min.value and (bounds.hard_min is None or value > bounds.hard_min.value)
-    return value if ok else None
-
-
 def _slip(rng: np.random.Generator, value: Fraction, kind: Kind, entered_in: Unit) -> Fraction:
     """A programming slip: 10-fold or 0.1-fold, or (for a drug mass or activity) mg/ug confused, 1000-fold."""
     exps = dict(zip(DIMENSIONS, entered_in.dim, strict=True))
@@ -349,17 +376,18 @@ def _slip(rng: np.random.Generator, value: Fraction, kind: Kind, entered_in: Uni
     return value * factors[pick][0]
 
 
-def _patient(rng: np.random.Generator, area: CareArea) -> Patient:
-    """A patient inside the care area's soft weight (and BSA) limits, in the lower part of the range."""
-    weight = None
-    if area.weight is not None:
-        lo, hi = _span(area.weight, (50.0, 120.0))
-        kg = lo * 1.1 + rng.uniform(0.0, 0.45) * (hi - lo)
-        weight = Quantity(_nice(kg, 3), area.weight.unit).to(_KG)
-    else:
-        weight = Quantity(_nice(rng.uniform(50.0, 110.0), 3), _KG)
-    bsa = Quantity(_nice(rng.uniform(1.5, 2.2), 3), _M2) if area.bsa is not None else None
-    return Patient(weight=weight, bsa=bsa)
+def patient_for(rng: np.random.Generator, area: CareArea) -> Patient:
+    """A patient in the lower part of the care area's soft weight (and BSA) limits [U]."""
+
+    def measure(bounds: Bounds | None, default: tuple[float, float], unit_: Unit) -> Quantity:
+        lo, hi = _span(bounds, default)
+        value = Quantity(
+            _nice(lo * 1.1 + rng.uniform(0.0, 0.45) * (hi - lo), 3), unit_ if bounds is None else bounds.unit
+        )
+        return value.to(unit_)
+
+    bsa = measure(area.bsa, (1.4, 2.4), _M2) if area.bsa is not None else None
+    return Patient(weight=measure(area.weight, (45.0, 120.0), _KG), bsa=bsa)
 
 
 def _weighted(rng: np.random.Generator, options: Sequence[tuple[str, float]]) -> str:
@@ -396,12 +424,16 @@ class Plan(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One pump's week, as a picklable job for a worker process."""
+    """One pump's week, as a picklable job for a worker process.
+
+    The pump gets the signed ``package`` and verifies it as a real pump does; the nurse reads ``library``.
+    """
 
     index: int
     area: str
     days: int
     infusions_per_day: float
+    library: Library
     package: bytes
     public_key: bytes
     rng: np.random.Generator
@@ -412,11 +444,10 @@ class _Nurse:
 
     def __init__(self, job: Job) -> None:
         key = Ed25519PublicKey.from_public_bytes(job.public_key)
-        library, _ = load_package(job.package, [key])
         self.job = job
-        self.area = next(a for a in library.care_areas if a.id == job.area)
-        self.recipes = recipes(library)[job.area]
-        self.reasons = library.override_reasons
+        self.area = next(a for a in job.library.care_areas if a.id == job.area)
+        self.recipes = recipes(job.library)[job.area]
+        self.reasons = job.library.override_reasons
         world_rng, self.rng = job.rng.spawn(2)
         self.world = VirtualPump(VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW, record_series=False), world_rng)
         settings = ChannelSettings(kvo=_KVO, sensitivity=Sensitivity[self.area.occlusion.name])
@@ -450,14 +481,14 @@ class _Nurse:
 
     def infusion(self) -> None:
         """One infusion: basic, or from a library entry (usual value, beyond a soft limit, or a slip)."""
-        patient = _patient(self.rng, self.area)
+        patient = patient_for(self.rng, self.area)
         if self.area.basic_infusion and self.chance(P_BASIC.get(self.area.id, P_BASIC_DEFAULT)):
             if self.basic():
                 self.deliver(None, None, patient)
             return
         weights = np.array([r.weight for r in self.recipes])
         recipe = self.recipes[int(self.rng.choice(len(self.recipes), p=weights / weights.sum()))]
-        intended = _typical(self.rng, recipe.bounds, _DEFAULT_RANGE.get(recipe.kind, (1.0, 10.0)))
+        intended = recipe.usual(self.rng)
         plan, entered = self.plan(recipe, intended)
         program = self.build(recipe, entered, patient)
         if program is None:  # a slip the pump cannot even take (beyond its own rate range): the usual value
@@ -471,7 +502,7 @@ class _Nurse:
         if draw < P_SLIP:
             return Plan.SLIP, _slip(self.rng, intended, recipe.kind, recipe.unit)
         if draw < P_SLIP + P_BEYOND_SOFT:
-            beyond = _beyond_soft(self.rng, recipe.bounds)
+            beyond = recipe.beyond_soft(self.rng)
             if beyond is not None:
                 return Plan.BEYOND_SOFT, beyond
         return Plan.USUAL, intended
@@ -561,7 +592,8 @@ class _Nurse:
         self.stop()
 
     def titrate(self, recipe: Recipe, value: Fraction) -> None:
-        """A new dose or rate; on an alert: confirm with a reason, re-enter the intended value, or drop it."""
+        """A new dose or rate; after an alert a slip is mostly corrected and a soft alert mostly confirmed with a
+        reason (80 % each [U]); otherwise the change is dropped."""
         lo, hi = _span(recipe.bounds, _DEFAULT_RANGE.get(recipe.kind, (1.0, 10.0)))
         intended = _nice(min(max(float(value) * self.rng.uniform(0.7, 1.5), lo * 1.02), hi * 0.98))
         plan, entered = self.plan(recipe, intended)
@@ -580,15 +612,16 @@ class _Nurse:
         except (ProgramError, TransitionRefusedError):
             return
         self.wait(self.rng.uniform(10, 40))
-        if plan is not Plan.USUAL and self.chance(0.8):
-            self.confirmed(lambda: attempt(intended))
-        elif self.verdict() == "soft":
+        if plan is Plan.SLIP:
+            if self.chance(0.8):
+                self.confirmed(lambda: attempt(intended))
+        elif self.verdict() == "soft" and self.chance(0.8):
             self.confirmed(lambda: attempt(entered, _weighted(self.rng, _reason_weights(self.reasons, titration=True))))
         # otherwise the change is dropped and the running program continues
 
     def give_bolus(self, recipe: Recipe, bounds: Bounds, patient: Patient) -> None:
         """A clinician bolus of a usual amount; a soft alert is mostly confirmed with a reason."""
-        amount = Quantity(_typical(self.rng, bounds, (1.0, 5.0)), bounds.unit)
+        amount = Quantity(usual_value(self.rng, bounds, (1.0, 5.0)), bounds.unit)
         pace = Duration.min(int(self.rng.integers(2, 6)))
         try:
             bolus = Bolus.request(amount, pace, self.limits, concentration=recipe.concentration, patient=patient)
@@ -666,7 +699,8 @@ def jobs(library: Library, ward: WardWeek) -> tuple[Job, ...]:
     streams = np.random.default_rng(ward.seed).spawn(ward.pumps)
     areas = assign_areas(library, ward.pumps)
     return tuple(
-        Job(i, areas[i], ward.days, ward.infusions_per_day, package, public, streams[i]) for i in range(ward.pumps)
+        Job(i, areas[i], ward.days, ward.infusions_per_day, library, package, public, streams[i])
+        for i in range(ward.pumps)
     )
 
 
