@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from openinfusion.pump.alarms import AlarmCode
@@ -79,7 +77,3 @@ class Rig:
         before = self.world.hardware.channels[channel].motor.issued_steps()
         self.run_for(over)
         return self.world.hardware.channels[channel].motor.issued_steps() > before
-
-
-def with_world(rig_world: VirtualPumpConfig, **changes: object) -> VirtualPumpConfig:
-    return replace(rig_world, **changes)  # type: ignore[arg-type]
