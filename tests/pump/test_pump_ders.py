@@ -168,3 +168,13 @@ def test_a_program_for_another_bag_is_refused_not_checked_against_the_wrong_limi
     wrong = LibrarySelection(area="PICU", drug="norepinephrine", concentration="4 mg/250 mL")
     with pytest.raises(ProgramError, match="not the selected library concentration"):
         b.pump.program(0, b.norepi("0.08"), selection=wrong, patient=CHILD)
+
+
+@pytest.mark.req("OI-DERS-6", "OI-ALM-10")
+def test_pump_settings_follow_the_care_area_of_the_active_library() -> None:
+    b = Bench()
+    area = next(a for a in library().care_areas if a.id == "PICU")
+    ch = b.pump.channels[0]
+    assert ch.settings.sensitivity.value == area.occlusion.value
+    assert ch.settings.callback == Duration.of(area.callback)
+    assert ch.air.single_limit == Volume.of(area.air_in_line)

@@ -202,6 +202,14 @@ class Channel:
         self._reverse_slack = Volume(0)  # play crossed by a back-off, not yet taken up again
         self._rising = False
 
+    def configure(self, settings: ChannelSettings) -> None:
+        """New settings (a care area's, from the drug library); only while the channel has no program."""
+        if self.program is not None:
+            raise ProgramError("settings", "a channel's settings change only while it has no program")
+        self.settings = settings
+        self.down = DownstreamOcclusionDetector(settings.occlusion, settings.sensitivity)
+        self.air = AirMonitor(settings.air_single, settings.air_cumulative, settings.air_window)
+
     # --- events -----------------------------------------------------------------------------------
 
     def guard_context(self) -> GuardContext:

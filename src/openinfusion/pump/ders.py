@@ -26,7 +26,7 @@ returns a :class:`LibraryEvent` carrying the library identity (owner, version, h
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
 from types import MappingProxyType
@@ -342,13 +342,14 @@ class DersIndex:
     entries: Mapping[tuple[str, str, str | None], CompiledEntry]
     override_reasons: tuple[str, ...]
     basic_areas: frozenset[str] = frozenset()  # care areas that allow basic (no-library) infusions
+    care_areas: Mapping[str, CareArea] = field(default_factory=dict)  # each area's pump settings
 
     @classmethod
     def build(cls, library: Library) -> DersIndex:
         areas = {a.id: a for a in library.care_areas}
         entries = {(e.area, d.id, e.therapy): CompiledEntry.of(d, e, areas[e.area]) for d, e in library.entries()}
         basic = frozenset(a.id for a in library.care_areas if a.basic_infusion)
-        return cls(MappingProxyType(entries), library.override_reasons, basic)
+        return cls(MappingProxyType(entries), library.override_reasons, basic, MappingProxyType(areas))
 
     def entry(self, area: str, drug: str, therapy: str | None = None) -> CompiledEntry:
         found = self.entries.get((area, drug, therapy))

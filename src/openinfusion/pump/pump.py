@@ -20,7 +20,7 @@ every channel in FAILSAFE with a SELF_TEST_FAILED alarm naming the failed items 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final
 
@@ -39,8 +39,9 @@ from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.programs import Bolus, Program, SecondaryProgram, Titration
 from openinfusion.pump.safety import SafetyMonitor, Tolerances
 from openinfusion.pump.selftest import PowerOnSelfTest, watchdog_missed
+from openinfusion.pump.sensing.occlusion import Sensitivity
 from openinfusion.pump.statechart import ChannelEvent, ChannelState
-from openinfusion.units import Duration, Instant
+from openinfusion.units import Duration, Instant, Volume
 
 MAX_CHANNELS: Final = 4
 
@@ -122,6 +123,7 @@ class Pump:
         )
         self.phase = Phase.OFF
         self._stored_library = stored
+        self._apply_care_area()  # settings come from the stored library's care area from power-on
         self._post: PowerOnSelfTest | None = None
         self._post_due: Instant | None = None
         self._last_service = now
@@ -274,6 +276,22 @@ class Pump:
         self.library, event = self.library.activate(infusing=busy)
         if event is not None:
             self._log_library(now, event)
+            self._apply_care_area()
+
+    def _apply_care_area(self) -> None:
+        """Take the pump's settings from its care area in the active library (centrally managed)."""
+        active, area_id = self.library.active, self.config.care_area
+        area = None if active is None or area_id is None else active.index.care_areas.get(area_id)
+        if area is None:
+            return
+        for ch in self.channels:
+            settings = replace(
+                ch.settings,
+                sensitivity=Sensitivity[area.occlusion.name],
+                callback=Duration.of(area.callback),
+                air_single=min(Volume.of(area.air_in_line), ch.settings.air_cumulative),
+            )
+            ch.configure(settings)
 
     def _log_library(self, now: Instant, event: LibraryEvent) -> None:
         kind = {
