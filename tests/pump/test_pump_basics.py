@@ -134,3 +134,23 @@ def test_an_alarm_on_one_channel_stops_only_that_channel() -> None:
     assert rig.pump.channels[0].state is ChannelState.ALARM
     assert rig.pump.channels[1].state is ChannelState.INFUSING
     assert rig.moving_forward(1)
+
+
+@pytest.mark.req("OI-PROG-6", "OI-PROG-7")
+def test_intermittent_doses_keep_the_vein_open_between_doses() -> None:
+    from openinfusion.pump.programs import IntermittentProgram
+
+    rig = Rig()
+    program = IntermittentProgram(
+        dose_volume=Volume.ml(10), rate=FlowRate.ml_h(60), interval=Duration.h(1), doses=2, limits=rig.limits()
+    )
+    rig.pump.program(0, program)
+    rig.pump.start(0)
+    rig.run_for(Duration.min(30))  # the first dose took 10 min; 20 min of KVO since
+    ch = rig.pump.channels[0]
+    assert ch.rate() == FlowRate.ml_h(1)
+    c = ch.live_counters()
+    assert c.delivered <= Volume.ml(10) and c.delivered >= Volume.ml("9.99")
+    assert Volume.ml("0.3") <= c.kvo <= Volume.ml("0.36")
+    rig.run_for(Duration.min(50))  # the second dose ran from 60 to 70 min
+    assert ch.live_counters().delivered >= Volume.ml("19.99")

@@ -473,11 +473,14 @@ class Channel:
 
     def _begin(self, now: Instant, segment: Segment, base: Volume) -> None:
         previous = self.tracker.rate if self.tracker else None
+        rate = segment.rate
+        if segment.kind is SegmentKind.WAIT and self.program is not None:  # between intermittent doses: KVO
+            rate = kvo_rate_for(self.program, self.settings.kvo)
         self.segment = segment
-        self.tracker = SegmentTracker(rate=segment.rate, limit=segment.volume, duration=segment.duration, base=base)
-        self.monitor.authorise(self.index, now, segment.rate)
-        if previous != segment.rate:
-            self._log(now, EventKind.RATE_CHANGED, rate=encode_rate(segment.rate), segment=segment.label)
+        self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
+        self.monitor.authorise(self.index, now, rate)
+        if previous != rate:
+            self._log(now, EventKind.RATE_CHANGED, rate=encode_rate(rate), segment=segment.label)
 
     def _remainder(self, segment: Segment, tracker: SegmentTracker) -> Segment | None:
         """What is left of ``segment`` (None if nothing)."""
@@ -526,7 +529,8 @@ class Channel:
         c = self.counters
         measured = Volume(max(self._measured().nl, 0))  # below the origin only while syringe slack is taken up
         delta = measured.nl - c.displaced.nl
-        if self.state is ChannelState.KVO:
+        waiting = self.segment is not None and self.segment.kind is SegmentKind.WAIT
+        if self.state is ChannelState.KVO or waiting:
             return replace(c, kvo=Volume(max(c.kvo.nl + delta, 0)), displaced=measured)
         if self.segment is not None and self.segment.kind is SegmentKind.SECONDARY:
             return replace(c, secondary=Volume(max(c.secondary.nl + delta, 0)), displaced=measured)
