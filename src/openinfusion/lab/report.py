@@ -162,22 +162,22 @@ def trumpet_page(results: Sequence[AccuracyResult], seed: int, command: str) -> 
     return _page("Flow accuracy (trumpet curves) on the virtual pump", meta, sections)
 
 
+def _write(out: Path, name: str, data: dict[str, Any], page: str, pngs: list[tuple[Figure, Path]]) -> list[Path]:
+    """Write ``<name>.json`` and ``report.html`` into ``out``, and each figure as a PNG at its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"{name}.json", out / "report.html"]
+    write_json(written[0], data)
+    written[1].write_text(page, encoding="utf-8")
+    return written + [save_png(fig, path) for fig, path in pngs]
+
+
 def write_trumpet(out: Path, results: Sequence[AccuracyResult], seed: int, command: str,
                   figures: Path | None = None) -> list[Path]:  # fmt: skip
     """Write ``trumpet.json`` and ``report.html`` into ``out`` (and ``trumpet-<key>.png`` into ``figures``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    data = {
-        "schema": accuracy.SCHEMA,
-        "seed": seed,
-        "method": accuracy.method_json(),
-        "results": [r.to_json() for r in results],
-    }
-    written = [out / "trumpet.json", out / "report.html"]
-    write_json(written[0], data)
-    written[1].write_text(trumpet_page(results, seed, command), encoding="utf-8")
-    if figures is not None:
-        written += [save_png(trumpet_figure(r), figures / f"trumpet-{r.setup.key}.png") for r in results]
-    return written
+    data = {"schema": accuracy.SCHEMA, "seed": seed, "method": accuracy.method_json(),
+            "results": [r.to_json() for r in results]}  # fmt: skip
+    pngs = [] if figures is None else [(trumpet_figure(r), figures / f"trumpet-{r.setup.key}.png") for r in results]
+    return _write(out, "trumpet", data, trumpet_page(results, seed, command), pngs)
 
 
 # --- occlusion ----------------------------------------------------------------------------------------
@@ -319,16 +319,9 @@ def occlusion_page(results: Sequence[OcclusionResult], seed: int, command: str) 
 def write_occlusion(out: Path, results: Sequence[OcclusionResult], seed: int, command: str,
                     figures: Path | None = None) -> list[Path]:  # fmt: skip
     """Write ``occlusion.json`` and ``report.html`` into ``out`` (and ``occlusion-<key>.png`` into ``figures``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {
-        "schema": occlusion.SCHEMA,
-        "seed": seed,
-        "method": occlusion.method_json(),
-        "results": [r.to_json() for r in results],
-    }
-    written = [out / "occlusion.json", out / "report.html"]
-    write_json(written[0], data)
-    written[1].write_text(occlusion_page(results, seed, command), encoding="utf-8")
-    if figures is not None:
-        written += [save_png(occlusion_figure(r), figures / f"occlusion-{r.occlusion.key}.png") for r in results]
-    return written
+    data = {"schema": occlusion.SCHEMA, "seed": seed, "method": occlusion.method_json(),
+            "results": [r.to_json() for r in results]}  # fmt: skip
+    pngs = [] if figures is None else [
+        (occlusion_figure(r), figures / f"occlusion-{r.occlusion.key}.png") for r in results
+    ]  # fmt: skip
+    return _write(out, "occlusion", data, occlusion_page(results, seed, command), pngs)
