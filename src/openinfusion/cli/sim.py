@@ -16,6 +16,7 @@ from openinfusion.pump.eventlog import EventKind
 from openinfusion.sim.outputs import write_outputs
 from openinfusion.sim.run import START, Simulation
 from openinfusion.sim.scenario import load_scenario
+from openinfusion.sim.series import SeriesMode
 
 app = typer.Typer()
 
@@ -38,9 +39,11 @@ def _short(value: object) -> str:
     return str(value)
 
 
-def _run(scenario_path: Path, out: Path, quiet: bool) -> tuple[Simulation, dict[str, object]]:
+def _run(
+    scenario_path: Path, out: Path, quiet: bool, series: SeriesMode = SeriesMode.DECIMATED
+) -> tuple[Simulation, dict[str, object]]:
     scenario, digest = load_scenario(scenario_path)
-    sim = Simulation(scenario, str(scenario_path))
+    sim = Simulation(scenario, str(scenario_path), series)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=console, disable=quiet, transient=True,
@@ -56,9 +59,16 @@ def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")],
     out: Annotated[Path, typer.Option(help="Output directory")] = Path("out/sim"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary (or the error) as JSON")] = False,
+    series: Annotated[
+        SeriesMode,
+        typer.Option(
+            help="Per-sample series kept for series.parquet and the report: every sample (full), at most "
+            "100,000 rows per channel with pressure peaks kept (decimated), or none (off)"
+        ),
+    ] = SeriesMode.DECIMATED,
 ) -> None:
     """Run SCENARIO on virtual hardware; write summary.json, events.jsonl, series.parquet and report.html."""
-    _, summary = _run(scenario, out, quiet=as_json)
+    _, summary = _run(scenario, out, quiet=as_json, series=series)
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
         return

@@ -167,18 +167,52 @@ class PowerStatus:
 
     ``charge_permille`` is the fuel gauge's state of charge (0..1000). ``remaining`` is the gauge's
     estimate of run time at the present load. ``cell_fault`` is the gauge's own cell-fault flag.
+    ``supply_mv`` is the supply-rail (battery terminal) voltage in millivolts measured by the pump's own
+    ADC, independent of the gauge, and ``brownout_mv`` the rail voltage below which the electronics stop
+    (None when the supply has no such monitor): the firmware can see depletion coming from the voltage
+    even when the gauge's learned capacity is wrong (open-pca-requirements.md R7.3.0(6)).
     """
 
     on_mains: bool
     charge_permille: int
     remaining: Duration
     cell_fault: bool = False
+    supply_mv: int | None = None
+    brownout_mv: int | None = None
 
 
 class PowerSupply(Protocol):
     """Mains detection and the battery fuel gauge, shared by all channels."""
 
     def status(self) -> PowerStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlowReading:
+    """What an in-line flow sensor measured from ``start`` to ``end``: the ``volume`` that passed it
+    (nanolitres, signed: negative is backflow)."""
+
+    start: Instant
+    end: Instant
+    volume: Volume
+    health: SensorHealth = SensorHealth.OK
+
+
+class FlowSensor(Protocol):
+    """An optional in-line flow sensor below the pumping mechanism (the Open PCA pump's flow-rate checker,
+    open-pca-requirements.md §10.8.3). It measures what went to the patient, independently of the motor."""
+
+    def read(self) -> FlowReading:
+        """The volume that passed since the previous read (the first read covers the time since power-on)."""
+        ...
+
+
+class TemperatureSensor(Protocol):
+    """An optional temperature sensor in the pump housing, by the mechanism."""
+
+    def read_millicelsius(self) -> int:
+        """The present temperature in thousandths of a degree Celsius."""
+        ...
 
 
 class Clock(Protocol):
@@ -229,7 +263,7 @@ class Storage(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ChannelHardware:
-    """The devices of one pumping channel."""
+    """The devices of one pumping channel; ``flow`` and ``temperature`` are optional (None: not fitted)."""
 
     motor: Motor
     encoder: Encoder
@@ -237,6 +271,8 @@ class ChannelHardware:
     downstream: PressureSensor
     air: AirDetector
     door: DoorSwitch
+    flow: FlowSensor | None = None
+    temperature: TemperatureSensor | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ Scenario controls (occlusion, air, door, heights) act between blocks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -44,7 +45,13 @@ from openinfusion.sim.mechanisms import NL_PER_M3, build_mechanism, tolerance_dr
 from openinfusion.sim.motor import SimTime, VirtualEncoder, VirtualMotor
 from openinfusion.sim.params import ChannelConfig
 from openinfusion.sim.patient import VenousPressure
-from openinfusion.sim.sensors import VirtualAirDetector, VirtualDoorSwitch, VirtualPressureSensor
+from openinfusion.sim.sensors import (
+    VirtualAirDetector,
+    VirtualDoorSwitch,
+    VirtualFlowSensor,
+    VirtualPressureSensor,
+    VirtualTemperatureSensor,
+)
 from openinfusion.units import Duration, Instant, Volume
 
 ML_PER_M3 = 1e6
@@ -61,6 +68,7 @@ class WakeReason(Enum):
     MAINS = "mains"  # mains lost or restored
     POWER = "power"  # battery cell failure or brown-out
     WATCHDOG = "watchdog"  # the hardware watchdog bit
+    RESERVOIR = "reservoir"  # the LVP container ran dry (physics: the bag collapses; the firmware is not told)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +178,7 @@ class VirtualChannel:
         self._time = time
         self._dt_s = period.us / 1e6
         self.mechanism = build_mechanism(config.mechanism, config.peristaltic, config.syringe, mech_rng)
+        self.mechanism_params_loss = config.peristaltic.backpressure_loss_per_100mmhg
         self.calibration = self.mechanism.calibration()
         compliance = config.tubing.compliance_ul_per_mmhg * M3_PER_UL / PA_PER_MMHG
         compliance += self.mechanism.compliance_m3_per_pa
@@ -194,9 +203,17 @@ class VirtualChannel:
         self.upstream_sensor = VirtualPressureSensor(config.upstream_sensor, up_rng, period)
         self.air = VirtualAirDetector()
         self.door = VirtualDoorSwitch()
-        self.hardware = ChannelHardware(
-            self.motor, self.encoder, self.upstream_sensor, self.downstream_sensor, self.air, self.door
+        (flow_rng,) = rng.spawn(1)
+        self.flow_sensor = (
+            None if config.flow_sensor is None else VirtualFlowSensor(config.flow_sensor, flow_rng, self._patient_nl)
         )
+        self.temperature_sensor = VirtualTemperatureSensor(22.0) if config.temperature_sensor else None
+        self.hardware = ChannelHardware(
+            self.motor, self.encoder, self.upstream_sensor, self.downstream_sensor, self.air, self.door,
+            self.flow_sensor, self.temperature_sensor,
+        )  # fmt: skip
+        self._upstream_clamped = False
+        self.free_flow = False  # the set is out of the pump with its clamp open: gravity drives it
         self._air_rng = air_rng
         self._interrupt = interrupt
         # State at the last kept sample.
@@ -213,6 +230,7 @@ class VirtualChannel:
         self._patient_m3 = 0.0
         self._bubbles: list[_Bubble] = []
         self._air_past_nl = 0
+        self._empty_at_m3 = math.inf if config.container is None else config.container.nl / NL_PER_M3
         self._block: _Block | None = None
         self.record = True  # keep per-sample series for the pump's drain_series()
         self.series: list[ChannelSeries] = []
@@ -238,8 +256,11 @@ class VirtualChannel:
             pumped, p_up = self.upstream.fill(swept, self._swept_m3, self._dt_s)
         else:
             pumped, p_up = diff_from(swept, self._swept_m3), np.zeros(t_us.shape)
-        pumped_cum = running_sum(self._pumped_m3, pumped)
         outlet_pa = self.patient.pressure_pa(t_us) - self._pump_head_pa
+        pumped = pumped * self._backpressure_factor(pumped, outlet_pa)
+        if self.free_flow and not self.door.engaged:
+            pumped = pumped + self._gravity_m3(outlet_pa)
+        pumped_cum = running_sum(self._pumped_m3, pumped)
         p_down = self.line.pressures(pumped, outlet_pa, self._dt_s)
         down = self.downstream_sensor.convert(k0, p_down, t_us)
         up = self.upstream_sensor.convert(k0, p_up, t_us)
@@ -262,10 +283,51 @@ class VirtualChannel:
         )
         self._block = block
         wakes = [(i, WakeReason.PRESSURE) for i in (block.down_wake, block.up_wake) if i is not None]
+        dry = first_true(pumped_cum >= self._empty_at_m3) if self.upstream is not None else None
+        if dry is not None and not self.upstream_dry:
+            wakes.append((dry, WakeReason.RESERVOIR))
         wakes += [(i, WakeReason.AIR) for i, _, seen in block.bubbles if seen]
         if block.flag_at is not None:
             wakes.append((block.flag_at, WakeReason.MOTOR_FAULT))
         return wakes
+
+    def _backpressure_factor(self, pumped: F64, outlet_pa: F64) -> F64 | float:
+        """Stroke volume relative to the calibration at the downstream back pressure (LVP only).
+
+        A peristaltic segment leaks back past the fingers and its tube swells more against a higher outlet
+        pressure, so the net stroke falls by ``backpressure_loss_per_100mmhg`` per 100 mmHg of back pressure
+        (the outlet pressure plus the line's resistive drop). Syringes: none (their drive train's compliance
+        is the line compliance, a transient only).
+        """
+        if self.upstream is None:
+            return 1.0
+        back_pa = outlet_pa + self.line.resistance_pa_s_m3 * self.line.restriction * pumped / self._dt_s
+        loss = self.mechanism_params_loss * back_pa / (100.0 * PA_PER_MMHG)
+        factor: F64 = np.clip(1.0 - loss, 0.0, 2.0)
+        return factor
+
+    def _gravity_m3(self, outlet_pa: F64) -> F64:
+        """Volume per interval that gravity drives through an unclamped set out of the pump (free flow).
+
+        The container (LVP bag above the pump, or the syringe itself) is ``P_bag + rho g h_pump`` above the
+        catheter tip; the flow is that head less the venous pressure over the whole path's resistance.
+        """
+        bag_pa = 0.0 if self.upstream is None else self.upstream.bag_pa
+        path = self.line.resistance_pa_s_m3 * self.line.restriction
+        if self.upstream is not None:
+            path += self.upstream.resistance_pa_s_m3
+        if self.line.occluded or self.upstream_dry:
+            return np.zeros(outlet_pa.shape)
+        flow: F64 = np.maximum(bag_pa - outlet_pa, 0.0) / path * self._dt_s
+        return flow
+
+    @property
+    def upstream_dry(self) -> bool:
+        """True once the LVP container has run dry (its bag collapsed onto the set)."""
+        return self.upstream is not None and self._pumped_m3 >= self._empty_at_m3
+
+    def _patient_nl(self) -> tuple[Instant, float]:
+        return Instant(self._t_us), self._patient_m3 * NL_PER_M3
 
     def _bubbles_reaching(self, pumped_cum: F64) -> tuple[tuple[int, _Bubble, bool], ...]:
         hits = []
@@ -305,7 +367,10 @@ class VirtualChannel:
             self._offset = self._issued - self._shaft
         self._mech_pos = int(b.mech_pos[j])
         self._swept_m3 = float(b.swept[j])
+        was_dry = self.upstream_dry
         self._pumped_m3 = float(b.pumped_cum[j])
+        if self.upstream is not None and self.upstream_dry and not was_dry:
+            self.upstream.occlude(True, self._swept_m3)  # the empty bag collapses: the segment pulls a vacuum
         self.line.pressure_pa = float(b.p_down[j])
         if self.upstream is not None:
             self.upstream.pressure_pa = float(b.p_up[j])
@@ -356,9 +421,46 @@ class VirtualChannel:
         elif side == "upstream":
             if self.upstream is None:
                 raise ScenarioError(f"channel[{self.index}].occlusion", "a syringe channel has no upstream line")
-            self.upstream.occlude(on, self._swept_m3)
+            self._upstream_clamped = on
+            self.upstream.occlude(on or self.upstream_dry, self._swept_m3)
         else:
             raise ScenarioError(f"channel[{self.index}].occlusion.side", f"must be one of {SIDES}, got {side!r}")
+
+    def set_partial_occlusion(self, factor: float) -> None:
+        """Narrow the line below the sensor: its resistance becomes ``factor`` times the open line's (1 = open)."""
+        ok = isinstance(factor, int | float) and not isinstance(factor, bool) and 1.0 <= factor <= 1e6
+        if not ok:
+            raise ScenarioError(
+                f"channel[{self.index}].partial_occlusion", f"must be a factor within 1..1e6, got {factor!r}"
+            )
+        self.line.restriction = float(factor)
+
+    def set_free_flow(self, on: bool) -> None:
+        """Take the set out of the pump with its clamp open (``on``: gravity drives it), or close the clamp."""
+        self.free_flow = bool(on)
+        if on:
+            self._set_load(False, False)
+
+    def fill(self, volume: Volume) -> None:
+        """Hang a new LVP container holding ``volume`` (the set is primed; a collapsed bag is replaced)."""
+        if self.upstream is None:
+            raise ScenarioError(
+                f"channel[{self.index}].fill", "a syringe channel is filled by its syringe: set pump.fill"
+            )
+        if volume.nl < 0:
+            raise ScenarioError(f"channel[{self.index}].fill", "volume must not be negative")
+        self._empty_at_m3 = self._pumped_m3 + volume.nl / NL_PER_M3
+        if self.upstream.occluded and not self._upstream_clamped:
+            self.upstream.occlude(False, self._swept_m3)
+
+    def set_temperature(self, celsius: float) -> None:
+        """The pump housing's temperature (what its temperature sensor reads)."""
+        if self.temperature_sensor is None:
+            raise ScenarioError(f"channel[{self.index}].temperature", "this channel has no temperature sensor")
+        ok = isinstance(celsius, int | float) and not isinstance(celsius, bool) and -40.0 <= celsius <= 125.0
+        if not ok:
+            raise ScenarioError(f"channel[{self.index}].temperature", f"must be within -40..125 C, got {celsius!r}")
+        self.temperature_sensor.celsius = float(celsius)
 
     def inject_air(self, volume: Volume) -> None:
         """A bubble of ``volume`` enters the set at its inlet; it reaches the detector after ``air.travel_volume``

@@ -56,6 +56,12 @@ class VirtualWatchdog:
             return
         self._last_kick_us = true_us
 
+    def power_off(self) -> None:
+        """The pump lost power: a bite is forgotten and the watchdog is disarmed until the first kick after boot."""
+        self._last_kick_us = None
+        self.expired_at = None
+        self.cause = None
+
     def bitten(self) -> bool:
         """True once the watchdog has expired (the firmware reads it as the reset cause)."""
         return self.expired_at is not None

@@ -4,6 +4,11 @@ The core is serviced when the instant it asked for arrives, or earlier when the 
 raises an interrupt (an armed pressure threshold crossed, a bubble, the door, mains): the physics
 integrates in blocks up to the next due instant and stops early at the first interrupt. Between
 services nothing in the core runs, which is what makes a day of infusion cost milliseconds.
+
+While the virtual pump has no power (switched off, or browned out on an exhausted battery) the firmware
+does not run: only the physics advances. When power returns the firmware boots afresh: ``boot`` builds
+the new core (what survives a power cycle is what the pump keeps in non-volatile memory) and it is powered
+on, self-test first (without ``boot`` the firmware stays off).
 """
 
 from __future__ import annotations
@@ -18,19 +23,30 @@ from openinfusion.units import Instant
 class Driver:
     """Advances ``world`` and services ``pump`` (powering it on at construction)."""
 
-    def __init__(self, world: VirtualPump, pump: Pump, on_service: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        world: VirtualPump,
+        pump: Pump,
+        on_service: Callable[[], None] | None = None,
+        boot: Callable[[Pump], Pump] | None = None,
+    ) -> None:
         self.world = world
         self.pump = pump
         self.on_service = on_service
+        self.boot = boot
         self.due = pump.power_on()
         self.services = 0
+        self._running = True  # the firmware runs (the pump has power)
 
     @property
     def now(self) -> Instant:
         return self.world.now
 
     def service(self, interrupted: frozenset[int] | None = None) -> None:
-        """Service the core now (after a scenario action, a timer, or the interrupts of ``interrupted``)."""
+        """Service the core now (after a scenario action, a timer, or the interrupts of ``interrupted``);
+        nothing runs while the pump has no power, and the core boots afresh when power has returned."""
+        if not self._follow_power():
+            return
         self.due = self.pump.service(interrupted)
         self.services += 1
         if self.on_service is not None:
@@ -39,6 +55,9 @@ class Driver:
     def run_until(self, t: Instant) -> None:
         """Integrate and service until the virtual clock reaches ``t``."""
         while self.world.now < t:
+            if not self._follow_power():
+                self.world.advance(t)  # physics only: the firmware is off (stops early at an interrupt)
+                continue
             target = min(self.due, t)
             reached = self.world.advance(target)
             if reached < target:  # an interrupt: the channels whose devices raised it, or all if pump-wide
@@ -46,3 +65,16 @@ class Driver:
                 self.service(None if None in channels else frozenset(c for c in channels if c is not None))
             elif reached >= self.due:
                 self.service(frozenset())  # a timer: the channels whose time has come
+
+    def _follow_power(self) -> bool:
+        """True if the firmware runs now; boots it when power has come back since it stopped."""
+        if not self.world.powered:
+            self._running = False
+            return False
+        if not self._running:
+            if self.boot is None:
+                return False  # nothing to boot: the firmware stays off
+            self._running = True
+            self.pump = self.boot(self.pump)
+            self.due = self.pump.power_on()
+        return True

@@ -54,7 +54,8 @@ def head_pa(height_m: float) -> float:
 class DownstreamLine:
     """The line below the pump: one compliance ``C`` drained through resistance ``R`` into the vein.
 
-    Open: ``C dP/dt = q - (P + rho g h - P_vein) / R``; occluded (anywhere below the sensor):
+    Open: ``C dP/dt = q - (P + rho g h - P_vein) / (k R)`` (``k``, the ``restriction``, is 1 for an open line and
+    larger for a partial occlusion, a kink or a narrowing filter); occluded (anywhere below the sensor):
     ``C dP/dt = q``. ``P`` is the gauge pressure at the downstream sensor, ``h`` the pump's height above
     the catheter tip. The volume stored in the line is ``C (P - P_ref)``, so what reaches the patient is
     exactly the pumped volume less the change in storage.
@@ -66,11 +67,12 @@ class DownstreamLine:
         self.pressure_pa = pressure_pa
         self.reference_pa = pressure_pa
         self.occluded = False
+        self.restriction = 1.0  # a partial occlusion multiplies the resistance (1 = open)
 
     @property
     def tau_s(self) -> float:
-        """Time constant ``R C`` of the open line (s)."""
-        return self.resistance_pa_s_m3 * self.compliance_m3_per_pa
+        """Time constant ``R C`` of the line as it is now (s; a partial occlusion lengthens it)."""
+        return self.resistance_pa_s_m3 * self.restriction * self.compliance_m3_per_pa
 
     def pressures(self, inflow_m3: F64, outlet_pa: F64, dt_s: float) -> F64:
         """Pressure (Pa) at the end of each interval, given the volume pumped in during it and the outlet
@@ -78,7 +80,7 @@ class DownstreamLine:
         if self.occluded:
             return running_sum(self.pressure_pa, inflow_m3 / self.compliance_m3_per_pa)
         a = math.exp(-dt_s / self.tau_s)
-        target_pa = outlet_pa + self.resistance_pa_s_m3 * inflow_m3 / dt_s
+        target_pa = outlet_pa + self.resistance_pa_s_m3 * self.restriction * inflow_m3 / dt_s
         filtered, _ = lfilter([1.0 - a], [1.0, -a], target_pa, zi=[a * self.pressure_pa])
         return np.asarray(filtered, dtype=np.float64)
 

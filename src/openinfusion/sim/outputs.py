@@ -34,8 +34,7 @@ def _t(e: LoggedEvent) -> float:
 
 
 def _series(sim: Simulation, i: int, name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-    parts = sim.series[i].get(name, [])
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+    return sim.series.series(i, name)
 
 
 def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str, Any]:

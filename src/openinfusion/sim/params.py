@@ -64,6 +64,7 @@ class PeristalticParams:
     set_sd_fraction: float = 0.015
     calibration_sd_fraction: float = 0.003
     shape_sd_fraction: float = 0.05
+    backpressure_loss_per_100mmhg: float = 0.01
     min_rate: FlowRate = FlowRate.ml_h("0.1")
     max_rate: FlowRate = FlowRate.ml_h(1200)
     resolution: FlowRate = FlowRate.ml_h("0.01")
@@ -83,6 +84,7 @@ class PeristalticParams:
         check_real(self.wear_revs, 1.0, 1e12, f"{w}.wear_revs")
         check_real(self.refill_pressure_mmhg, 50.0, 5000.0, f"{w}.refill_pressure_mmhg")
         check_real(self.calibration_bag_height_m, -2.0, 3.0, f"{w}.calibration_bag_height_m")
+        check_real(self.backpressure_loss_per_100mmhg, 0.0, 0.1, f"{w}.backpressure_loss_per_100mmhg")
         for name in ("pump_sd_fraction", "set_sd_fraction", "calibration_sd_fraction", "shape_sd_fraction"):
             check_fraction_sd(getattr(self, name), f"{w}.{name}")
         check_rates(self.min_rate, self.max_rate, self.resolution, w)
@@ -312,6 +314,19 @@ class AirDetectorParams:
         require(self.travel_volume.nl >= 0, "air.travel_volume", "must not be negative")
 
 
+@dataclass(frozen=True, slots=True)
+class FlowSensorParams:
+    """An optional in-line flow sensor below the pump (the Open PCA pump's, open-pca-requirements.md §10.8.3):
+    a per-unit gain error and a noise on each reading's volume."""
+
+    gain_sd_fraction: float = 0.02
+    noise_nl: float = 50.0
+
+    def __post_init__(self) -> None:
+        check_fraction_sd(self.gain_sd_fraction, "flow_sensor.gain_sd_fraction")
+        check_real(self.noise_nl, 0.0, 1e6, "flow_sensor.noise_nl")
+
+
 # --- channel and pump -----------------------------------------------------------------------------
 
 
@@ -338,9 +353,14 @@ class ChannelConfig:
     pump_height_m: float = 0.0
     bag_height_m: float = 0.5
     fluid_temperature_c: float = 22.0
+    container: Volume | None = None
+    flow_sensor: FlowSensorParams | None = None
+    temperature_sensor: bool = False
 
     def __post_init__(self) -> None:
         require(isinstance(self.mechanism, MechanismKind), "channel.mechanism", "must be a MechanismKind")
+        ok = self.container is None or (isinstance(self.container, Volume) and self.container.nl >= 0)
+        require(ok, "channel.container", "must be None (an endless supply) or a volume of at least 0 mL")
         check_real(self.pump_height_m, -2.0, 3.0, "channel.pump_height_m")
         check_real(self.bag_height_m, -2.0, 3.0, "channel.bag_height_m")
         check_real(self.fluid_temperature_c, 15.0, 40.0, "channel.fluid_temperature_c")

@@ -77,20 +77,34 @@ class Battery:
         """Charge the gauge believes is left: its learned capacity less the (exactly counted) charge used."""
         return max(self.gauge_capacity_c - (self.capacity_c - self.charge_c), 0.0)
 
-    def gauge_status(self, on_mains: bool) -> PowerStatus:
+    def gauge_status(self, on_mains: bool, supply_v: float) -> PowerStatus:
+        """The gauge's view, with the supply rail's voltage ``supply_v`` as the pump's own ADC measures it."""
         detected = self.cell_failure is not None and self.cell_failure.detected_by_gauge
         remaining_c = 0.0 if detected else self.gauge_remaining_c
         permille = round(1000.0 * min(remaining_c / self.gauge_capacity_c, 1.0))
         seconds = min(remaining_c / max(self.average_current_a, 1e-6), MAX_REMAINING_S)
-        return PowerStatus(on_mains, permille, Duration(round(seconds * 1e6)), cell_fault=detected)
+        return PowerStatus(
+            on_mains, permille, Duration(round(seconds * 1e6)), cell_fault=detected,
+            supply_mv=round(supply_v * 1000), brownout_mv=round(self.cutoff_v * 1000),
+        )  # fmt: skip
 
 
 class VirtualPowerSupply:
-    """Mains detection and the fuel gauge (HAL ``PowerSupply``)."""
+    """Mains detection, the fuel gauge and the supply-rail voltage (HAL ``PowerSupply``).
+
+    On mains the rail is held at the charger's voltage (the pack's full open-circuit voltage); on battery it is
+    the pack's terminal voltage under the present load.
+    """
 
     def __init__(self, battery: Battery, on_mains: bool) -> None:
         self.battery = battery
         self.on_mains = on_mains
 
+    def supply_v(self) -> float:
+        b = self.battery
+        if self.on_mains:
+            return b.params.cells_in_series * float(OCV_V[-1])
+        return float(b.voltage(np.array([b.charge_c]), np.array([b.load_a]))[0])
+
     def status(self) -> PowerStatus:
-        return self.battery.gauge_status(self.on_mains)
+        return self.battery.gauge_status(self.on_mains, self.supply_v())

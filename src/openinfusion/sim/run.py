@@ -51,26 +51,32 @@ from openinfusion.sim.faults import (
     StorageCorruption,
     StuckPressureSensor,
 )
-from openinfusion.sim.params import BatteryParams, ChannelConfig, PatientParams, VirtualPumpConfig
+from openinfusion.sim.params import BatteryParams, ChannelConfig, FlowSensorParams, PatientParams, VirtualPumpConfig
 from openinfusion.sim.scenario import (
     ActionEvent,
     AirEvent,
     BolusEvent,
     DoorEvent,
     FaultEvent,
+    FillEvent,
+    FreeFlowEvent,
     HeadHeightEvent,
     LoadEvent,
     MainsEvent,
     OcclusionEvent,
+    PartialOcclusionEvent,
+    PowerEvent,
     ProgramEvent,
     PumpActionEvent,
     ResetAlarmEvent,
     Scenario,
     SecondaryEvent,
+    TemperatureEvent,
     TimelineEvent,
     TitrateEvent,
     syringe_size,
 )
+from openinfusion.sim.series import NAMES, SeriesMode, SeriesRecorder, bucket_samples
 from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Duration, Instant, Quantity, Volume
 
@@ -128,7 +134,17 @@ def world_config(scenario: Scenario) -> VirtualPumpConfig:
             base = ChannelConfig.syringe_pump(size)
         else:
             base = ChannelConfig()
-        channels.append(replace(base, patient=patient, pump_height_m=ch.head_height_m))
+        if ch.fill is not None and spec.mechanism == "syringe":
+            base = replace(base, syringe=replace(base.syringe, fill=Volume.of(ch.fill)))
+        elif ch.fill is not None:
+            base = replace(base, container=Volume.of(ch.fill))
+        flow = FlowSensorParams() if ch.flow_sensor else None
+        channels.append(
+            replace(
+                base, patient=patient, pump_height_m=ch.head_height_m, flow_sensor=flow,
+                temperature_sensor=ch.temperature_sensor,
+            )
+        )  # fmt: skip
     battery = BatteryParams(
         initial_charge_fraction=spec.battery_charge_percent / 100,
         state_of_health=max(0.05, 1.0 - 0.08 * spec.battery_age_years),
@@ -176,11 +192,12 @@ class _Steps:
 class Simulation:
     """One scenario run. ``file`` names the scenario in errors."""
 
-    def __init__(self, scenario: Scenario, file: str = "scenario") -> None:
+    def __init__(self, scenario: Scenario, file: str = "scenario", series: SeriesMode = SeriesMode.DECIMATED) -> None:
         self.scenario = scenario
         self.file = file
         self.rng = np.random.default_rng(scenario.seed)
-        self.world = VirtualPump(world_config(scenario), self.rng)
+        world = replace(world_config(scenario), record_series=series is not SeriesMode.OFF)
+        self.world = VirtualPump(world, self.rng)
         cals = self.world.calibrations
         settings = tuple(build.channel_settings(scenario.pump, cal) for cal in cals)
         config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
@@ -189,7 +206,9 @@ class Simulation:
         self.end = START + Duration.of(scenario.duration)
         self.refusals: list[tuple[float, int | None, str]] = []
         self.steps = [_Steps() for _ in cals]
-        self.series: list[dict[str, list[np.ndarray[Any, Any]]]] = [{} for _ in cals]
+        duration = Duration.of(scenario.duration) + START.since(Instant(0))
+        period = world.sample_period
+        self.series = SeriesRecorder(len(cals), series, bucket_samples(duration, period), period.us / 1e6)
         self._queue: list[_Due] = []
         self._seq = 0
         self.driver = Driver(self.world, self.pump, self._record)
@@ -230,6 +249,7 @@ class Simulation:
             if progress is not None:
                 progress(max(0.0, (self.world.now.us - START.us) / span))
         self._record()
+        self.series.flush()
 
     # --- recording ----------------------------------------------------------------------------------
 
@@ -249,10 +269,8 @@ class Simulation:
                 s.state.append(ch.state.value)
         block = self.world.drain_series()
         for i, per_channel in enumerate(block.channels):
-            store = self.series[i]
-            store.setdefault("t_s", []).append(block.t_s)
-            for name in ("downstream_mmhg", "patient_flow_ml_h", "cumulative_patient_ml"):
-                store.setdefault(name, []).append(getattr(per_channel, name))
+            arrays = {name: getattr(per_channel, name) for name in NAMES if name != "t_s"}
+            self.series.add(i, {"t_s": block.t_s, **arrays})
 
     # --- scenario events ----------------------------------------------------------------------------
 
@@ -308,6 +326,20 @@ class Simulation:
             case OcclusionEvent():
                 assert ch is not None
                 world.channel(ch).set_occlusion(event.side, event.on)
+            case PartialOcclusionEvent():
+                assert ch is not None
+                world.channel(ch).set_partial_occlusion(event.factor)
+            case FreeFlowEvent():
+                assert ch is not None
+                world.channel(ch).set_free_flow(event.on)
+            case FillEvent():
+                assert ch is not None
+                world.channel(ch).fill(Volume.of(event.volume))
+            case TemperatureEvent():
+                assert ch is not None
+                world.channel(ch).set_temperature(event.celsius)
+            case PowerEvent():
+                world.set_power(event.on)
             case AirEvent():
                 assert ch is not None
                 world.channel(ch).inject_air(Volume.of(event.volume))
@@ -381,7 +413,7 @@ class Simulation:
                     "channel": i + 1,
                     "delivered_ml": round(delivered / 1e6, 6),
                     "into_patient_ml": round(self.world.channel(i).truth().patient_ml, 6),
-                    "final_state": ch.state.value,
+                    "final_state": ch.state.value if self.world.powered else "no power",
                     "alarms": alarms,
                 }
             )

@@ -215,6 +215,16 @@ class PatientSpec(_Model):
 class ChannelSpec(_Model):
     program: ProgramSpec | None = None
     head_height_m: float = Field(0.0, ge=-1.5, le=1.5)
+    fill: Q | None = None  # volume in the LVP container or the syringe at the start (None: endless / full)
+    flow_sensor: bool = False  # fit the optional in-line flow sensor
+    temperature_sensor: bool = False  # fit the optional housing temperature sensor (reads 22 C until changed)
+
+    @field_validator("fill")
+    @classmethod
+    def _fill(cls, q: Quantity | None) -> Quantity | None:
+        if q is not None and (not q.unit.same_dimension(Quantity.of(1, "mL").unit) or q.value < 0):
+            raise ValueError(f"must be a volume of at least 0 mL, got {q}")
+        return q
 
 
 # --- timeline ------------------------------------------------------------------------------------
@@ -291,6 +301,42 @@ class OcclusionEvent(_Event):
     on: bool = True
 
 
+class PartialOcclusionEvent(_Event):
+    """The line below the pump narrows: its resistance becomes ``factor`` times the open line's (1 reopens it)."""
+
+    do: Literal["partial_occlusion"]
+    factor: float = Field(ge=1, le=1e6)
+
+
+class FreeFlowEvent(_Event):
+    """The set is taken out of the pump with its clamp open (``on``), or the clamp is closed again."""
+
+    do: Literal["free_flow"]
+    on: bool = True
+
+
+class FillEvent(_Event):
+    """A new LVP container holding ``volume`` is hung on the channel."""
+
+    do: Literal["fill"]
+    volume: Q
+
+
+class TemperatureEvent(_Event):
+    """The pump housing reaches ``celsius`` (read by the channel's temperature sensor)."""
+
+    do: Literal["temperature"]
+    celsius: float = Field(ge=-40, le=125)
+
+
+class PowerEvent(_Model):
+    """The pump is switched off (``on: false``, the power key) or on again (it boots: self-test, no program)."""
+
+    at: Q
+    do: Literal["power"]
+    on: bool
+
+
 class AirEvent(_Event):
     do: Literal["air"]
     volume: Q
@@ -345,6 +391,11 @@ TimelineEvent = Annotated[
     | PumpActionEvent
     | ResetAlarmEvent
     | OcclusionEvent
+    | PartialOcclusionEvent
+    | FreeFlowEvent
+    | FillEvent
+    | TemperatureEvent
+    | PowerEvent
     | AirEvent
     | DoorEvent
     | LoadEvent
@@ -408,7 +459,7 @@ _DISCRIMINATOR_VALUES = {
     "continuous", "volume_over_time", "dose", "multistep", "ramp_taper", "intermittent", "pca", "start", "pause",
     "resume", "clear", "confirm_titration", "cancel_titration", "pca_demand", "begin_programming", "program",
     "titrate", "bolus", "secondary", "audio_pause", "reset_alarm", "occlusion", "air", "door", "load", "mains",
-    "head_height", "fault",
+    "head_height", "fault", "partial_occlusion", "free_flow", "fill", "temperature", "power",
 }  # fmt: skip
 
 

@@ -8,17 +8,18 @@ sample number, so it does not depend on how a run is cut into blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
 
-from openinfusion.pump.hal import AirBatch, AirBubble, LoadState, PressureBatch, SensorHealth
+from openinfusion.pump.hal import AirBatch, AirBubble, FlowReading, LoadState, PressureBatch, SensorHealth
 from openinfusion.sim.arrays import F64, I64
 from openinfusion.sim.faults import AirDetectorFailure, DriftingPressureSensor, StuckPressureSensor
 from openinfusion.sim.line import PA_PER_MMHG
 from openinfusion.sim.mechanisms import tolerance_draws
-from openinfusion.sim.params import PressureSensorParams
-from openinfusion.units import Duration, Instant
+from openinfusion.sim.params import FlowSensorParams, PressureSensorParams
+from openinfusion.units import Duration, Instant, Volume
 
 NOISE_PAGE: Final = 1 << 14  # samples drawn at a time
 BUFFER_CAP: Final = 1 << 20  # samples a sensor holds unread before the oldest are lost (29 h at 10 Hz)
@@ -198,3 +199,39 @@ class VirtualDoorSwitch:
     def engaged(self) -> bool:
         """True if the mechanism acts on the fluid (door closed and set loaded)."""
         return self.door_closed and self.set_loaded
+
+
+class VirtualFlowSensor:
+    """In-line flow sensor (HAL ``FlowSensor``): the true volume that reached the patient since the last read,
+    times a per-unit gain error, plus a noise of ``noise_nl`` (one draw per read, rounded to the nL).
+
+    ``truth`` returns the time of the last integrated sample and the cumulative true volume (nL) at it.
+    """
+
+    def __init__(
+        self, params: FlowSensorParams, rng: np.random.Generator, truth: Callable[[], tuple[Instant, float]]
+    ) -> None:
+        (e_gain,) = tolerance_draws(rng, 1)
+        self._gain = 1.0 + params.gain_sd_fraction * e_gain
+        self._noise_nl = params.noise_nl
+        self._rng = rng
+        self._truth = truth
+        self._last_t = Instant(0)
+        self._last_nl = 0.0
+
+    def read(self) -> FlowReading:
+        t, total_nl = self._truth()
+        volume_nl = (total_nl - self._last_nl) * self._gain + self._noise_nl * float(self._rng.standard_normal())
+        reading = FlowReading(self._last_t, t, Volume(round(volume_nl)))
+        self._last_t, self._last_nl = t, total_nl
+        return reading
+
+
+class VirtualTemperatureSensor:
+    """Housing temperature sensor (HAL ``TemperatureSensor``): reads ``celsius`` (set by the scenario)."""
+
+    def __init__(self, celsius: float) -> None:
+        self.celsius = celsius
+
+    def read_millicelsius(self) -> int:
+        return round(self.celsius * 1000)

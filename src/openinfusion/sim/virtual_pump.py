@@ -92,7 +92,8 @@ class VirtualPump:
             channels=tuple(ch.hardware for ch in self._channels),
         )
         self.calibrations: tuple[MechanismCalibration, ...] = tuple(ch.calibration for ch in self._channels)
-        self.powered = True
+        self.powered = True  # the electronics run (switched on, and mains or a battery above cut-off)
+        self.switched_on = True  # the power key
         self.last_wakes: tuple[Wake, ...] = ()
         self._k = 0  # index of the last integrated sample (sample k is at k * sample_period)
         self._voltage_v = float(self.battery.voltage(np.array([self.battery.charge_c]), np.array([0.0]))[0])
@@ -185,8 +186,13 @@ class VirtualPump:
         return current
 
     def _update_motor_power(self) -> None:
+        if not self.powered:
+            self.watchdog.power_off()
         enabled = self.powered and self.watchdog.expired_at is None
-        self.annunciator.hardware_alarm = self.watchdog.expired_at is not None
+        # The watchdog circuit, and the power-fail buzzer on its hold-up capacitor when the supply dies while the
+        # pump is switched on (IEC 60601-2-24's alarm for a failure of the supply), sound without the firmware.
+        power_failed = self.switched_on and not self.powered
+        self.annunciator.hardware_alarm = self.watchdog.expired_at is not None or power_failed
         for ch in self._channels:
             if not enabled:
                 ch.motor.stop()
@@ -201,7 +207,14 @@ class VirtualPump:
         self.power.on_mains = bool(on)
         self._interrupt(Wake(WakeReason.MAINS))
         if on:
-            self.powered = True
+            self.powered = self.switched_on
+        self._check_supply()
+
+    def set_power(self, on: bool) -> None:
+        """Press the power key: off stops the electronics and the motors; on boots them if there is supply."""
+        self.switched_on = bool(on)
+        self.powered = self.switched_on
+        self._interrupt(Wake(WakeReason.POWER))
         self._check_supply()
 
     def _check_supply(self) -> None:
