@@ -67,3 +67,10 @@ class TransitionRefusedError(OpenInfusionError):
 
 class IntegrityError(OpenInfusionError):
     """Data whose signature, hash or schema version does not verify."""
+
+
+class InvariantError(OpenInfusionError):
+    """An internal invariant of the pump core does not hold: a defect, never user input.
+
+    Raised by explicit checks (never ``assert``); the core's guarded entry fails the channel safe on it.
+    """

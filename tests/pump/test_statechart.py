@@ -7,15 +7,18 @@ import pytest
 
 from openinfusion.cli.statechart import document
 from openinfusion.pump.statechart import (
+    CONDITION_TRIGGERED_TRANSITIONS,
     DELIVERING,
     TRANSITIONS,
     ChannelEvent,
     ChannelState,
+    Conditions,
     GuardContext,
     Refusal,
     Transition,
     allowed_events,
     fire,
+    triggered,
 )
 
 CONTEXTS = [GuardContext(*flags) for flags in itertools.product([False, True], repeat=6)]
@@ -88,3 +91,33 @@ def test_every_state_is_reachable_from_idle() -> None:
 def test_committed_diagram_matches_the_code() -> None:
     committed = (REPO / "docs" / "statechart.md").read_text(encoding="utf-8")
     assert committed == document(), "run `openinfusion statechart --out docs` and commit the result"
+
+
+CONDITIONS = [Conditions(*flags) for flags in itertools.product([False, True], repeat=4)]
+
+
+@pytest.mark.req("OI-CHAN-1")
+def test_every_condition_triggered_event_has_a_row_where_it_fires() -> None:
+    for trigger in CONDITION_TRIGGERED_TRANSITIONS:
+        for state in trigger.sources:
+            assert trigger.event in allowed_events(state), (state, trigger.event)
+
+
+@pytest.mark.req("OI-SAFE-3", "OI-ALM-12")
+def test_conditions_fire_by_priority_and_settle() -> None:
+    """A failsafe alarm beats everything; a stopping alarm beats the plan; chains of triggers end."""
+    failsafe = Conditions(failsafe_alarm=True, stopping_alarm=True, segment_done=True, more_segments=False)
+    assert triggered(ChannelState.INFUSING, failsafe) is ChannelEvent.FAULT
+    assert triggered(ChannelState.FAILSAFE, failsafe) is None
+    stopping = Conditions(failsafe_alarm=False, stopping_alarm=True, segment_done=True, more_segments=True)
+    assert triggered(ChannelState.INFUSING, stopping) is ChannelEvent.STOPPING_ALARM
+    assert triggered(ChannelState.ALARM, stopping) is None
+    ctx = CONTEXTS[0]
+    for state, conditions in itertools.product(ChannelState, CONDITIONS):
+        seen = [state]
+        while (event := triggered(seen[-1], conditions)) is not None and len(seen) < 5:
+            outcome = fire(seen[-1], event, ctx)
+            if isinstance(outcome, Refusal) or outcome.target is seen[-1]:
+                break  # a refused or self-loop event stops here (the conditions change as the plan advances)
+            seen.append(outcome.target)
+        assert len(seen) < 5, seen

@@ -1,23 +1,26 @@
-"""One pumping channel at run time: lifecycle, plan, sensing, delivery and timers.
+"""One pumping channel at run time: it runs the statechart's tables against its hardware.
 
 Theory of operation
 -------------------
-A channel owns its program, its plan (the program's constant-rate segments) and the runtime state
-of the segment in progress. It changes state only through :mod:`~openinfusion.pump.statechart`:
-:meth:`Channel.fire` looks the event up in the table, refuses it with a reason (logged) or runs the
-row's actions in order. Everything time-driven happens in :meth:`Channel.service`, which the pump
-calls on every wake-up, in a fixed order:
+A channel's behaviour is declared as data: the lifecycle in :data:`~openinfusion.pump.statechart.TRANSITIONS`,
+the conditions that fire events by themselves in
+:data:`~openinfusion.pump.statechart.CONDITION_TRIGGERED_TRANSITIONS`, sensor conditions -> alarms in
+:data:`~openinfusion.pump.sensor_alarms.SENSOR_ALARMS` and clinical timers -> alarms in
+:data:`~openinfusion.pump.timers.TIMER_ALARMS`. This module executes them. It changes state only through
+:meth:`Channel.fire`, which looks the event up in the table, refuses it with a reason (logged) or runs the
+row's actions in order. The plan stack lives in :mod:`~openinfusion.pump.plan`, the volume counters in
+:mod:`~openinfusion.pump.accounting`, the targets and moves in :mod:`~openinfusion.pump.delivery`.
 
-1. accrue infusing time to the segment in progress;
-2. read every sensor batch and turn it into alarm conditions (occlusion, air, door, sensor and motor
-   health) through the software sensors;
-3. react: a failsafe alarm fires FAULT, a stopping alarm fires STOPPING_ALARM, and an ALARM state
-   with no stopping alarm left fires ALARMS_RESOLVED;
-4. advance the plan: segments whose volume or time is done give way to the next (SEGMENT_DONE), the
-   last one to KVO or COMPLETE (PLAN_DONE); a bolus or secondary returns to what it interrupted;
-5. timers: near end, callback, unconfirmed titration;
-6. drive: command the motor for the next interval, or stop it;
-7. tell the pump when this channel next needs attention.
+Everything time-driven happens in :meth:`Channel.service`, which the pump calls on every wake-up, in a
+fixed order:
+
+1. accrue infusing time to the segment in progress and book the volume moved since the last service;
+2. sense: read every sensor batch, run the software sensors, apply the sensor-alarm table;
+3. fire the condition-triggered transitions until none holds (failsafe, stopping alarm, alarms
+   resolved, segment done, plan done);
+4. timers: apply the timer-alarm table (callback, unconfirmed titration, near end);
+5. drive: command the motor for the next interval, or stop it;
+6. tell the pump when this channel next needs attention.
 
 Clinician actions (start, pause, titrate, bolus, ...) are events fired between services; the pump
 services the channel first so that every action sees the present.
@@ -30,18 +33,20 @@ the bounded reverse back-off after an occlusion stop (OI-ALM-3), authorised to t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Final
 
-from openinfusion.errors import InputError, ProgramError, TransitionRefusedError
+from openinfusion.errors import InputError, InvariantError, ProgramError, TransitionRefusedError
+from openinfusion.pump.accounting import PCA_LEDGER_KINDS, Accounting, Bucket, Counters, bucket_for
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
-from openinfusion.pump.delivery import DeliveryController, SegmentTracker
+from openinfusion.pump.delivery import MIN_MOVE, DeliveryController, SegmentTracker
 from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
-from openinfusion.pump.pca import DoseKind, PcaLedger, PcaProgram, decide_demand, frequent_requests
+from openinfusion.pump.pca import PcaLedger, PcaProgram, decide_demand, frequent_requests
+from openinfusion.pump.plan import PlanStack, Suspended, remainder, titrated_kinds
 from openinfusion.pump.programs import (
     Bolus,
     IntermittentProgram,
@@ -63,7 +68,6 @@ from openinfusion.pump.sensing.air import (
     DEFAULT_SINGLE_LIMIT,
     DEFAULT_WINDOW,
     AirMonitor,
-    DeliveryTrace,
 )
 from openinfusion.pump.sensing.backoff import backoff_volume
 from openinfusion.pump.sensing.occlusion import (
@@ -74,29 +78,28 @@ from openinfusion.pump.sensing.occlusion import (
     UpstreamOcclusionDetector,
     UpstreamVerdict,
 )
+from openinfusion.pump.sensor_alarms import SENSOR_ALARMS, Clear, Findings
 from openinfusion.pump.statechart import (
     DELIVERING,
     Action,
     ChannelEvent,
     ChannelState,
+    Conditions,
     GuardContext,
     Refusal,
     fire,
+    triggered,
 )
+from openinfusion.pump.timers import TIMER_ALARMS, Timers, TimerView, timer_due
 from openinfusion.units import Duration, FlowRate, Instant, Volume
 
-MIN_MOVE: Final = Duration(1_000)  # shortest move the controller issues (1 ms)
 BACKOFF_TIME: Final = Duration.s(2)
 SLACK_TIME: Final = Duration.s(2)
 PRESSURE_WATCH: Final = Duration.s(1)  # service period while the line pressure is above the wake level
 IDLE_CHECK: Final = Duration.min(5)  # an idle channel still looks at its sensors this often
+MAX_TRIGGERED: Final = 64  # condition-triggered events in one service; more means the table loops (a defect)
 _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
-_PCA_LEDGER_KINDS: Final = {
-    SegmentKind.BASAL: DoseKind.BASAL,
-    SegmentKind.LOADING: DoseKind.LOADING,
-    SegmentKind.BOLUS: DoseKind.CLINICIAN,
-}
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
@@ -118,43 +121,6 @@ class ChannelSettings:
     air_window: Volume = DEFAULT_WINDOW
     service_interval: Duration = Duration.min(5)  # the longest a move runs before the core looks again
     max_carry: Volume = Volume.ml("0.05")
-
-
-@dataclass(slots=True)
-class _Suspended:
-    """A segment interrupted by a bolus or secondary, with the plan that followed it."""
-
-    segment: Segment | None
-    rest: list[Segment]
-    program: Program | None = None  # set when a secondary replaced the active program
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """Volumes since the program started, integer nL.
-
-    ``delivered`` is the primary program's volume (loading, maintenance, steps, boluses and PCA doses: all
-    from its container, so all count towards its VTBI); ``secondary`` came from the piggyback container;
-    ``kvo`` ran after the VTBI completed; ``displaced`` is everything the mechanism moved, net of back-off.
-    """
-
-    delivered: Volume = Volume(0)
-    secondary: Volume = Volume(0)
-    kvo: Volume = Volume(0)
-    displaced: Volume = Volume(0)
-
-    @property
-    def total(self) -> Volume:
-        return self.delivered + self.secondary + self.kvo
-
-
-@dataclass(slots=True)
-class _Timers:
-    state_since: Instant
-    titration_since: Instant | None = None
-    near_end_raised: bool = False
-    backoff_until: Instant | None = None
-    last_service: Instant = field(default_factory=lambda: Instant(0))
 
 
 class Channel:
@@ -189,17 +155,16 @@ class Channel:
         self.pending: Program | None = None
         self.segment: Segment | None = None
         self.tracker: SegmentTracker | None = None
-        self.plan: list[Segment] = []
-        self.stack: list[_Suspended] = []
-        self.counters = Counters()
+        self.plans = PlanStack()
+        self.books = Accounting(now)
         self.pca: PcaLedger | None = None
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
-        self.timers = _Timers(state_since=now, last_service=now)
-        self._trace: list[tuple[Instant, Volume]] = [(now, Volume(0))]
+        self.timers = Timers(state_since=now)
+        self.last_service = now
+        self.fixed_move_until: Instant | None = None  # a slack take-up or back-off move runs until then
         self._occlusion_pressure: tuple[float, float] | None = None
-        self._reverse_slack = Volume(0)  # play crossed by a back-off, not yet taken up again
         self._rising = False
 
     def configure(self, settings: ChannelSettings) -> None:
@@ -209,6 +174,11 @@ class Channel:
         self.settings = settings
         self.down = DownstreamOcclusionDetector(settings.occlusion, settings.sensitivity)
         self.air = AirMonitor(settings.air_single, settings.air_cumulative, settings.air_window)
+
+    @property
+    def counters(self) -> Counters:
+        """The volume counters as of the last service (exact nL)."""
+        return self.books.counters
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -269,6 +239,9 @@ class Channel:
                 self._decide_demand(now)
             case Action.NEXT_SEGMENT:
                 self._next_segment(now)
+            case Action.RETURN_TO_PRIMARY:
+                while self.plans.interrupted():  # a secondary that ran to the end of everything
+                    self._unwind(now)
             case Action.START_KVO:
                 self._start_kvo(now)
             case Action.ANNOUNCE_COMPLETE:
@@ -287,14 +260,12 @@ class Channel:
             raise ProgramError("program", "enter_program needs a program")
         program: Program = payload
         self.program = self.active = program
-        self.plan = list(program.plan())
+        self.plans.load(program.plan())
         self.segment = self.tracker = None
-        self.stack = []
-        self.counters = Counters()
+        self.books.restart(now)
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
-        self._trace = [(now, Volume(0))]
         self.timers.near_end_raised = False
         self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program))
 
@@ -307,7 +278,7 @@ class Channel:
         if self.program is not None:
             self._log(now, EventKind.PROGRAM_CLEARED, delivered=encode_volume(self.counters.delivered))
         self.program = self.active = self.pending = None
-        self.plan, self.stack = [], []
+        self.plans.clear()
         self.segment = self.tracker = None
         self.pca = None
 
@@ -319,8 +290,8 @@ class Channel:
                 self.hw.motor.move(move.steps, move.over)
                 self.controller.set_origin(steps + move.steps)
                 self.monitor.authorise(self.index, now, FlowRate(0), self.cal.volume_at(move.steps))
-                self.timers.backoff_until = now + SLACK_TIME
-            self._begin_next(now, Volume(0))  # volume counts from the origin, after the slack
+                self.fixed_move_until = now + SLACK_TIME
+            self._begin(now, self.plans.pop_next(), Volume(0))  # volume counts from the origin, after the slack
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
@@ -329,19 +300,19 @@ class Channel:
             self.segment = None
             if rest is not None:
                 self._begin(now, rest, base)
-            elif self._has_more():
+            elif self.plans.has_more():
                 self._next_segment_from(now, base)
-            slack = self._reverse_slack
+            slack = self.books.reverse_slack
             self.monitor.authorise(self.index, now, self._rate(), slack)
             if slack.nl:  # take the play up again, quickly, before delivery resumes (it moves no fluid)
-                self._reverse_slack = Volume(0)
+                self.books.reverse_slack = Volume(0)
                 self.hw.motor.move(self.cal.reverse_slack_steps, SLACK_TIME)
-                self.timers.backoff_until = now + SLACK_TIME
+                self.fixed_move_until = now + SLACK_TIME
         self._log(now, EventKind.INFUSION_STARTED, rate=encode_rate(self._rate()))
 
     def _stop_motor(self, now: Instant) -> None:
         self.hw.motor.stop()
-        self.timers.backoff_until = None
+        self.fixed_move_until = None
         self.monitor.authorise(self.index, now, FlowRate(0))
         self._log(now, EventKind.INFUSION_STOPPED, delivered=encode_volume(self.counters.delivered))
 
@@ -358,10 +329,10 @@ class Channel:
         dead = self.cal.reverse_slack_steps  # reversing first crosses the drive's play: no fluid moves
         self.hw.motor.move(move.steps - dead, move.over)
         end = steps + move.steps
-        self._reverse_slack = self.cal.volume_at(end) - self.cal.volume_at(end - dead)
+        self.books.reverse_slack = self.cal.volume_at(end) - self.cal.volume_at(end - dead)
         withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(end - dead)
         self.monitor.authorise(self.index, now, FlowRate(0), Volume(-withdrawn.nl))
-        self.timers.backoff_until = now + BACKOFF_TIME
+        self.fixed_move_until = now + BACKOFF_TIME
         self._log(now, EventKind.INFUSION_STOPPED, reason="occlusion back-off", withdrawn=encode_volume(withdrawn))
 
     def _hold_titration(self, payload: Payload, now: Instant) -> None:
@@ -372,26 +343,25 @@ class Channel:
         self._log(now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()))
 
     def _apply_titration(self, now: Instant) -> None:
-        assert self.pending is not None and self.active is not None  # guarded by PENDING
-        new_rate = self.pending.primary_rate()
-        kinds = _titrated_kinds(self.active)
-        if self.active is self.program:
-            self.program = self.pending
-        self.active = self.pending
+        pending, active = self.pending, self.active
+        if pending is None or active is None:  # the PENDING guard admits this action only with both
+            raise InvariantError("apply_titration without a pending titration of an active program")
+        new_rate = pending.primary_rate()
+        kinds = titrated_kinds(active)
+        if active is self.program:
+            self.program = pending
+        self.active = pending
         self.pending = None
         self.timers.titration_since = None
         self._clear(AlarmCode.UNCONFIRMED_TITRATION, now)
-        self.plan = [_with_rate(s, new_rate) if s.kind in kinds else s for s in self.plan]
-        for held in self.stack:
-            held.rest = [_with_rate(s, new_rate) if s.kind in kinds else s for s in held.rest]
-            if held.segment is not None and held.segment.kind in kinds:
-                held.segment = _with_rate(held.segment, new_rate)
+        self.plans.retitrate(kinds, new_rate)
         if self.segment is not None and self.segment.kind in kinds and self.tracker is not None:
             rest = self._remainder(self.segment, self.tracker)
             self.segment = None
             if rest is not None:
-                self._begin(now, _with_rate(rest, new_rate), self.controller.carry_into(self.tracker, self._measured()))
-        self._log(now, EventKind.TITRATION_CONFIRMED, program=describe(self.active), rate=encode_rate(new_rate))
+                base = self.controller.carry_into(self.tracker, self._measured())
+                self._begin(now, replace(rest, rate=new_rate), base)
+        self._log(now, EventKind.TITRATION_CONFIRMED, program=describe(pending), rate=encode_rate(new_rate))
 
     def _insert_bolus(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Bolus):
@@ -400,7 +370,7 @@ class Channel:
         if remaining is not None:
             payload.check_against(remaining)
         self._interrupt(now, (payload.segment(),), None)
-        _deduct(self.stack[-1], payload.volume)  # the bolus comes from the same container: it counts towards VTBI
+        self.plans.deduct(payload.volume)  # the bolus comes from the same container: it counts towards VTBI
         self._log(now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(payload.rate))
 
     def _insert_secondary(self, payload: Payload, now: Instant) -> None:
@@ -412,7 +382,8 @@ class Channel:
 
     def _decide_demand(self, now: Instant) -> None:
         program, ledger = self.program, self.pca
-        assert isinstance(program, PcaProgram) and ledger is not None  # guarded by PCA
+        if not isinstance(program, PcaProgram) or ledger is None:  # the PCA guard admits only PCA programs
+            raise InvariantError("decide_demand on a channel without a PCA program")
         infusing = self.state is ChannelState.INFUSING
         busy = self.segment is not None and self.segment.kind is SegmentKind.PCA_DEMAND
         decision = decide_demand(program, ledger, now, inhibited=busy, infusing=infusing)
@@ -425,38 +396,16 @@ class Channel:
             self._alarm(AlarmCode.PCA_FREQUENT_DEMANDS, now, "3 or more denied demands in 1 h")
 
     def _next_segment(self, now: Instant) -> None:
-        assert self.tracker is not None and self.segment is not None
-        base = self.controller.carry_into(self.tracker, self._measured())
-        ended = self.segment
+        tracker, ended = self._running()
+        base = self.controller.carry_into(tracker, self._measured())
         self.segment = None
         if ended.kind is SegmentKind.BOLUS:
             self._log(now, EventKind.BOLUS_COMPLETED, delivered=encode_volume(self.counters.delivered))
         self._next_segment_from(now, base)
 
-    def _next_segment_from(self, now: Instant, base: Volume) -> None:
-        """Start what follows: the rest of the plan, or what a bolus or secondary interrupted."""
-        while not self.plan and self.stack:
-            held = self._unwind(now)
-            if held.segment is not None:
-                self._begin(now, held.segment, base)
-                return
-        self._begin_next(now, base)
-
-    def _unwind(self, now: Instant) -> _Suspended:
-        """Return to what the last bolus or secondary interrupted (restoring the primary program)."""
-        held = self.stack.pop()
-        if held.program is not None:
-            self.active = held.program
-            self._log(now, EventKind.SECONDARY_COMPLETED, rate=encode_rate(held.program.primary_rate()))
-        self.plan = held.rest
-        return held
-
-    def _has_more(self) -> bool:
-        """True if a segment remains after the one running (in the plan or in what was interrupted)."""
-        return bool(self.plan) or any(held.segment is not None or held.rest for held in self.stack)
-
     def _start_kvo(self, now: Instant) -> None:
-        assert self.program is not None
+        if self.program is None:  # PLAN_DONE fires only while a program runs
+            raise InvariantError("start_kvo without a program")
         rate = kvo_rate_for(self.program, self.settings.kvo)
         measured = self._measured()
         base = self.controller.carry_into(self.tracker, measured) if self.tracker else measured
@@ -467,9 +416,35 @@ class Channel:
 
     # --- plan mechanics ---------------------------------------------------------------------------
 
-    def _begin_next(self, now: Instant, base: Volume) -> None:
-        """Start the next planned segment (the plan is never empty when this is called)."""
-        self._begin(now, self.plan.pop(0), base)
+    def _running(self) -> tuple[SegmentTracker, Segment]:
+        """The tracker and segment in progress (an action that needs them runs only while INFUSING)."""
+        if self.tracker is None or self.segment is None:
+            raise InvariantError("no segment in progress")
+        return self.tracker, self.segment
+
+    def _next_segment_from(self, now: Instant, base: Volume) -> None:
+        """Start what follows: the rest of the plan, or what a bolus or secondary interrupted."""
+        while not self.plans.plan and self.plans.interrupted():
+            held = self._unwind(now)
+            if held.segment is not None:
+                self._begin(now, held.segment, base)
+                return
+        self._begin(now, self.plans.pop_next(), base)
+
+    def _unwind(self, now: Instant) -> Suspended:
+        """Return to what the last bolus or secondary interrupted (restoring the primary program)."""
+        held = self.plans.unwind()
+        if held.program is not None:
+            self.active = held.program
+            self._log(now, EventKind.SECONDARY_COMPLETED, rate=encode_rate(held.program.primary_rate()))
+        return held
+
+    def _interrupt(self, now: Instant, inserted: tuple[Segment, ...], program: Program | None) -> None:
+        """Run ``inserted`` now; what was running resumes after it (bolus, secondary, PCA demand)."""
+        tracker, segment = self._running()
+        base = self.controller.carry_into(tracker, self._measured())
+        first = self.plans.suspend(self._remainder(segment, tracker), inserted, program)
+        self._begin(now, first, base)
 
     def _begin(self, now: Instant, segment: Segment, base: Volume) -> None:
         previous = self.tracker.rate if self.tracker else None
@@ -484,57 +459,25 @@ class Channel:
 
     def _remainder(self, segment: Segment, tracker: SegmentTracker) -> Segment | None:
         """What is left of ``segment`` (None if nothing)."""
-        if segment.volume is not None:
-            done = max(self._measured().nl - tracker.base.nl, 0)
-            left = segment.volume.nl - done
-            return replace(segment, volume=Volume(left)) if left > self.controller.step_volume_max.nl else None
-        if segment.duration is not None:
-            left_t = segment.duration - tracker.elapsed
-            return replace(segment, duration=left_t) if left_t.us > 0 else None
-        return segment
-
-    def _interrupt(self, now: Instant, inserted: tuple[Segment, ...], program: Program | None) -> None:
-        """Run ``inserted`` now; what was running resumes after it (bolus, secondary, PCA demand)."""
-        assert self.tracker is not None and self.segment is not None
-        base = self.controller.carry_into(self.tracker, self._measured())
-        self.stack.append(_Suspended(self._remainder(self.segment, self.tracker), self.plan, program))
-        self.plan = list(inserted[1:])
-        self._begin(now, inserted[0], base)
+        done = Volume(self._measured().nl - tracker.base.nl)
+        return remainder(segment, done, tracker.elapsed, self.controller.step_volume_max)
 
     # --- volumes ----------------------------------------------------------------------------------
 
     def _measured(self) -> Volume:
         """Fluid displaced since the origin: the encoder's volume, plus any play a back-off reversed through."""
         shaft = self.controller.delivered(self.controller.position(self.hw.encoder.counts()))
-        return shaft + self._reverse_slack
+        return shaft + self.books.reverse_slack
 
-    def _account(self, now: Instant) -> None:
-        before = self.counters.delivered
-        self.counters = self.live_counters()
-        c = self.counters
-        if self.pca is not None and c.delivered > before and self.segment is not None:
-            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given.
-            kind = _PCA_LEDGER_KINDS.get(self.segment.kind)
-            if kind is not None:
-                self.pca = self.pca.with_volume(now, c.delivered - before, kind)
-        last_t, last_v = self._trace[-1]
-        if now > last_t:
-            self._trace = [*self._trace[-63:], (now, Volume(max(c.displaced.nl, last_v.nl)))]
+    def _bucket_now(self) -> Bucket:
+        return bucket_for(self.segment, self.state is ChannelState.KVO)
 
     def live_counters(self) -> Counters:
         """The counters as the encoder stands now (between services too), exact in nL.
 
         Motion since the last service belongs to what was running then: segments change only at services.
         """
-        c = self.counters
-        measured = Volume(max(self._measured().nl, 0))  # below the origin only while syringe slack is taken up
-        delta = measured.nl - c.displaced.nl
-        waiting = self.segment is not None and self.segment.kind is SegmentKind.WAIT
-        if self.state is ChannelState.KVO or waiting:
-            return replace(c, kvo=Volume(max(c.kvo.nl + delta, 0)), displaced=measured)
-        if self.segment is not None and self.segment.kind is SegmentKind.SECONDARY:
-            return replace(c, secondary=Volume(max(c.secondary.nl + delta, 0)), displaced=measured)
-        return replace(c, delivered=Volume(max(c.delivered.nl + delta, 0)), displaced=measured)
+        return self.books.live(self._measured(), self._bucket_now())
 
     def remaining(self) -> Volume | None:
         """Programmed volume still to infuse (None when the program has no VTBI)."""
@@ -550,22 +493,42 @@ class Channel:
         """The rate the channel is delivering now (0 unless INFUSING or KVO)."""
         return self._rate() if self.state in DELIVERING else FlowRate(0)
 
+    def time_left(self) -> Duration | None:
+        """Infusing time until the plan ends at the programmed rates (None: runs until stopped)."""
+        if self.tracker is None or self.state is ChannelState.KVO:
+            return None
+        total = self.tracker.time_to_end()
+        for segment in self.plans.later():
+            d = segment.planned_duration()
+            if total is None or d is None:
+                return None
+            total = total + d
+        return total
+
     # --- service ----------------------------------------------------------------------------------
 
     def service(self, now: Instant) -> Instant:
-        """Bring the channel up to ``now`` (steps 1-7 of the module docstring); returns its next wake-up."""
+        """Bring the channel up to ``now`` (steps 1-6 of the module docstring); returns its next wake-up."""
         if self.state in DELIVERING and self.tracker is not None:
-            self.tracker.elapsed = self.tracker.elapsed + now.since(self.timers.last_service)
-        self.timers.last_service = now
+            self.tracker.elapsed = self.tracker.elapsed + now.since(self.last_service)
+        self.last_service = now
         self._account(now)
         self._sense(now)
-        self._react(now)
-        self._advance(now)
+        self._fire_triggered(now)
         self._check_timers(now)
         self._drive(now)
         return self._next_attention(now)
 
+    def _account(self, now: Instant) -> None:
+        grown = self.books.account(now, self._measured(), self._bucket_now())
+        if self.pca is not None and grown.nl > 0 and self.segment is not None:
+            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given.
+            kind = PCA_LEDGER_KINDS.get(self.segment.kind)
+            if kind is not None:
+                self.pca = self.pca.with_volume(now, grown, kind)
+
     def _sense(self, now: Instant) -> None:
+        """Read every sensor batch, run the software sensors and apply :data:`SENSOR_ALARMS`."""
         hw = self.hw
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
@@ -576,37 +539,29 @@ class Channel:
         except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
             verdict, upv, implausible = _NO_OCCLUSION, _NO_UPSTREAM, e.why
         faulty = SensorHealth.FAULT in (down.health, up.health) or bool(implausible)
-        self._condition(AlarmCode.PRESSURE_SENSOR_FAULT, now, faulty, implausible or "pressure transducer fault")
         if verdict.occluded and pumping:
             p = verdict.pressure_mmhg or 0.0
             self._occlusion_pressure = (p, verdict.baseline_mmhg if verdict.baseline_mmhg is not None else 0.0)
-            cause = verdict.cause.value if verdict.cause else ""
-            self._alarm(AlarmCode.OCCLUSION_DOWNSTREAM, now, f"{p:.0f} mmHg ({cause})")
-        elif not verdict.occluded:
-            self._clear(AlarmCode.OCCLUSION_DOWNSTREAM, now)
-        if upv.occluded and pumping:
-            self._alarm(AlarmCode.OCCLUSION_UPSTREAM, now, f"{upv.pressure_mmhg or 0.0:.0f} mmHg")
-        elif not upv.occluded:
-            self._clear(AlarmCode.OCCLUSION_UPSTREAM, now)
-        self._condition(AlarmCode.AIR_SENSOR_FAULT, now, air.health is SensorHealth.FAULT, "air detector fault")
-        if air.bubbles:
-            av = self.air.observe(air, DeliveryTrace(tuple(self._trace)), now)
-            if av.single:
-                self._alarm(AlarmCode.AIR_IN_LINE, now, f"bubble over {self.air.single_limit}")
-                self._clear(AlarmCode.AIR_IN_LINE, now)  # latched until the line is cleared
-            if av.cumulative:
-                self._alarm(AlarmCode.AIR_CUMULATIVE, now, f"{av.air_in_window} of air in {self.air.window}")
-                self._clear(AlarmCode.AIR_CUMULATIVE, now)
-        has_program = self.state in {*DELIVERING, ChannelState.ALARM}
-        self._condition(AlarmCode.DOOR_OPEN, now, has_program and not load.door_closed, "door opened")
-        self._condition(
-            AlarmCode.SET_NOT_LOADED, now, has_program and load.door_closed and not load.set_loaded, "set not loaded"
-        )
         motor = hw.motor.status()
-        if motor.stalled or motor.overcurrent:
-            self._alarm(AlarmCode.MOTOR_FAULT, now, "stall" if motor.stalled else "overcurrent")
-        if hw.encoder.health() is SensorHealth.FAULT:
-            self._alarm(AlarmCode.ENCODER_FAULT, now, "encoder reports a fault")
+        findings = Findings(
+            pumping=pumping,
+            has_program=self.state in {*DELIVERING, ChannelState.ALARM},
+            pressure_fault=(implausible or "pressure transducer fault") if faulty else None,
+            occlusion=verdict,
+            upstream=upv,
+            air_fault=air.health is SensorHealth.FAULT,
+            air=self.air.observe(air, self.books.trace(), now) if air.bubbles else None,
+            air_single_limit=self.air.single_limit,
+            air_window=self.air.window,
+            door_closed=load.door_closed,
+            set_loaded=load.set_loaded,
+            motor_stalled=motor.stalled,
+            motor_overcurrent=motor.overcurrent,
+            encoder_fault=hw.encoder.health() is SensorHealth.FAULT,
+        )
+        for row in SENSOR_ALARMS:
+            present = row.present(findings)
+            self._apply(row.code, now, present, row.detail(findings) if present else "", row.clear)
         # The ADC watchdog is level-triggered: while the pressure is above the wake level the core
         # disarms it and looks every second instead, so a rise is followed without an interrupt storm.
         wake = self.down.wake_threshold_mmhg()
@@ -617,47 +572,56 @@ class Channel:
         vacuum = float(self.settings.occlusion.upstream_mmhg)
         self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)
 
-    def _react(self, now: Instant) -> None:
-        if self.state is ChannelState.FAILSAFE:
-            return
-        if self.alarms.in_failsafe(self.index):
-            self.fire(ChannelEvent.FAULT, now)
-        elif self.state in DELIVERING and self.alarms.stops_delivery(self.index):
-            self.fire(ChannelEvent.STOPPING_ALARM, now)
-        elif self.state is ChannelState.ALARM and not self.alarms.stops_delivery(self.index):
-            self.fire(ChannelEvent.ALARMS_RESOLVED, now)
+    def conditions(self) -> Conditions:
+        """The inputs of the condition-triggered transitions, as the channel stands."""
+        done = self.tracker is not None and self.controller.complete(self.tracker, self._measured())
+        return Conditions(
+            failsafe_alarm=self.alarms.in_failsafe(self.index),
+            stopping_alarm=self.alarms.stops_delivery(self.index),
+            segment_done=done,
+            more_segments=self.plans.has_more(),
+        )
 
-    def _advance(self, now: Instant) -> None:
-        while self.state is ChannelState.INFUSING and self.tracker is not None:
-            if not self.controller.complete(self.tracker, self._measured()):
-                break
-            if self._has_more():
-                self.fire(ChannelEvent.SEGMENT_DONE, now)
-            else:
-                while self.stack:  # a secondary that ran to the end of everything: the primary is back
-                    self._unwind(now)
-                self.fire(ChannelEvent.PLAN_DONE, now)
+    def _fire_triggered(self, now: Instant) -> None:
+        """Fire :data:`CONDITION_TRIGGERED_TRANSITIONS` until no condition holds in the new state."""
+        for _ in range(MAX_TRIGGERED):
+            event = triggered(self.state, self.conditions())
+            if event is None:
+                return
+            self.fire(event, now)
+        raise InvariantError(f"condition-triggered transitions did not settle in {MAX_TRIGGERED} events")
+
+    def _timer_view(self, now: Instant) -> TimerView:
+        s = self.settings
+        return TimerView(
+            now=now,
+            timers=self.timers,
+            waiting=self.state in {ChannelState.PROGRAMMING, ChannelState.READY},
+            paused=self.state is ChannelState.PAUSED,
+            infusing=self.state is ChannelState.INFUSING,
+            left=self.time_left(),
+            rate=self._rate(),
+            callback=s.callback,
+            titration_timeout=s.titration_timeout,
+            near_end=s.near_end,
+        )
 
     def _check_timers(self, now: Instant) -> None:
-        t, s = self.timers, self.settings
-        waiting = self.state in {ChannelState.PROGRAMMING, ChannelState.READY}
-        self._condition(
-            AlarmCode.CALLBACK_PROGRAMMING, now, waiting and now.since(t.state_since) >= s.callback, "left unattended"
-        )
-        paused = self.state is ChannelState.PAUSED
-        self._condition(AlarmCode.CALLBACK_PAUSED, now, paused and now.since(t.state_since) >= s.callback, "paused")
-        if t.titration_since is not None and now.since(t.titration_since) >= s.titration_timeout:
-            self._alarm(AlarmCode.UNCONFIRMED_TITRATION, now, f"still infusing at {self._rate()}")
-        left = self.time_left()
-        if self.state is ChannelState.INFUSING and left is not None and s.near_end.due(left) and not t.near_end_raised:
-            t.near_end_raised = True
-            self._alarm(AlarmCode.NEAR_END, now, f"{left} left")  # stays until the VTBI completes or is cleared
+        """Apply :data:`TIMER_ALARMS`."""
+        view = self._timer_view(now)
+        for row in TIMER_ALARMS:
+            present = row.present(view)
+            self._apply(row.code, now, present, row.detail(view) if present else "", Clear.WHEN_ABSENT)
+            if present and row.code is AlarmCode.NEAR_END:
+                self.timers.near_end_raised = True  # announced once per program
+
+    # --- drive scheduling -------------------------------------------------------------------------
 
     def _drive(self, now: Instant) -> None:
-        t = self.timers
-        if t.backoff_until is not None and now < t.backoff_until:
+        """Command the motor for the next interval of the segment in progress, or stop it."""
+        if self.fixed_move_until is not None and now < self.fixed_move_until:
             return  # a slack take-up or back-off move is running
-        t.backoff_until = None
+        self.fixed_move_until = None
         tracker = self.tracker
         if self.state not in DELIVERING or tracker is None or tracker.rate.nl_per_h == 0:
             self.hw.motor.stop()
@@ -670,50 +634,34 @@ class Channel:
         self.hw.motor.move(move.steps, move.over)
 
     def _next_attention(self, now: Instant) -> Instant:
-        t, s = self.timers, self.settings
+        """The earliest of: the next move's end, a fixed move's end, the pressure watch, the segment's end, timers."""
         rate = self._rate() if self.state in DELIVERING else None
-        due = [now + (IDLE_CHECK if rate is None else self.controller.interval_for(rate, s.service_interval))]
-        if t.backoff_until is not None:
-            due.append(t.backoff_until)
+        longest = self.settings.service_interval
+        due = [now + (IDLE_CHECK if rate is None else self.controller.interval_for(rate, longest))]
+        if self.fixed_move_until is not None:
+            due.append(self.fixed_move_until)
         if self._rising:
             due.append(now + PRESSURE_WATCH)
         if self.state in DELIVERING and self.tracker is not None:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
-        waiting = self.state in {ChannelState.PROGRAMMING, ChannelState.READY, ChannelState.PAUSED}
-        timers = [t.state_since + s.callback] if waiting else []
-        if t.titration_since is not None:
-            timers.append(t.titration_since + s.titration_timeout)
-        due += [at for at in timers if at > now]  # a timer already due has raised its alarm
-        left = self.time_left()
-        if self.state is ChannelState.INFUSING and left is not None and not t.near_end_raised:
-            due.append(now + max(left - s.near_end.lead, MIN_MOVE))
+        due += timer_due(self._timer_view(now))
         return min(due)
-
-    def time_left(self) -> Duration | None:
-        """Infusing time until the plan ends at the programmed rates (None: runs until stopped)."""
-        if self.tracker is None or self.state is ChannelState.KVO:
-            return None
-        total = self.tracker.time_to_end()
-        later = [*self.plan, *(s for held in self.stack for s in [held.segment, *held.rest] if s is not None)]
-        for segment in later:
-            d = segment.planned_duration()
-            if total is None or d is None:
-                return None
-            total = total + d
-        return total
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _alarm(self, code: AlarmCode, now: Instant, detail: str) -> None:
-        self._record(self.alarms.activate(code, self.index, now, detail))
-
-    def _condition(self, code: AlarmCode, now: Instant, present: bool, detail: str) -> None:
+    def _apply(self, code: AlarmCode, now: Instant, present: bool | None, detail: str, clear: Clear) -> None:
+        """One table row's verdict: raise the alarm, clear its condition, or leave it (``present`` None)."""
         if present:
             self._alarm(code, now, detail)
-        else:
+            if clear is Clear.AT_ONCE:
+                self._clear(code, now)
+        elif present is not None and clear is Clear.WHEN_ABSENT:
             self._clear(code, now)
+
+    def _alarm(self, code: AlarmCode, now: Instant, detail: str) -> None:
+        self._record(self.alarms.activate(code, self.index, now, detail))
 
     def _clear(self, code: AlarmCode, now: Instant) -> None:
         """The condition ``code`` is gone on this channel (a latching alarm stays until reset)."""
@@ -725,41 +673,12 @@ class Channel:
 
     def _state_left(self, source: ChannelState, now: Instant) -> None:
         if source in {ChannelState.PROGRAMMING, ChannelState.READY}:
-            self._condition(AlarmCode.CALLBACK_PROGRAMMING, now, False, "")
+            self._clear(AlarmCode.CALLBACK_PROGRAMMING, now)
         if source is ChannelState.PAUSED:
-            self._condition(AlarmCode.CALLBACK_PAUSED, now, False, "")
+            self._clear(AlarmCode.CALLBACK_PAUSED, now)
 
     def _log(self, now: Instant, kind: EventKind, **data: JsonValue) -> None:
         self.log.append(now, kind, self.index, **data)
-
-
-def _deduct(held: _Suspended, volume: Volume) -> None:
-    """Take ``volume`` off what remains of an interrupted plan (its segment first, then the rest, in order)."""
-    left = volume.nl
-
-    def cut(segment: Segment | None) -> Segment | None:
-        nonlocal left
-        if segment is None or segment.volume is None or left == 0:
-            return segment
-        take = min(left, segment.volume.nl)
-        left -= take
-        return replace(segment, volume=Volume(segment.volume.nl - take)) if segment.volume.nl > take else None
-
-    held.segment = cut(held.segment)
-    held.rest = [kept for kept in map(cut, held.rest) if kept is not None]
-
-
-def _titrated_kinds(program: Program) -> frozenset[SegmentKind]:
-    """The segment kinds whose rate a titration of ``program`` changes."""
-    if isinstance(program, SecondaryProgram):
-        return frozenset({SegmentKind.SECONDARY})
-    if isinstance(program, PcaProgram):
-        return frozenset({SegmentKind.BASAL})
-    return frozenset({SegmentKind.PRIMARY})
-
-
-def _with_rate(segment: Segment, rate: FlowRate) -> Segment:
-    return replace(segment, rate=rate)
 
 
 def describe(program: Program) -> dict[str, JsonValue]:

@@ -35,6 +35,7 @@ from openinfusion.units import Duration, FlowRate, Instant, Volume
 
 FINE_BELOW: Final = Duration(120_000_000)  # a revolution longer than this is compensated within it
 MIN_INTERVAL: Final = Duration(5_000_000)
+MIN_MOVE: Final = Duration(1_000)  # shortest move the controller issues (1 ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,16 @@ event leaves everything untouched. ``FAILSAFE`` has no outgoing row: only a powe
 (OI-SAFE-3).
 
 Guards are named pure predicates over a :class:`GuardContext` snapshot; actions are names the
-channel runtime executes in order. Because the machine is data, the diagram in
+channel runtime executes in order.
+
+Some events are not actions of anyone but conditions the channel finds (after h11's
+``STATE_TRIGGERED_TRANSITIONS``): a failsafe alarm, a stopping alarm, the last stopping alarm gone, the
+segment or the plan done. :data:`CONDITION_TRIGGERED_TRANSITIONS` declares, beside the table, in which
+states each condition fires which event, in priority order; every service the channel fires them
+until none holds (:func:`triggered`). The conditions themselves come from two more tables: sensor
+conditions -> alarms (:data:`openinfusion.pump.sensor_alarms.SENSOR_ALARMS`) and clinical timers ->
+alarms (:data:`openinfusion.pump.timers.TIMER_ALARMS`). Those three tables and :data:`TRANSITIONS`
+are a channel's whole behaviour. Because the machine is data, the diagram in
 ``docs/statechart.md`` is generated from it (``openinfusion statechart``) and the tests explore
 every (state, event) pair.
 
@@ -82,6 +91,7 @@ class Action(Enum):
     INSERT_SECONDARY = "insert_secondary"
     DECIDE_DEMAND = "decide_demand"
     NEXT_SEGMENT = "next_segment"
+    RETURN_TO_PRIMARY = "return_to_primary"  # a secondary ran to the end: the primary program is back
     START_KVO = "start_kvo"
     ANNOUNCE_COMPLETE = "announce_complete"
     FAILSAFE = "failsafe"
@@ -175,8 +185,8 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(S.ALARM, E.PCA_DEMAND, PCA, S.ALARM, (A.DECIDE_DEMAND,)),
     # the plan advances
     Transition(S.INFUSING, E.SEGMENT_DONE, None, S.INFUSING, (A.NEXT_SEGMENT,)),
-    Transition(S.INFUSING, E.PLAN_DONE, KVO_ON, S.KVO, (A.START_KVO, A.ANNOUNCE_COMPLETE)),
-    Transition(S.INFUSING, E.PLAN_DONE, KVO_OFF, S.COMPLETE, (A.STOP_MOTOR, A.ANNOUNCE_COMPLETE)),
+    Transition(S.INFUSING, E.PLAN_DONE, KVO_ON, S.KVO, (A.RETURN_TO_PRIMARY, A.START_KVO, A.ANNOUNCE_COMPLETE)),
+    Transition(S.INFUSING, E.PLAN_DONE, KVO_OFF, S.COMPLETE, (A.RETURN_TO_PRIMARY, A.STOP_MOTOR, A.ANNOUNCE_COMPLETE)),
     # alarms
     Transition(S.INFUSING, E.STOPPING_ALARM, None, S.ALARM, (A.STOP_MOTOR, A.BACK_OFF)),
     Transition(S.KVO, E.STOPPING_ALARM, None, S.ALARM, (A.STOP_MOTOR, A.BACK_OFF)),
@@ -189,6 +199,53 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
         if s is not ChannelState.FAILSAFE
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What the channel found this service: the inputs of the condition-triggered transitions."""
+
+    failsafe_alarm: bool  # a failsafe alarm holds the channel (its own or a pump-wide one)
+    stopping_alarm: bool  # a stopping alarm is active on the channel or the pump
+    segment_done: bool  # the segment in progress reached its volume or its time
+    more_segments: bool  # another segment follows (in the plan or in what was interrupted)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A condition that fires ``event`` by itself while the channel is in one of ``sources``."""
+
+    sources: frozenset[ChannelState]
+    name: str
+    holds: Callable[[Conditions], bool]
+    event: ChannelEvent
+
+
+_NOT_FAILSAFE: Final = frozenset(s for s in ChannelState if s is not ChannelState.FAILSAFE)
+
+#: Condition-triggered transitions, in priority order: the first that holds fires, then the table is
+#: tried again on the new state until none holds. The event then follows :data:`TRANSITIONS`.
+CONDITION_TRIGGERED_TRANSITIONS: Final[tuple[Trigger, ...]] = (
+    Trigger(_NOT_FAILSAFE, "a failsafe alarm is active", lambda c: c.failsafe_alarm, E.FAULT),
+    Trigger(DELIVERING, "a stopping alarm is active", lambda c: c.stopping_alarm, E.STOPPING_ALARM),
+    Trigger(frozenset({S.ALARM}), "no stopping alarm is left", lambda c: not c.stopping_alarm, E.ALARMS_RESOLVED),
+    Trigger(
+        frozenset({S.INFUSING}), "the segment is done and another follows",
+        lambda c: c.segment_done and c.more_segments, E.SEGMENT_DONE,
+    ),
+    Trigger(
+        frozenset({S.INFUSING}), "the last segment is done",
+        lambda c: c.segment_done and not c.more_segments, E.PLAN_DONE,
+    ),
+)  # fmt: skip
+
+
+def triggered(state: ChannelState, conditions: Conditions) -> ChannelEvent | None:
+    """The event a condition fires in ``state`` (the first row that holds), or None. Pure."""
+    for row in CONDITION_TRIGGERED_TRANSITIONS:
+        if state in row.sources and row.holds(conditions):
+            return row.event
+    return None
 
 
 @dataclass(frozen=True, slots=True)
