@@ -59,7 +59,11 @@ PROMISES: dict[str, list[tuple[str, set[AlarmCode]]]] = {
     "faults_motor_stall.yaml": [("failsafe", {A.MOTOR_FAULT}), ("infusing", set())],
     "faults_encoder_slip.yaml": [("failsafe", {A.MOTION_MISMATCH})],
     "faults_pressure_sensor.yaml": [("alarm", {A.PRESSURE_SENSOR_FAULT}), ("alarm", {A.OCCLUSION_DOWNSTREAM})],
-    "faults_battery_cell.yaml": [("no power", {A.ON_BATTERY})],
+    "faults_battery_cell.yaml": [("no power", {A.ON_BATTERY, A.BATTERY_DEPLETED})],
+    "power_cycle.yaml": [("infusing", set())],
+    "partial_occlusion.yaml": [("alarm", {A.OCCLUSION_DOWNSTREAM})],
+    "free_flow.yaml": [("alarm", {A.DOOR_OPEN})],
+    "reservoir_empty.yaml": [("infusing", {A.OCCLUSION_UPSTREAM})],
     "faults_air_sensor.yaml": [("alarm", {A.AIR_SENSOR_FAULT})],
     "faults_watchdog.yaml": [("failsafe", {A.WATCHDOG_FAULT})],
 }
@@ -237,9 +241,51 @@ def test_battery_cell_failure_on_battery_stops_the_pump_and_sounds_the_power_fai
     sim = ran("faults_battery_cell.yaml")
     world = sim.world
     assert not world.powered and world.annunciator.sounding
+    (off,) = [e for e in sim.pump.log.events() if e.kind is EventKind.POWER_CHANGED and e.data["state"] == "off"]
+    assert (t_s(off), off.data["cause"]) == (approx_s(600.0), "battery cell fault")
+    assert alarm_times("faults_battery_cell.yaml", A.BATTERY_DEPLETED) == [approx_s(600.0)]
     flow = sim.series.series(0, "patient_flow_ml_h")
     t = sim.series.series(0, "t_s") - START.us / 1e6
     assert float(np.max(np.abs(flow[t > 601.0]))) < 0.5  # delivery stopped with the firmware at 600 s"
+
+
+# --- power, partial occlusion, free flow, an empty container ----------------------------------------
+
+
+def test_power_key_cycle_is_in_the_log_and_the_pump_boots_with_no_program() -> None:
+    name = "power_cycle.yaml"
+    power = [(t_s(e), e.data["state"], e.data.get("cause")) for e in events(name, EventKind.POWER_CHANGED, None)]
+    assert power == [(approx_s(-1.0), "on", None), (approx_s(600.0), "off", "power key"), (approx_s(720.0), "on", None)]
+    (off,) = [e for e in events(name, EventKind.POWER_CHANGED, None) if e.data["state"] == "off"]
+    assert off.data["channel_1"]["state"] == "infusing"  # type: ignore[index]
+    boots = [t_s(e) for e in events(name, EventKind.SELF_TEST, None) if e.data["item"] == "configuration"]
+    assert boots == [approx_s(-0.5), approx_s(720.5)]
+    sim = ran(name)
+    # Nothing flowed while off, and nothing restarted by itself: 10 min at 100 mL/h, then 17 min at 50 mL/h.
+    assert patient_ml_at(sim, 0, 779.0) - patient_ml_at(sim, 0, 601.0) == pytest.approx(0.0, abs=0.02)
+    assert patient_ml_at(sim, 0, 1800.0) == pytest.approx(100 / 6 + 50 * 17 / 60, rel=0.03)
+    seqs = [e.seq for e in sim.pump.log.events()]
+    assert seqs == list(range(1, len(seqs) + 1))  # one gapless log across the power cycle
+
+
+def test_partial_occlusion_alarms_while_fluid_still_flows() -> None:
+    (alarm,) = alarm_times("partial_occlusion.yaml", A.OCCLUSION_DOWNSTREAM)
+    assert 600.0 < alarm < 660.0  # k R Q of 300x the open line at 100 mL/h is above the 300 mmHg threshold
+
+
+def test_free_flow_runs_far_above_the_programmed_rate_until_the_clamp_closes() -> None:
+    sim = ran("free_flow.yaml")
+    during = (patient_ml_at(sim, 0, 419.0) - patient_ml_at(sim, 0, 301.0)) / (118 / 3600)
+    after = patient_ml_at(sim, 0, 890.0) - patient_ml_at(sim, 0, 430.0)
+    assert during > 1000.0  # mL/h: gravity, not the pump
+    assert after < 0.05
+
+
+def test_an_empty_bag_stops_delivery_with_an_upstream_occlusion_and_a_new_bag_resumes_it() -> None:
+    (alarm,) = alarm_times("reservoir_empty.yaml", A.OCCLUSION_UPSTREAM)
+    assert alarm == approx_s(600.0, 15.0)  # 20 mL at 120 mL/h
+    sim = ran("reservoir_empty.yaml")
+    assert patient_ml_at(sim, 0, 1500.0) - patient_ml_at(sim, 0, 900.0) == pytest.approx(20.0, rel=0.03)
 
 
 # --- PCA -----------------------------------------------------------------------------------------------

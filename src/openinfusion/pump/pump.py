@@ -32,7 +32,7 @@ from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.channel import Channel, ChannelSettings, describe
 from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, Verdict
 from openinfusion.pump.dosing import Patient
-from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity
+from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity, encode_volume
 from openinfusion.pump.hal import PumpHardware
 from openinfusion.pump.library import LibrarySelection, bolus_request, check_context, request_for
 from openinfusion.pump.mechanism import MechanismCalibration
@@ -54,6 +54,10 @@ class PumpConfig:
     ``battery_low``; delivery stops (BATTERY_DEPLETED) at ``battery_stop``. IEC 60601-2-24 asks for an
     alarm at least 3 min before delivery ceases, and the usual reading is a first alarm >= 30 min
     before (standards-and-safety.md §2.3); with the defaults the low alarm comes 37 min before.
+    The gauge's learned capacity can be wrong by several per cent (tens of minutes), so the supply rail
+    is watched too, independently of the gauge: BATTERY_LOW at ``battery_low_mv`` and BATTERY_DEPLETED
+    at ``battery_stop_mv`` (defaults for the 2-cell Li-ion pack: 3.55 V per cell, about 15 % of charge,
+    and 3.15 V per cell, just above the 3.0 V cut-off; open-pca-requirements.md R7.3.0(4), R7.3.0(6)).
     """
 
     pump_id: str = "openinfusion-sim-1"
@@ -62,6 +66,8 @@ class PumpConfig:
     time_origin: str | None = None  # ISO 8601 wall-clock time of pump time 0, for EHR documentation
     battery_low: Duration = Duration.min(40)
     battery_stop: Duration = Duration.min(3)
+    battery_low_mv: int = 7100
+    battery_stop_mv: int = 6300
     tolerances: Tolerances = Tolerances()
 
     def __post_init__(self) -> None:
@@ -69,6 +75,8 @@ class PumpConfig:
             raise ConfigError("pump.channels", f"a pump has 1 to {MAX_CHANNELS} channels, got {len(self.channels)}")
         if self.battery_stop >= self.battery_low:
             raise ConfigError("pump.battery_low", "must be longer than battery_stop")
+        if not 0 < self.battery_stop_mv < self.battery_low_mv:
+            raise ConfigError("pump.battery_low_mv", "need 0 < battery_stop_mv < battery_low_mv")
 
 
 class Phase(Enum):
@@ -90,7 +98,10 @@ class Pump:
         config: PumpConfig,
         trusted_keys: Sequence[Ed25519PublicKey] = (),
         library_package: bytes | None = None,
+        *,
+        log: EventLog | None = None,
     ) -> None:
+        """``log`` is the event log kept in non-volatile memory by an earlier boot (a new one if None)."""
         if not (len(hw.channels) == len(calibrations) == len(config.channels)):
             raise ConfigError("pump.channels", "hardware, calibrations and settings must list the same channels")
         self.hw = hw
@@ -105,7 +116,7 @@ class Pump:
             self.library, _ = self.library.activate(infusing=False)
         active = self.library.active
         identity = None if active is None else _log_identity(active.identity)
-        self.log = EventLog(pump_id=config.pump_id, time_origin=config.time_origin, library=identity)
+        self.log = log if log is not None else EventLog(config.pump_id, config.time_origin, identity)
         self.alarms = AlarmManager(len(hw.channels), now)
         self.monitor = SafetyMonitor(hw.channels, calibrations, config.tolerances)
         self.channels = tuple(
@@ -128,12 +139,24 @@ class Pump:
         self._post_due: Instant | None = None
         self._last_service = now
         self._due = [now for _ in self.channels]  # when each channel next needs its own service
+        self._on_battery_logged = False  # the supply last logged was the battery
+        self._battery_warned = self._battery_empty = False  # latched on battery until mains returns
 
-    # --- power-on ---------------------------------------------------------------------------------
+    # --- power ------------------------------------------------------------------------------------
 
     def power_on(self) -> Instant:
-        """Start the power-on self-test; returns when the pump next needs service."""
+        """Start the power-on self-test; returns when the pump next needs service.
+
+        Logs the boot (``power_changed``, state on) and the stored drug library it loaded or refused.
+        """
         now = self.hw.clock.now()
+        status = self.hw.power.status()
+        self.log.append(
+            now, EventKind.POWER_CHANGED, None, state="on", on_mains=status.on_mains,
+            charge_permille=status.charge_permille,
+        )  # fmt: skip
+        if self._stored_library is not None:
+            self._log_library(now, self._stored_library)
         self.phase = Phase.SELF_TEST
         self._post = PowerOnSelfTest(self.hw, self.cal)
         ok, detail = self._library_integrity()
@@ -141,6 +164,36 @@ class Pump:
         self._last_service = now
         self.hw.watchdog.kick(now)
         return self._post_due
+
+    def power_fail(self, *, key: bool) -> None:
+        """The supply is going: stop every motor and record why (the supply supervisor's early-warning interrupt,
+        run on hold-up energy). ``key`` is True for an orderly switch-off with the power key.
+
+        Without the key on battery, BATTERY_DEPLETED is raised and logged so the record says why delivery
+        stopped (the power-fail buzzer sounds it); the firmware runs no more until the next boot.
+        """
+        now = self.hw.clock.now()
+        for ch in self.channels:
+            ch.hw.motor.stop()
+        status = self.hw.power.status()
+        if key:
+            cause = "power key"
+        elif status.cell_fault:
+            cause = "battery cell fault"
+        elif status.on_mains:
+            cause = "power supply failure"
+        else:
+            cause = "battery exhausted" + ("" if status.supply_mv is None else f" (supply {status.supply_mv} mV)")
+        data: dict[str, JsonValue] = {"state": "off", "cause": cause, "on_mains": status.on_mains}
+        for ch in self.channels:
+            data[f"channel_{ch.index + 1}"] = {
+                "state": ch.state.value,
+                "delivered": encode_volume(ch.live_counters().total),
+            }
+        if not key and not status.on_mains:
+            self._record(self.alarms.activate(AlarmCode.BATTERY_DEPLETED, None, now, cause))
+        self.log.append(now, EventKind.POWER_CHANGED, None, **data)
+        self.phase = Phase.OFF
 
     def _library_integrity(self) -> tuple[bool, str]:
         """The POST item for the stored drug library: verified (or absent), or why it was refused."""
@@ -235,14 +288,30 @@ class Pump:
             return now + Duration(self.hw.watchdog.window.us // 2)
 
     def _power(self, now: Instant) -> None:
+        """Battery alarms from the gauge and, independently, from the supply rail (OI-ALM-8, R7.3.0(4)).
+
+        Once raised on battery, BATTERY_LOW and BATTERY_DEPLETED hold until mains returns: a battery whose load
+        fell when delivery stopped recovers a little, and that is no reason to clear them.
+        """
         status = self.hw.power.status()
         on_battery = not status.on_mains
+        if on_battery != self._on_battery_logged:
+            self._on_battery_logged = on_battery
+            self.log.append(now, EventKind.POWER_CHANGED, None, state="battery" if on_battery else "mains",
+                            charge_permille=status.charge_permille)  # fmt: skip
         self._condition(AlarmCode.ON_BATTERY, now, on_battery, f"battery {status.charge_permille / 10:.0f} %")
-        low = on_battery and status.remaining <= self.config.battery_low
-        self._condition(AlarmCode.BATTERY_LOW, now, low, f"{status.remaining} of battery left")
-        empty = on_battery and (status.remaining <= self.config.battery_stop or status.charge_permille <= 0)
+        volts = status.supply_mv
+        by_voltage = on_battery and volts is not None and volts <= self.config.battery_low_mv
+        low = on_battery and (status.remaining <= self.config.battery_low or by_voltage or self._battery_warned)
+        self._battery_warned = low
+        detail = f"{status.remaining} of battery left" + (f", supply {volts} mV" if volts is not None else "")
+        self._condition(AlarmCode.BATTERY_LOW, now, low, detail)
+        gauge_empty = status.remaining <= self.config.battery_stop or status.charge_permille <= 0
+        rail_empty = volts is not None and volts <= self.config.battery_stop_mv
+        empty = on_battery and (gauge_empty or rail_empty or self._battery_empty)
+        self._battery_empty = empty
         failed = status.cell_fault and on_battery
-        detail = "battery cell fault" if failed else f"{status.remaining} of battery left"
+        detail = "battery cell fault" if failed else detail
         self._condition(AlarmCode.BATTERY_DEPLETED, now, empty or failed, detail)
 
     def _condition(self, code: AlarmCode, now: Instant, present: bool, detail: str) -> None:

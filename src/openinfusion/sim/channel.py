@@ -406,7 +406,7 @@ class VirtualChannel:
         """Shaft position (steps) now: the issued pulses less those it could not follow."""
         if self._stall is not None:
             return self._stall_pos
-        shaft = self.motor.issued_steps() - self._offset
+        shaft = self.motor.issued_at(self._time.us) - self._offset
         end = self.mechanism.end_stop_steps
         if end is not None and self.door.engaged:
             shaft = min(shaft, end + self._shift)
@@ -550,7 +550,7 @@ class VirtualChannel:
         elif kind is FaultKind.AIR_DETECTOR_FAILURE:
             self.air.failure = None
         elif kind is FaultKind.MOTOR_STALL and self._stall is not None:
-            self._offset = self.motor.issued_steps() - self._stall_pos
+            self._offset = self.motor.issued_at(self._time.us) - self._stall_pos
             self._stall = None
         elif kind is FaultKind.ENCODER_SLIP:
             self.encoder.set_slip(None)

@@ -67,9 +67,12 @@ class Driver:
                 self.service(frozenset())  # a timer: the channels whose time has come
 
     def _follow_power(self) -> bool:
-        """True if the firmware runs now; boots it when power has come back since it stopped."""
+        """True if the firmware runs now. When power goes, the core gets its power-fail interrupt once; when it
+        has come back, the core boots afresh."""
         if not self.world.powered:
-            self._running = False
+            if self._running:
+                self._running = False
+                self.pump.power_fail(key=not self.world.switched_on)
             return False
         if not self._running:
             if self.boot is None:

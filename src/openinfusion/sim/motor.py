@@ -45,6 +45,7 @@ class VirtualMotor:
         self._sign = 1
         self._over = 1
         self._base = 0
+        self._origin = 0  # pulses issued before the last power-on (the driver's counter restarts at 0)
         self.enabled = True
         self.stall_flag = False
 
@@ -69,7 +70,11 @@ class VirtualMotor:
 
     def issued_steps(self) -> int:
         """Signed pulses issued since power-on, up to now."""
-        return self.issued_at(self._time.us)
+        return self.issued_at(self._time.us) - self._origin
+
+    def power_on(self) -> None:
+        """The driver was powered up again: its pulse counter restarts at 0."""
+        self._origin = self.issued_at(self._time.us)
 
     def status(self) -> MotorStatus:
         return MotorStatus(moving=self.moving, stalled=self.stall_flag)
@@ -114,9 +119,14 @@ class VirtualEncoder:
         self._lost = 0
         self._slip: EncoderSlip | None = None
         self._slip_from = 0
+        self._origin = 0  # counts before the last power-on (the encoder interface restarts at 0)
 
     def counts(self) -> int:
-        return self.counts_per_step * self._shaft() - self._lost - self._slipping()
+        return self.counts_per_step * self._shaft() - self._lost - self._slipping() - self._origin
+
+    def power_on(self) -> None:
+        """The encoder interface was powered up again: its count restarts at 0."""
+        self._origin += self.counts()
 
     def health(self) -> SensorHealth:
         return SensorHealth.OK

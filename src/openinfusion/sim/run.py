@@ -202,7 +202,13 @@ class Simulation:
         settings = tuple(build.channel_settings(scenario.pump, cal) for cal in cals)
         config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
         keys, package = _library_package(scenario, file)
-        self.pump = Pump(self.world.hardware, cals, config, trusted_keys=keys, library_package=package)
+
+        def boot(previous: Pump | None) -> Pump:
+            """A freshly booted core; the event log and the stored library survive in non-volatile memory."""
+            log = None if previous is None else previous.log
+            return Pump(self.world.hardware, cals, config, trusted_keys=keys, library_package=package, log=log)
+
+        first = boot(None)
         self.end = START + Duration.of(scenario.duration)
         self.refusals: list[tuple[float, int | None, str]] = []
         self.steps = [_Steps() for _ in cals]
@@ -211,7 +217,7 @@ class Simulation:
         self.series = SeriesRecorder(len(cals), series, bucket_samples(duration, period), period.us / 1e6)
         self._queue: list[_Due] = []
         self._seq = 0
-        self.driver = Driver(self.world, self.pump, self._record)
+        self.driver = Driver(self.world, first, self._record, boot=boot)
         zero = Quantity.of(0, "s")
         for i, ch in enumerate(scenario.channels):  # channel programs are entered at time 0, before the timeline
             if ch.program is not None:
@@ -222,6 +228,11 @@ class Simulation:
             self._check(event, f"timeline[{i}]")
             self._push(START + Duration.of(event.at), event, f"timeline[{i}]")
         self._programs: list[Program | None] = [None] * len(cals)
+
+    @property
+    def pump(self) -> Pump:
+        """The core running now (a power cycle boots a new one)."""
+        return self.driver.pump
 
     # --- the engine -------------------------------------------------------------------------------
 

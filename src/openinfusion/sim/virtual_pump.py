@@ -94,6 +94,7 @@ class VirtualPump:
         self.calibrations: tuple[MechanismCalibration, ...] = tuple(ch.calibration for ch in self._channels)
         self.powered = True  # the electronics run (switched on, and mains or a battery above cut-off)
         self.switched_on = True  # the power key
+        self._was_powered = True
         self.last_wakes: tuple[Wake, ...] = ()
         self._k = 0  # index of the last integrated sample (sample k is at k * sample_period)
         self._voltage_v = float(self.battery.voltage(np.array([self.battery.charge_c]), np.array([0.0]))[0])
@@ -188,6 +189,11 @@ class VirtualPump:
     def _update_motor_power(self) -> None:
         if not self.powered:
             self.watchdog.power_off()
+        elif not self._was_powered:
+            for ch in self._channels:  # counters are "since power-on" (pump/hal.py)
+                ch.motor.power_on()
+                ch.encoder.power_on()
+        self._was_powered = self.powered
         enabled = self.powered and self.watchdog.expired_at is None
         # The watchdog circuit, and the power-fail buzzer on its hold-up capacitor when the supply dies while the
         # pump is switched on (IEC 60601-2-24's alarm for a failure of the supply), sound without the firmware.

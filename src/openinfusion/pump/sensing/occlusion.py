@@ -403,9 +403,17 @@ class UpstreamOcclusionDetector:
     def __init__(self, config: OcclusionConfig) -> None:
         self.config = config
         self._stream = _MedianStream(config.spike_window)
+        self._pumping = False
 
     def update(self, batch: PressureBatch, pumping: bool) -> UpstreamVerdict:
-        """Examine the upstream samples of ``batch``; a batch from a faulty sensor is ignored."""
+        """Examine the upstream samples of ``batch``; a batch from a faulty sensor is ignored.
+
+        When pumping starts, the samples kept from before (taken while stopped, perhaps with the empty container
+        since replaced) are dropped: they are no evidence about the line the pump now draws on.
+        """
+        if pumping and not self._pumping:
+            self._stream.reset()
+        self._pumping = pumping
         if batch.health is not SensorHealth.OK or batch.count == 0:
             if batch.health is not SensorHealth.OK:
                 self._stream.reset()
