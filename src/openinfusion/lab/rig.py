@@ -29,11 +29,12 @@ from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.pump.mechanism import MechanismKind
 from openinfusion.pump.programs import ContinuousProgram, KvoSettings, RateLimits
 from openinfusion.pump.pump import Pump, PumpConfig
-from openinfusion.pump.sensing.occlusion import Sensitivity
+from openinfusion.pump.sensing.flow import LineCompliance
+from openinfusion.pump.sensing.occlusion import OcclusionConfig, Sensitivity
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.arrays import F64
 from openinfusion.sim.driver import Driver
-from openinfusion.sim.line import PA_PER_MMHG
+from openinfusion.sim.line import PA_PER_MMHG, nominal_compliance_nl_per_mmhg
 from openinfusion.sim.params import ChannelConfig, PatientParams, SyringeSize, VirtualPumpConfig
 from openinfusion.sim.run import START, WATCHDOG_WINDOW
 from openinfusion.sim.virtual_pump import VirtualPump
@@ -53,8 +54,11 @@ class Setup:
     rate: FlowRate
     sensitivity: Sensitivity = Sensitivity.MEDIUM
     syringe: SyringeSize = SyringeSize.ML50
+    set_compliance: int = 1  # the set is this many times as compliant as the pump is told (1, or 3 for a soft set)
 
     def __post_init__(self) -> None:
+        if isinstance(self.set_compliance, bool) or self.set_compliance not in (1, 2, 3, 4):
+            raise ConfigError("setup.set_compliance", f"must be 1 to 4 times the nominal, got {self.set_compliance!r}")
         if not isinstance(self.mechanism, MechanismKind):
             raise ConfigError("setup.mechanism", f"must be a MechanismKind, got {self.mechanism!r}")
         if not isinstance(self.rate, FlowRate) or self.rate.nl_per_h <= 0:
@@ -66,8 +70,9 @@ class Setup:
 
     @property
     def pump_label(self) -> str:
-        """``LVP`` or ``syringe 50/60 mL``."""
-        return "LVP" if self.mechanism is MechanismKind.PERISTALTIC else f"syringe {self.syringe.value}"
+        """``LVP`` or ``syringe 50/60 mL``, and ``3x compliant set`` when the set is softer than nominal."""
+        pump = "LVP" if self.mechanism is MechanismKind.PERISTALTIC else f"syringe {self.syringe.value}"
+        return pump if self.set_compliance == 1 else f"{pump}, {self.set_compliance}x compliant set"
 
     @property
     def label(self) -> str:
@@ -79,13 +84,22 @@ class Setup:
         """A short file-name-safe identifier: ``lvp-25``, ``syringe50-1``, ``lvp-0p5``."""
         pump = "lvp" if self.mechanism is MechanismKind.PERISTALTIC else f"syringe{self.syringe.name[2:]}"
         rate = format_decimal(self.rate.in_ml_h, 3).replace(".", "p")
-        return f"{pump}-{rate}"
+        soft = "" if self.set_compliance == 1 else f"-soft{self.set_compliance}"
+        return f"{pump}{soft}-{rate}"
 
-    def channel_config(self) -> ChannelConfig:
-        """The simulated channel: the default set for the mechanism, ending in the open outlet."""
+    def nominal_config(self) -> ChannelConfig:
+        """The channel as its label says: the default set for the mechanism, ending in the open outlet."""
         if self.mechanism is MechanismKind.SYRINGE:
             return replace(ChannelConfig.syringe_pump(self.syringe), patient=OPEN_OUTLET)
         return ChannelConfig(patient=OPEN_OUTLET)
+
+    def channel_config(self) -> ChannelConfig:
+        """The simulated channel: :meth:`nominal_config` with its tubing ``set_compliance`` times as compliant."""
+        config = self.nominal_config()
+        t, k = config.tubing, self.set_compliance
+        soft = replace(t, compliance_ul_per_mmhg_per_m=t.compliance_ul_per_mmhg_per_m * k,
+                       fixed_compliance_ul_per_mmhg=t.fixed_compliance_ul_per_mmhg * k)  # fmt: skip
+        return replace(config, tubing=soft)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +131,12 @@ class Rig:
         self.setup = setup
         config = VirtualPumpConfig(channels=(setup.channel_config(),), watchdog_window=WATCHDOG_WINDOW)
         self.world = VirtualPump(config, np.random.default_rng(seed))
-        settings = ChannelSettings(kvo=KvoSettings(enabled=False, rate=ZERO_RATE), sensitivity=setup.sensitivity)
+        told = LineCompliance(nominal_compliance_nl_per_mmhg(setup.nominal_config()))  # what the set's label says
+        settings = ChannelSettings(
+            kvo=KvoSettings(enabled=False, rate=ZERO_RATE),
+            sensitivity=setup.sensitivity,
+            occlusion=OcclusionConfig(compliance=told),
+        )
         self.pump = Pump(self.world.hardware, self.world.calibrations, PumpConfig(channels=(settings,)))
         self.driver = Driver(self.world, self.pump)
         self._blocks: list[tuple[F64, F64, F64, F64]] = []

@@ -34,7 +34,8 @@ from openinfusion.pump.programs import (
     Titration,
     VolumeOverTimeProgram,
 )
-from openinfusion.pump.sensing.occlusion import Sensitivity
+from openinfusion.pump.sensing.flow import LineCompliance
+from openinfusion.pump.sensing.occlusion import OcclusionConfig, Sensitivity
 from openinfusion.sim.scenario import (
     BolusEvent,
     ContinuousSpec,
@@ -175,12 +176,15 @@ def titration(event: TitrateEvent) -> Titration:
     return Titration(event.dose)
 
 
-def channel_settings(spec: PumpSpec, cal: MechanismCalibration) -> ChannelSettings:
-    """Channel settings from the scenario's pump section (KVO defaults: 1 mL/h LVP, 0.1 mL/h syringe)."""
+def channel_settings(spec: PumpSpec, compliance_nl_per_mmhg: int) -> ChannelSettings:
+    """Channel settings from the scenario's pump section (KVO defaults: 1 mL/h LVP, 0.1 mL/h syringe), with the
+    nominal compliance of the channel's own set or syringe line for its occlusion back-off."""
     default_kvo = FlowRate.ml_h(1) if spec.mechanism == "peristaltic" else FlowRate.ml_h("0.1")
     kvo_rate = FlowRate.of(spec.kvo.rate) if spec.kvo.rate is not None else default_kvo
     settings = ChannelSettings(
-        kvo=KvoSettings(enabled=spec.kvo.enabled, rate=kvo_rate), sensitivity=Sensitivity[spec.sensitivity.upper()]
+        kvo=KvoSettings(enabled=spec.kvo.enabled, rate=kvo_rate),
+        sensitivity=Sensitivity[spec.sensitivity.upper()],
+        occlusion=OcclusionConfig(compliance=LineCompliance(compliance_nl_per_mmhg)),
     )
     if spec.near_end is not None:
         settings = replace(settings, near_end=NearEndSettings(Duration.of(spec.near_end)))

@@ -14,8 +14,9 @@ from typing import Final
 import numpy as np
 from scipy.signal import lfilter
 
+from openinfusion.pump.mechanism import MechanismKind
 from openinfusion.sim.arrays import F64, diff_from, running_sum
-from openinfusion.sim.params import CatheterParams, TubingParams
+from openinfusion.sim.params import CatheterParams, ChannelConfig, TubingParams
 
 PA_PER_MMHG: Final = 133.322387415  # conventional millimetre of mercury
 M3_PER_UL: Final = 1e-9
@@ -44,6 +45,21 @@ def line_resistance_pa_s_m3(tubing: TubingParams, catheter: CatheterParams, temp
     return poiseuille_pa_s_m3(tubing.inner_diameter_mm, tubing.length_m, mu) + poiseuille_pa_s_m3(
         catheter.inner_diameter_mm, catheter.length_mm * 1e-3, mu
     )
+
+
+def nominal_compliance_nl_per_mmhg(config: ChannelConfig) -> int:
+    """The downstream compliance a pump is told for its set (nL/mmHg): the tubing's nominal compliance plus, for
+    a syringe, the nominal ``A^2 / k`` of the syringe and drive train from the syringe library (no tolerances).
+
+    This is what the firmware's occlusion back-off must use; an LVP set is about 1 uL/mmHg, a 10 mL syringe
+    line about 0.2, a 50 mL one about 0.9.
+    """
+    ul = config.tubing.compliance_ul_per_mmhg
+    if config.mechanism is MechanismKind.SYRINGE:
+        spec = config.syringe.spec
+        area_m2 = math.pi / 4.0 * (spec.inner_diameter_mm * 1e-3) ** 2
+        ul += area_m2**2 / (spec.stiffness_n_per_mm * 1e3) * PA_PER_MMHG / M3_PER_UL
+    return max(1, round(ul * 1000))
 
 
 def head_pa(height_m: float) -> float:

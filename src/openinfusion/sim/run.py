@@ -51,6 +51,7 @@ from openinfusion.sim.faults import (
     StorageCorruption,
     StuckPressureSensor,
 )
+from openinfusion.sim.line import nominal_compliance_nl_per_mmhg
 from openinfusion.sim.params import BatteryParams, ChannelConfig, FlowSensorParams, PatientParams, VirtualPumpConfig
 from openinfusion.sim.scenario import (
     ActionEvent,
@@ -199,7 +200,9 @@ class Simulation:
         world = replace(world_config(scenario), record_series=series is not SeriesMode.OFF)
         self.world = VirtualPump(world, self.rng)
         cals = self.world.calibrations
-        settings = tuple(build.channel_settings(scenario.pump, cal) for cal in cals)
+        settings = tuple(
+            build.channel_settings(scenario.pump, nominal_compliance_nl_per_mmhg(c)) for c in world.channels
+        )
         config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
         keys, package = _library_package(scenario, file)
 
