@@ -8,12 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from druglib_helpers import base_data, check, drug, entry, error_rules
 from hypothesis import given
 from hypothesis import strategies as st
 
+from druglib_helpers import base_data, check, drug, entry, error_rules
 from openinfusion.druglib.model import Bounds, Library, LibraryInfo, Severity, bounds_problems
-from openinfusion.druglib.validate import ADVISORY_MAX_CHARS
+from openinfusion.druglib.rules import ADVISORY_MAX_CHARS
 from openinfusion.errors import LibraryError
 from openinfusion.units import Quantity
 
