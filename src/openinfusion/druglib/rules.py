@@ -180,7 +180,7 @@ def _reasons(reasons: Sequence[str]) -> list[Finding]:
     found: list[Finding] = []
     names = Namespace("override reason")
     for i, r in enumerate(reasons):
-        found += _name(f"override_reasons[{i}]", r) or names.add(f"override_reasons[{i}]", r, f"override_reasons[{i}]")
+        found += _name(f"override_reasons[{i}]", r) + names.add(f"override_reasons[{i}]", r, f"override_reasons[{i}]")
     return found
 
 
@@ -193,7 +193,7 @@ def _care_area(a: CareArea, seen: dict[str, CareArea], names: tuple[Namespace, N
         found.append(error(f"{where}.id", "bad_id", "letters, digits, '-', '_' and '.' only", a.id))
     else:
         found += names[0].add(f"{where}.id", a.id, a.id)
-    found += _name(f"{where}.name", a.name) or names[1].add(f"{where}.name", a.name, a.id)
+    found += _name(f"{where}.name", a.name) + names[1].add(f"{where}.name", a.name, a.id)
     found += _optional_text(f"{where}.source", a.source)
     for name, q, expected in (
         ("max_rate", a.max_rate, ML_PER_H),
@@ -212,7 +212,7 @@ def _care_area(a: CareArea, seen: dict[str, CareArea], names: tuple[Namespace, N
     for name, bounds, expected in (("weight", a.weight, KG), ("bsa", a.bsa, M2)):
         if bounds is not None and bounds.unit.dim != expected.dim:
             found.append(error(f"{where}.{name}", "unit_dimension", f"expected {expected.code}", bounds.unit.code))
-        elif bounds is not None and bounds.hard_min is not None and bounds.hard_min.value == 0:
+        elif bounds is not None and bounds.hard_min is not None and bounds.hard_min.value == 0:  # OI-LIB-VAL-1
             found.append(
                 error(
                     f"{where}.{name}.hard_min",
@@ -226,7 +226,7 @@ def _care_area(a: CareArea, seen: dict[str, CareArea], names: tuple[Namespace, N
 
 
 def _unused_areas(care_areas: Sequence[CareArea], drugs: Sequence[Drug]) -> list[Finding]:
-    """A care area no drug has an entry in: pumps set to it could program nothing from the library."""
+    """A care area no drug has an entry in: pumps set to it could program nothing from the library (OI-LIB-VAL-1)."""
     used = {e.area for d in drugs for e in d.entries}
     return [
         error(
@@ -250,7 +250,7 @@ def _drug_names(drugs: Sequence[Drug]) -> list[Finding]:
         texts = [("id", d.id), ("generic_name", d.generic_name), ("display_name", d.display_name)]
         texts += [(f"synonyms[{i}]", s) for i, s in enumerate(d.synonyms)]
         for field, text in texts:
-            if text.strip() and not name_problems(f"{where}.{field}", text):
+            if text.strip():
                 found += names.add(f"{where}.{field}", text, d.id)
     return found
 
