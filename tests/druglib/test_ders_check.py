@@ -7,10 +7,10 @@ from fractions import Fraction
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from druglib_helpers import RELEASE, base_data, check, entry, sample_library
 from hypothesis import given
 from hypothesis import strategies as st
 
+from druglib_helpers import RELEASE, base_data, check, entry, sample_library
 from openinfusion.druglib.model import LimitField
 from openinfusion.druglib.package import compile_package, identity_of, sign_package
 from openinfusion.errors import ProgramError

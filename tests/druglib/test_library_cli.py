@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from druglib_helpers import SAMPLE, base_data, check, entry, sample_library
 from typer.testing import CliRunner
 
+from druglib_helpers import SAMPLE, base_data, check, entry, sample_library
 from openinfusion.cli.library import app
 from openinfusion.druglib.yamlio import dump_yaml, read_yaml
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 from druglib_helpers import base_data, check, drug, entry
-
 from openinfusion.druglib.diff import ChangeKind, Direction, diff_libraries
 
 
@@ -26,7 +25,7 @@ def test_diff_lists_each_change_with_its_path_and_direction() -> None:
     del entry(new, "insulin-regular")["limits"]["bolus_dose"]["hard_max"]  # removed: loosened
     entry(new, "vancomycin")["limits"]["dose"]["soft_min"] = "750 mg"  # raised minimum: tightened
     entry(new, "vancomycin")["concentrations"].append({"amount": "2 g", "volume": "400 mL"})
-    drug(new, "maintenance-fluid")["care_areas"].pop(1)  # the NICU entry
+    drug(new, "maintenance-fluid")["care_areas"].pop(0)  # the ICU entry (NICU keeps its only one)
     new["drugs"].append(
         {
             "id": "naloxone",
@@ -52,7 +51,7 @@ def test_diff_lists_each_change_with_its_path_and_direction() -> None:
         "added drugs[vancomycin].care_areas[ICU].concentrations[2 g/400 mL].volume: 400 mL",
         "changed drugs[vancomycin].care_areas[ICU].limits.dose.soft_min: 500 mg -> 750 mg (tightened)",
         "removed drugs[insulin-regular].care_areas[ICU].limits.bolus_dose.hard_max: 15 [iU] (loosened)",
-        "removed drugs[maintenance-fluid].care_areas[NICU]",
+        "removed drugs[maintenance-fluid].care_areas[ICU]",
         "added drugs[naloxone].id: naloxone",
         "added drugs[naloxone].generic_name: naloxone",
         "added drugs[naloxone].display_name: naloxone",

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from druglib_helpers import RELEASE, base_data, check
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from druglib_helpers import RELEASE, base_data, check
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import (
     ReleaseInfo,

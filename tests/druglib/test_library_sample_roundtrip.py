@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from druglib_helpers import SAMPLE, base_data, check, sample_library, sample_report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from druglib_helpers import SAMPLE, base_data, check, sample_library, sample_report
 from openinfusion.druglib.csvio import DRUGS_CSV, ENTRIES_CSV, read_csv_dir, write_csv_dir
 from openinfusion.druglib.model import Library, Severity
+from openinfusion.druglib.names import Namespace, invisible, name_problems
 from openinfusion.druglib.package import canonical_json
 from openinfusion.druglib.validate import load_library
 from openinfusion.druglib.yamlio import dump_yaml, parse_yaml, read_yaml
@@ -105,8 +106,18 @@ def test_yaml_reader_keeps_no_as_a_string_and_refuses_duplicate_keys() -> None:
 # --- generated libraries round-trip through CSV and YAML -----------------------------------------
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(
-    lambda s: s.strip() == s and ";" not in s
+    lambda s: s.strip() == s and ";" not in s and not any(invisible(c) for c in s)
 )
+_name = (
+    st.text(st.characters(codec="latin-1", categories=("L", "N", "P", "Zs")), min_size=1, max_size=30)
+    .map(lambda s: " ".join(s.split()))
+    .filter(lambda s: s != "" and ";" not in s and not name_problems("name", s))
+)  # names: one script (Latin, accented or not), tidy spacing, NFKC as written
+
+
+def _distinct(names: list[str]) -> bool:
+    space = Namespace("name")
+    return not any(space.add("name", n, str(i)) for i, n in enumerate(names))
 
 
 @st.composite
@@ -153,16 +164,17 @@ def _entry(draw: st.DrawFn, area: str) -> dict[str, Any]:
 def _library(draw: st.DrawFn) -> dict[str, Any]:
     data = base_data()
     data["library"]["notice"] = draw(_text)
-    data["override_reasons"] = draw(st.lists(_text, min_size=1, max_size=3, unique_by=str.casefold))
+    data["override_reasons"] = draw(st.lists(_name, min_size=1, max_size=3).filter(_distinct))
+    data["care_areas"] = data["care_areas"][:1]  # ICU only: a care area without entries is an error
     count = draw(st.integers(1, 4))
     data["drugs"] = [
         {
             "id": f"drug-{i}",
             "generic_name": f"drug {i}",
             "display_name": f"DRUG {i}",
-            "therapeutic_class": draw(_text),
+            "therapeutic_class": draw(_name),
             "high_alert": draw(st.booleans()),
-            "synonyms": draw(st.lists(_text.map(lambda s, i=i: f"{s} ({i})"), max_size=2, unique_by=str.casefold)),
+            "synonyms": draw(st.lists(_name.map(lambda s, i=i: f"{s} ({i})"), max_size=2).filter(_distinct)),
             "source": draw(_text),
             "care_areas": [draw(_entry("ICU"))],
         }

@@ -8,12 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from druglib_helpers import base_data, check, drug, entry, error_rules
 from hypothesis import given
 from hypothesis import strategies as st
 
+from druglib_helpers import base_data, check, drug, entry, error_rules
 from openinfusion.druglib.model import Bounds, Library, LibraryInfo, Severity, bounds_problems
-from openinfusion.druglib.validate import ADVISORY_MAX_CHARS
+from openinfusion.druglib.rules import ADVISORY_MAX_CHARS
 from openinfusion.errors import LibraryError
 from openinfusion.units import Quantity
 
@@ -157,7 +157,17 @@ def _vtbi_above_care_area(d: Data) -> None:
     entry(d, "maintenance-fluid", 1)["limits"]["vtbi"] = {"soft_min": "1500 mL"}  # NICU max VTBI 1200 mL
 
 
+def _empty_care_area(d: Data) -> None:
+    drug(d, "maintenance-fluid")["care_areas"].pop(1)  # the NICU's only entry
+
+
+def _zero_weight_minimum(d: Data) -> None:
+    d["care_areas"][0]["weight"]["hard_min"] = "0 kg"
+
+
 BROKEN: list[tuple[str, Callable[[Data], None], str, str]] = [
+    ("empty_care_area", _empty_care_area, "care_areas[NICU]", "NICU"),
+    ("zero_patient_minimum", _zero_weight_minimum, "care_areas[ICU].weight.hard_min", "0 kg"),
     ("soft_outside_hard", _soft_outside_hard, "drugs[dopamine].care_areas[ICU].limits.dose.soft_max", "35 ug/kg/min"),
     ("lower_above_upper", _lower_above_upper, "drugs[dopamine].care_areas[ICU].limits.dose.soft_min", "25 ug/kg/min"),
     ("weight_limits_missing", _per_kg_without_weight_limits, "drugs[dopamine].care_areas[ICU].dose_unit", "ug/kg/min"),
@@ -195,7 +205,7 @@ BROKEN: list[tuple[str, Callable[[Data], None], str, str]] = [
 ]
 
 
-@pytest.mark.req("OI-DERS-1", "OI-UNIT-1", "OI-IN-1")
+@pytest.mark.req("OI-DERS-1", "OI-UNIT-1", "OI-IN-1", "OI-LIB-VAL-1")
 @pytest.mark.parametrize(("rule", "breaker", "where", "value"), BROKEN, ids=[f"{b[0]}:{b[1].__name__}" for b in BROKEN])
 def test_broken_library_fails_with_its_own_rule(
     rule: str, breaker: Callable[[Data], None], where: str, value: str | None

@@ -1,6 +1,6 @@
 """Pharmacy commands: ``openinfusion library report`` (CQI), ``openinfusion library whatif`` and
 ``openinfusion ward-week`` (simulated pump logs to feed both). Thin: each parses, calls
-:mod:`openinfusion.druglib.cqi`, :mod:`~openinfusion.druglib.whatif` or :mod:`openinfusion.sim.ward`, and
+:mod:`openinfusion.pharmacy.cqi`, :mod:`~openinfusion.pharmacy.whatif` or :mod:`openinfusion.pharmacy.ward`, and
 prints; errors are one line and a non-zero exit code (OI-IN-1).
 
 ``app`` holds ``report`` and ``whatif`` (mounted under ``openinfusion library``); ``ward_app`` holds ``ward-week``.
@@ -18,12 +18,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from openinfusion.cli.common import console, guarded
-from openinfusion.druglib import cqi, report, whatif
 from openinfusion.druglib.csvio import read_csv_dir
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import InputError
-from openinfusion.sim import ward
+from openinfusion.pharmacy import cqi, report, ward, whatif
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ward_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -8,6 +8,10 @@ their text, names and reasons by value. So reordering is not a change, and a cha
 Each limit change is marked *loosened* (a maximum raised or removed, a minimum lowered or removed, a
 custom concentration or basic infusion newly allowed, a high-alert flag dropped) or *tightened*, so a
 reviewer sees at a glance which changes widen what the pump lets through.
+
+Names and values are shown with :func:`~openinfusion.druglib.names.visible`: any character outside printable
+ASCII is written as its code point (``d<U+043E>pamine``) and spacing that matters is quoted
+(``"dopamine "``), so two different strings never print alike (OI-LIB-NAME-3).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from enum import Enum
 from typing import Any, Final
 
 from openinfusion.druglib.model import Library
+from openinfusion.druglib.names import visible
 from openinfusion.errors import UnitError
 from openinfusion.units import Quantity
 
@@ -87,7 +92,7 @@ def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:
 
 def _walk_items(path: str, old: dict[str, Any], new: dict[str, Any], style: str, out: list[Change]) -> None:
     for key in [*old, *(k for k in new if k not in old)]:
-        sub = f"{path}[{key}]" if style == "[]" else (f"{path}.{key}" if path else key)
+        sub = f"{path}[{visible(key)}]" if style == "[]" else (f"{path}.{key}" if path else key)
         if key not in new:
             out.append(Change(ChangeKind.REMOVED, sub, _text(old[key]), None, _direction(sub, old[key], None)))
         elif key not in old:
@@ -103,7 +108,7 @@ def _added(path: str, value: Any, out: list[Change]) -> None:
             _added(f"{path}.{k}", v, out)
     elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
         for k, v in _keyed(value).items():
-            _added(f"{path}[{k}]", v, out)
+            _added(f"{path}[{visible(k)}]", v, out)
     else:
         out.append(Change(ChangeKind.ADDED, path, None, _text(value), _direction(path, None, value)))
 
@@ -135,7 +140,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return visible(str(value))
 
 
 def _direction(path: str, old: Any, new: Any) -> Direction | None:

@@ -10,7 +10,7 @@ volume is entered at the pump), whether a custom concentration is allowed, and t
 Invariants. :class:`Bounds` and :class:`Concentration` check themselves when built (lower below
 upper, soft inside hard, one unit per field, positive amounts). Everything that involves more than one
 object (units consistent with the dosing unit and mode, known care areas, duplicates, reachable limits)
-is checked by :func:`openinfusion.druglib.validate.check_library`, which :class:`Library` runs when it is
+is checked by :func:`openinfusion.druglib.rules.check_library`, which :class:`Library` runs when it is
 built: an invalid library cannot exist. The same rule functions serve the validator, which collects
 *every* problem as a :class:`Finding` instead of stopping at the first.
 
@@ -526,7 +526,7 @@ class Library:
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
-        from openinfusion.druglib.validate import check_library  # validate imports this module
+        from openinfusion.druglib.rules import check_library  # rules imports this module
 
         raise_first(check_library(self.info, self.override_reasons, self.care_areas, self.drugs, self.schema))
 

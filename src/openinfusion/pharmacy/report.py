@@ -25,11 +25,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from openinfusion.druglib import cqi
-from openinfusion.druglib.cqi import CqiData, Mode, Resolution
-from openinfusion.druglib.whatif import Case, Change, WhatIf
 from openinfusion.errors import InputError
 from openinfusion.figures import svg
+from openinfusion.pharmacy import cqi
+from openinfusion.pharmacy.cqi import CqiData, Mode, Resolution
+from openinfusion.pharmacy.whatif import Case, Change, WhatIf
 from openinfusion.pump.ders import Verdict
 from openinfusion.units import format_decimal
 

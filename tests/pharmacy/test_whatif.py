@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from druglib_helpers import sample_library
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cqi import CHILD, NOREPI, REASON, PicuPump
 from typer.testing import CliRunner
 
+from druglib_helpers import sample_library
 from openinfusion.cli import pharmacy
-from openinfusion.druglib import cqi, whatif
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.report import whatif_html, whatif_tables
 from openinfusion.druglib.validate import load_library
-from openinfusion.druglib.whatif import Change
 from openinfusion.druglib.yamlio import dump_yaml
 from openinfusion.errors import DoseLimitError, InputError
+from openinfusion.pharmacy import cqi, whatif
+from openinfusion.pharmacy.report import whatif_html, whatif_tables
+from openinfusion.pharmacy.whatif import Change
 from openinfusion.pump.ders import Verdict
 from openinfusion.pump.eventlog import EventLog, encode_duration, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.library import request_for

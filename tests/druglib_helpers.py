@@ -16,7 +16,7 @@ from openinfusion.druglib.package import ReleaseInfo
 from openinfusion.druglib.validate import Report, validate_data
 from openinfusion.druglib.yamlio import read_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "library" / "example-library.yaml"
 RELEASE = ReleaseInfo("A. Author, PharmD", "B. Reviewer, PharmD", datetime.date(2026, 1, 15))
 

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from druglib_helpers import sample_library
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from druglib_helpers import sample_library
 from openinfusion.cli import pharmacy
-from openinfusion.druglib import cqi
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import ReleaseInfo, compile_package, generate_private_key, sign_package
-from openinfusion.druglib.report import CqiReport, cqi_html, cqi_tables, pct
 from openinfusion.errors import DoseLimitError, InputError
+from openinfusion.pharmacy import cqi
+from openinfusion.pharmacy.report import CqiReport, cqi_html, cqi_tables, pct
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.eventlog import EventKind, EventLog

@@ -5,7 +5,7 @@ Theory of operation
 Each pump is the real core (:class:`~openinfusion.pump.pump.Pump`) on virtual hardware, run by the
 :class:`~openinfusion.sim.driver.Driver`, with the library compiled, signed and installed as a hospital would
 (a key made for the run only), so its event log is a real pump log: the input the pharmacy analytics
-(:mod:`openinfusion.druglib.cqi`) and the what-if replay (:mod:`openinfusion.druglib.whatif`) are built for.
+(:mod:`openinfusion.pharmacy.cqi`) and the what-if replay (:mod:`openinfusion.pharmacy.whatif`) are built for.
 
 A pump stays in one care area. Infusions arrive as a Poisson process (``infusions_per_day`` per pump). For each
 one a simulated nurse picks a library entry of the care area (common drugs more often, :data:`COMMON`), a patient

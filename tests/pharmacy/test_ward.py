@@ -11,15 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from openinfusion.cli import pharmacy
-from openinfusion.druglib import cqi
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import InputError, ScenarioError
+from openinfusion.pharmacy import cqi, ward
 from openinfusion.pump.ders import DersIndex, Verdict
 from openinfusion.pump.eventlog import EventLog
 from openinfusion.pump.library import request_for
 from openinfusion.pump.programs import RateLimits
-from openinfusion.sim import ward
 from openinfusion.units import FlowRate
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "library" / "example-library.yaml"

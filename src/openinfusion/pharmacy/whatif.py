@@ -24,10 +24,10 @@ from enum import Enum
 from fractions import Fraction
 from typing import Final
 
-from openinfusion.druglib.cqi import Check, CqiData, LimitCrossed
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import LibraryIdentity, identity_of
 from openinfusion.errors import InputError, ProgramError
+from openinfusion.pharmacy.cqi import Check, CqiData, LimitCrossed
 from openinfusion.pump.ders import DersIndex, DersRequest, LimitFinding, Verdict
 from openinfusion.pump.eventlog import JsonValue, decode_quantity
 from openinfusion.units import ML, ML_PER_H, NL_PER_ML, US_PER_S, Duration, FlowRate, Quantity, Volume, unit
