@@ -275,7 +275,7 @@ def _raw(data: bytes) -> dict[str, Any]:
         raise LinkError("message", "malformed: not a JSON object")
     version = raw.get("v")
     if version != LINK_VERSION or isinstance(version, bool):
-        raise LinkError("message.v", f"unknown version {str(version)[:20]!r}; this side speaks {LINK_VERSION}")
+        raise LinkError("message.v", f"unknown version {json.dumps(version)[:20]}; this side speaks {LINK_VERSION}")
     return raw
 
 

@@ -73,11 +73,19 @@ DEMO_USERS = (
 )
 
 
-def local_system(data_dir: Path, library_: Library, pumps: int, seed: int, escalate_after_s: float) -> LocalSystem:
+def local_system(
+    data_dir: Path,
+    library_: Library,
+    pumps: int,
+    seed: int,
+    escalate_after_s: float,
+    db_url: str | None = None,
+    resend_after_s: float = 5.0,
+) -> LocalSystem:
     """Server state, in-process link and ward, set up as a hospital would, in an empty ``data_dir``."""
     key = ward_key(seed)
     settings = Settings(
-        data_dir=data_dir, escalate_after_s=escalate_after_s, library_keys=(key.public_key(),), cookie_secure=True
+        data_dir=data_dir, db_url=db_url, escalate_after_s=escalate_after_s, library_keys=(key.public_key(),)
     )
     bus = Bus()
     hospital = Hospital(settings, bus.server())
@@ -87,7 +95,7 @@ def local_system(data_dir: Path, library_: Library, pumps: int, seed: int, escal
         library=library_,
         seed=seed,
         time_origin=now,
-        agent=AgentConfig(order_keys=(hospital.order_key.public_key(),)),
+        agent=AgentConfig(order_keys=(hospital.order_key.public_key(),), resend_after_s=resend_after_s),
     )
     ward = Ward(spec, bus.pump, Clock(lambda: dt.datetime.now(dt.UTC), time.monotonic))
     passwords: dict[str, tuple[str, str]] = {}

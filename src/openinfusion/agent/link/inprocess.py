@@ -50,6 +50,10 @@ class Bus:
             for end in self._pumps.values():
                 end._sync(self._network and end.pump_id not in self._offline)
 
+    def drain(self) -> None:
+        """Wait until the server has handled every message sent so far (tests and benchmarks)."""
+        self.uplink.join()
+
     def is_online(self, pump_id: str) -> bool:
         return self._network and pump_id not in self._offline
 
@@ -113,7 +117,11 @@ class InProcessServerLink:
     def start(self, handler: Handler) -> None:
         def run() -> None:
             while (item := self._bus.uplink.get()) is not None:
-                handler(*item)
+                try:
+                    handler(*item)
+                finally:
+                    self._bus.uplink.task_done()
+            self._bus.uplink.task_done()
 
         self._thread = threading.Thread(target=run, name="inprocess-link", daemon=True)
         self._thread.start()
