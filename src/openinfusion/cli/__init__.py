@@ -7,7 +7,9 @@ import typer
 from openinfusion.cli import lab as lab_cli
 from openinfusion.cli import library as library_cli
 from openinfusion.cli import pharmacy, schema, sim, statechart
+from openinfusion.cli import server as server_cli
 from openinfusion.cli import trace as trace_cli
+from openinfusion.cli import ward as ward_cli
 
 app = typer.Typer(
     name="openinfusion",
@@ -39,6 +41,10 @@ app.add_typer(trace_cli.app)
 library_cli.app.registered_commands.extend(pharmacy.app.registered_commands)  # library report, whatif
 app.add_typer(library_cli.app)
 app.registered_commands.extend(pharmacy.ward_app.registered_commands)  # ward-week
+app.registered_commands.extend(server_cli.app.registered_commands)  # server
+app.add_typer(server_cli.users_app)  # users add
+app.add_typer(server_cli.audit_app)  # audit verify
+app.registered_commands.extend(ward_cli.app.registered_commands)  # ward
 
 
 def main() -> None:

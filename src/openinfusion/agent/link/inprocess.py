@@ -1,0 +1,136 @@
+"""The in-process transport: pumps and server in one process (demo, tests, one machine).
+
+A :class:`Bus` carries bytes between pump ends and one server end through queues, so the server
+handles messages on its own thread and no pump ever waits for it. Fault switches for tests and
+benchmarks: :meth:`Bus.set_online` (a pump or the whole network goes away: publish fails, the pump
+sees itself offline) and :attr:`Bus.drop_every` (a lossy network: every n-th message vanishes
+silently after ``publish`` said yes).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+
+from openinfusion.agent.link import Handler
+
+
+class Bus:
+    """Every pump end and the server end of one in-process network."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pumps: dict[str, InProcessPumpLink] = {}
+        self._network = True
+        self._offline: set[str] = set()
+        self.drop_every = 0  # 0: lossless; n: every n-th message is lost
+        self._count = 0
+        self.uplink: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+
+    def pump(self, pump_id: str) -> InProcessPumpLink:
+        with self._lock:
+            end = self._pumps.get(pump_id)
+            if end is None:
+                end = self._pumps[pump_id] = InProcessPumpLink(self, pump_id)
+            return end
+
+    def server(self) -> InProcessServerLink:
+        return InProcessServerLink(self)
+
+    def set_online(self, online: bool, pump_id: str | None = None) -> None:
+        """Connect or disconnect one pump (or, with None, the whole network)."""
+        with self._lock:
+            if pump_id is None:
+                self._network = online
+            elif online:
+                self._offline.discard(pump_id)
+            else:
+                self._offline.add(pump_id)
+            for end in self._pumps.values():
+                end._sync(self._network and end.pump_id not in self._offline)
+
+    def drain(self) -> None:
+        """Wait until the server has handled every message sent so far (tests and benchmarks)."""
+        self.uplink.join()
+
+    def is_online(self, pump_id: str) -> bool:
+        return self._network and pump_id not in self._offline
+
+    def _lost(self) -> bool:
+        with self._lock:
+            self._count += 1
+            return self.drop_every > 0 and self._count % self.drop_every == 0
+
+    def _to_pump(self, pump_id: str, data: bytes) -> bool:
+        end = self._pumps.get(pump_id)
+        if end is None or not self.is_online(pump_id):
+            return False
+        if not self._lost():
+            end._inbox.append(data)
+        return True
+
+
+class InProcessPumpLink:
+    def __init__(self, bus: Bus, pump_id: str) -> None:
+        self._bus = bus
+        self.pump_id = pump_id
+        self._inbox: deque[bytes] = deque()
+        self._connected = bus.is_online(pump_id)
+        self._epoch = 1 if self._connected else 0
+
+    def _sync(self, online: bool) -> None:
+        if online and not self._connected:
+            self._epoch += 1
+        self._connected = online
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def publish(self, data: bytes) -> bool:
+        if not self._connected:
+            return False
+        if not self._bus._lost():
+            self._bus.uplink.put((self.pump_id, data))
+        return True
+
+    def receive(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self._inbox:
+            out.append(self._inbox.popleft())
+        return out
+
+    def close(self) -> None:
+        self._connected = False
+
+
+class InProcessServerLink:
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._thread: threading.Thread | None = None
+
+    def start(self, handler: Handler) -> None:
+        def run() -> None:
+            while (item := self._bus.uplink.get()) is not None:
+                try:
+                    handler(*item)
+                finally:
+                    self._bus.uplink.task_done()
+            self._bus.uplink.task_done()
+
+        self._thread = threading.Thread(target=run, name="inprocess-link", daemon=True)
+        self._thread.start()
+
+    def publish(self, pump: str, data: bytes) -> bool:
+        return self._bus._to_pump(pump, data)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._bus.uplink.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None

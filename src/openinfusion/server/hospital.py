@@ -1,0 +1,187 @@
+"""The composition root of the hospital side: database, link, CA, keys, and the pump-message handler.
+
+:meth:`Hospital.handle` is the server's end of the link. Every message is decoded and checked before anything
+is stored; a refused one is logged with its reason (``link_rejections`` and the log) and changes nothing:
+
+* malformed, oversized, unknown-version or invalid messages (:func:`~openinfusion.agent.messages.decode_up`);
+* a message whose ``pump`` differs from the authenticated sender (the MQTT topic the broker's ACL ties to
+  the client certificate), or from a pump that is unknown or decommissioned;
+* a duplicate message id (seen recently by this process), a stale status, an answer to an unknown command.
+
+Events are stored exactly once (unique (pump, seq)) and acknowledged cumulatively; if the database is
+unavailable nothing is acknowledged, so the pump keeps the events and sends them again later. The server
+never sends anything that could change a running infusion by itself: library offers only stage, orders wait
+for a clinician at the pump.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as Db
+
+from openinfusion.agent import messages as m
+from openinfusion.agent.link import ServerLink
+from openinfusion.errors import InputError
+from openinfusion.server import alarms, events, fleet, library, orders
+from openinfusion.server.db import engine_for, migrate, sessions
+from openinfusion.server.db.models import LinkRejection, Pump, Tick
+from openinfusion.server.pki import CertificateAuthority
+from openinfusion.server.settings import Settings
+
+log = logging.getLogger("openinfusion.server")
+SEEN_IDS: Final = 100_000
+TICK_EVERY_S: Final = 0.2
+
+DownBody = m.EventsAck | m.LibraryOffer | m.LibraryChunk | m.RemoteProgram | m.Config
+
+
+class Hospital:
+    """One server process's view of the hospital (stateless apart from the database)."""
+
+    def __init__(self, settings: Settings, link: ServerLink | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = engine_for(settings.database)
+        migrate(self.engine)
+        self.sessions = sessions(self.engine)
+        self.ca = CertificateAuthority(settings.data_dir / "pki")
+        self.order_key = orders.order_key(settings.data_dir / "order-key.pem")
+        self.link = link
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._last_tick = 0.0
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        with self.sessions.begin() as db:
+            if db.get(Tick, 1) is None:
+                db.add(Tick(id=1, value=0))
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.link is not None:
+            self.link.start(self.handle)
+        self._timer = threading.Thread(target=self._housekeeping, name="alarm-escalation", daemon=True)
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.link is not None:
+            self.link.stop()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        self.engine.dispose()
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(0.5):
+            self.housekeeping(datetime.now(UTC))
+
+    def housekeeping(self, now: datetime) -> None:
+        """Escalate due alarms and expire unanswered orders (safe to run in every process at once)."""
+        try:
+            with self.sessions.begin() as db:
+                changed = alarms.escalate_due(db, now, timedelta(seconds=self.settings.escalate_after_s))
+                changed_orders = orders.expire(db, now)
+                if changed or changed_orders:
+                    self._tick(db, force=True)
+        except SQLAlchemyError as e:
+            log.warning("housekeeping skipped: database unavailable (%s)", type(e).__name__)
+
+    def _tick(self, db: Db, force: bool = False) -> None:
+        """Tell the central stations something changed (rate-limited per process)."""
+        now = time.monotonic()
+        if force or now - self._last_tick >= TICK_EVERY_S:
+            self._last_tick = now
+            db.execute(update(Tick).where(Tick.id == 1).values(value=Tick.value + 1))
+
+    def tick(self) -> int:
+        with self.sessions() as db:
+            row = db.get(Tick, 1)
+            return 0 if row is None else row.value
+
+    # --- the link ---------------------------------------------------------------------------------------
+
+    def send(self, pump: str, body: DownBody) -> bool:
+        if self.link is None:
+            return False
+        return self.link.publish(pump, m.encode(m.down(pump, datetime.now(UTC), body)))
+
+    def reject(self, pump: str, reason: str, side: str = "server") -> None:
+        log.warning("link message %s pump %s: %s", "refused from" if side == "server" else "refused by", pump, reason)
+        try:
+            with self.sessions.begin() as db:
+                db.add(LinkRejection(pump_id=pump[:64], side=side, at=datetime.now(UTC), reason=reason[:500]))
+        except SQLAlchemyError:
+            log.warning("could not record the refusal: database unavailable")
+
+    def handle(self, sender: str, data: bytes) -> None:
+        """One message from the pump authenticated as ``sender``."""
+        try:
+            message = m.decode_up(data)
+        except m.LinkError as e:
+            self.reject(sender, str(e))
+            return
+        if message.pump != sender:
+            self.reject(sender, f"message claims to be from pump {message.pump}")
+            return
+        if message.id in self._seen:
+            self.reject(sender, f"duplicate message id {message.id}")
+            return
+        replies: list[DownBody] = []
+        try:
+            with self.sessions.begin() as db:
+                pump = db.get(Pump, sender)
+                if pump is None or pump.lifecycle != "commissioned":
+                    problem = "unknown pump" if pump is None else "decommissioned pump"
+                    db.add(LinkRejection(pump_id=sender, side="server", at=datetime.now(UTC), reason=problem))
+                    log.warning("link message refused from pump %s: %s", sender, problem)
+                    return
+                replies = self._dispatch(db, pump, message.body)
+                self._tick(db)
+        except InputError as e:
+            self.reject(sender, str(e))
+            return
+        except SQLAlchemyError as e:
+            log.warning(
+                "pump %s message not stored (database unavailable: %s); the pump will resend", sender, type(e).__name__
+            )
+            return
+        self._seen[message.id] = None
+        while len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        for reply in replies:
+            self.send(sender, reply)
+
+    def _dispatch(self, db: Db, pump: Pump, body: m.UpBody) -> list[DownBody]:
+        now = datetime.now(UTC)
+        match body:
+            case m.Status():
+                previous = pump.status or {}
+                if body.last_seq < int(previous.get("last_seq", 0)) and body.t_us < int(previous.get("t_us", 0)):
+                    raise InputError("status", "stale (older than the status already held)")
+                pump.last_seen = now
+                fleet.apply_status(db, pump, body, now)
+                offer = library.on_status(db, pump, now, timedelta(seconds=self.settings.reoffer_after_s))
+                return [offer] if offer is not None else []
+            case m.Events():
+                pump.last_seen = now
+                new = events.store(db, pump, body.events)
+                alarms.follow(db, pump, new, now)
+                return [m.EventsAck(through=pump.stored_through)]
+            case m.CommandAck():
+                if not (library.acknowledged(db, pump, body, now) or orders.acknowledged(db, pump, body, now)):
+                    raise InputError("command_ack.command", f"unknown command {body.command}")
+                return []
+            case m.ChunkRequest():
+                return [library.chunk(db, pump, body, now)]
+            case m.Notice():
+                db.add(LinkRejection(pump_id=pump.id, side="pump", at=now, reason=body.reason))
+                log.warning("pump %s refused a message: %s", pump.id, body.reason)
+                return []
