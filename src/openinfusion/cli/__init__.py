@@ -6,6 +6,7 @@ import typer
 
 from openinfusion.cli import lab as lab_cli
 from openinfusion.cli import library as library_cli
+from openinfusion.cli import panel as panel_cli
 from openinfusion.cli import pharmacy, schema, sim, statechart
 from openinfusion.cli import trace as trace_cli
 
@@ -39,6 +40,7 @@ app.add_typer(trace_cli.app)
 library_cli.app.registered_commands.extend(pharmacy.app.registered_commands)  # library report, whatif
 app.add_typer(library_cli.app)
 app.registered_commands.extend(pharmacy.ward_app.registered_commands)  # ward-week
+app.registered_commands.extend(panel_cli.app.registered_commands)  # panel, train
 
 
 def main() -> None:
