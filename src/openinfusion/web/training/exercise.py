@@ -23,7 +23,7 @@ from openinfusion.sim.scenario import Q, Scenario
 ACTIONS = (
     "program", "start", "pause", "resume", "clear", "titrate", "confirm_titration", "cancel_titration",
     "bolus", "secondary", "pca", "pca_demand", "audio_pause", "reset_alarm", "override", "cancel",
-    "change", "confirm",
+    "change", "confirm", "choose",
 )  # fmt: skip
 
 
