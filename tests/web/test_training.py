@@ -55,7 +55,7 @@ def test_occlusion_answered_in_time_scores_full_marks() -> None:
     assert [e["points"] for e in result["expected"]] == [10, 10, 20]
     assert result["score"] == 40 - 1 and not result["mistakes"]  # 4 presses, par 3
     story = [f"{r['time']} {r['text']}" for r in narrative(session)]
-    assert any("Occlusion" in s and "(HIGH)" in s for s in story), story
+    assert any("Downstream occlusion" in s and "(HIGH)" in s for s in story), story
 
 
 def test_no_response_scores_nothing_and_mistake_costs() -> None:
