@@ -6,6 +6,7 @@ import typer
 
 from openinfusion.cli import lab as lab_cli
 from openinfusion.cli import library as library_cli
+from openinfusion.cli import panel as panel_cli
 from openinfusion.cli import pharmacy, schema, sim, statechart
 from openinfusion.cli import server as server_cli
 from openinfusion.cli import trace as trace_cli
@@ -45,6 +46,7 @@ app.registered_commands.extend(server_cli.app.registered_commands)  # server
 app.add_typer(server_cli.users_app)  # users add
 app.add_typer(server_cli.audit_app)  # audit verify
 app.registered_commands.extend(ward_cli.app.registered_commands)  # ward
+app.registered_commands.extend(panel_cli.app.registered_commands)  # panel, train
 
 
 def main() -> None:
