@@ -1,0 +1,107 @@
+"""Run one drawn scenario and record the simulator's physical truth for the oracle.
+
+What is recorded comes from the virtual devices, never from the pump's event log: per sample, the
+volume that reached the patient (:class:`~openinfusion.sim.run.Simulation` keeps the true series);
+at every service of the core, each channel's mechanism displacement, shaft steps and line state
+(``VirtualPump.truth()``), the power state, and the annunciator's signal requests (time, priority,
+audible) as the loudspeaker and lights received them. The channel states the core claims are
+recorded alongside, because a property ("no flow while not delivering") compares a claim with the truth.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openinfusion.druglib import yamlio
+from openinfusion.druglib.validate import Report
+from openinfusion.pump.eventlog import EventKind
+from openinfusion.sim import run as sim_run
+from openinfusion.sim.run import START, Simulation
+from openinfusion.sim.scenario import Scenario
+
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(slots=True)
+class Observation:
+    """The truth of one run. Times are seconds since scenario time 0; volumes mL."""
+
+    t_s: list[float] = field(default_factory=list)  # service instants
+    state: list[str] = field(default_factory=list)  # channel 1's state claimed by the core after the service
+    displaced_ml: list[float] = field(default_factory=list)  # pushed into the line by the mechanism (truth)
+    steps: list[int] = field(default_factory=list)  # shaft steps (truth)
+    pulses: list[int] = field(default_factory=list)  # driver pulses issued to the motor (truth)
+    powered: list[bool] = field(default_factory=list)
+    sample_t_s: F64 = field(default_factory=lambda: np.zeros(0))
+    patient_ml: F64 = field(default_factory=lambda: np.zeros(0))  # per sample, into the patient (truth)
+    signals: list[tuple[float, str | None, bool]] = field(default_factory=list)  # annunciator requests
+    hardware_alarm_s: float | None = None  # the watchdog's own alarm circuit sounded from
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)  # coverage only (event log)
+    alarm_codes: list[str] = field(default_factory=list)  # coverage only (event log)
+    refusals: int = 0
+
+
+@functools.lru_cache(maxsize=4)
+def _library_report(path: str, mtime_ns: int, size: int) -> Report:
+    return yamlio.read_yaml(Path(path))
+
+
+def _cached_read_yaml(path: Path) -> Report:
+    """``read_yaml`` memoised per process by (path, mtime, size): a campaign reads one unchanging library.
+
+    The simulator reads and validates the scenario's library on every run (about 1 s of pure-Python
+    YAML); the campaign shares one read per worker process. See docs/decisions/0023-campaign-runner.md.
+    """
+    st = path.stat()
+    return _library_report(str(path), st.st_mtime_ns, st.st_size)
+
+
+def share_library_reads() -> None:
+    """Make this process's simulations share one read of each library file (idempotent)."""
+    sim_run.read_yaml = _cached_read_yaml  # type: ignore[attr-defined]
+
+
+def simulate(scenario_data: dict[str, Any], library_dir: Path) -> tuple[Simulation, Observation]:
+    """Run the scenario (its library named relative to ``library_dir``) and observe it."""
+    scenario = Scenario.model_validate(scenario_data)
+    sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"))
+    obs = Observation()
+    world, pump = sim.world, sim.pump
+    motor = world.channel(0).motor
+    recorded: Callable[[], None] | None = sim.driver.on_service
+
+    def observe() -> None:
+        if recorded is not None:
+            recorded()
+        truth = world.truth()
+        ch = truth.channels[0]
+        obs.t_s.append((world.now.us - START.us) / 1e6)
+        obs.state.append(pump.channels[0].state.value)
+        obs.displaced_ml.append(ch.displaced_ml)
+        obs.steps.append(ch.shaft_steps)
+        obs.pulses.append(motor.issued_steps())
+        obs.powered.append(truth.powered)
+        if obs.hardware_alarm_s is None and world.annunciator.hardware_alarm:
+            obs.hardware_alarm_s = obs.t_s[-1]
+
+    sim.driver.on_service = observe
+    observe()
+    sim.run()
+    obs.signals = [((t.us - START.us) / 1e6, p, a) for t, p, a in world.annunciator.requests]
+    series = sim.series[0]
+    if series.get("t_s"):
+        obs.sample_t_s = np.concatenate(series["t_s"]) - START.us / 1e6
+        obs.patient_ml = np.concatenate(series["cumulative_patient_ml"])
+    for e in pump.log.events():
+        if e.kind is EventKind.STATE_CHANGED:
+            obs.transitions.append((str(e.data["source"]), str(e.data["event"]), str(e.data["target"])))
+        elif e.kind is EventKind.ALARM_RAISED:
+            obs.alarm_codes.append(str(e.data["code"]))
+    obs.refusals = len(sim.refusals)
+    return sim, obs
