@@ -13,6 +13,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setting up .venv (first run takes a minute)..."
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
   .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev]" 2>&1 | grep -v -i warning || true
+  .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[interop]" 2>&1 | grep -v -i warning || true
   .venv/bin/python -c "import openinfusion" 
   echo "$want" > "$stamp"
+fi
+# The independent HL7 peers of the interop tests (node-hl7-server/-client, pinned by package-lock.json).
+peers=tests/interop/peers
+installed="$peers/node_modules/.package-lock.json"
+if command -v npm >/dev/null && { [ ! -f "$installed" ] || [ "$peers/package-lock.json" -nt "$installed" ]; }; then
+  (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
