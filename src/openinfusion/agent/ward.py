@@ -40,7 +40,7 @@ from openinfusion.sim.driver import Driver
 from openinfusion.sim.params import VirtualPumpConfig
 from openinfusion.sim.run import WATCHDOG_WINDOW
 from openinfusion.sim.virtual_pump import VirtualPump
-from openinfusion.sim.ward import assign_areas, patient_for, recipes
+from openinfusion.pharmacy.ward import assign_areas, patient_for, recipes
 from openinfusion.units import Duration, FlowRate, Instant
 
 MAX_PUMPS: Final = 10_000

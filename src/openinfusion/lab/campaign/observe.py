@@ -23,6 +23,7 @@ from openinfusion.druglib.validate import Report
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.sim import run as sim_run
 from openinfusion.sim.run import START, Simulation
+from openinfusion.sim.series import SeriesMode
 from openinfusion.sim.scenario import Scenario
 
 F64 = np.ndarray[Any, np.dtype[np.float64]]
@@ -70,7 +71,7 @@ def share_library_reads() -> None:
 def simulate(scenario_data: dict[str, Any], library_dir: Path) -> tuple[Simulation, Observation]:
     """Run the scenario (its library named relative to ``library_dir``) and observe it."""
     scenario = Scenario.model_validate(scenario_data)
-    sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"))
+    sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"), series=SeriesMode.FULL)
     obs = Observation()
     world, pump = sim.world, sim.pump
     motor = world.channel(0).motor
@@ -94,10 +95,9 @@ def simulate(scenario_data: dict[str, Any], library_dir: Path) -> tuple[Simulati
     observe()
     sim.run()
     obs.signals = [((t.us - START.us) / 1e6, p, a) for t, p, a in world.annunciator.requests]
-    series = sim.series[0]
-    if series.get("t_s"):
-        obs.sample_t_s = np.concatenate(series["t_s"]) - START.us / 1e6
-        obs.patient_ml = np.concatenate(series["cumulative_patient_ml"])
+    if sim.series.rows(0):
+        obs.sample_t_s = sim.series.series(0, "t_s") - START.us / 1e6
+        obs.patient_ml = sim.series.series(0, "cumulative_patient_ml")
     for e in pump.log.events():
         if e.kind is EventKind.STATE_CHANGED:
             obs.transitions.append((str(e.data["source"]), str(e.data["event"]), str(e.data["target"])))
