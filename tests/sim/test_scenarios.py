@@ -61,6 +61,7 @@ PROMISES: dict[str, list[tuple[str, set[AlarmCode]]]] = {
     "faults_pressure_sensor.yaml": [("alarm", {A.PRESSURE_SENSOR_FAULT}), ("alarm", {A.OCCLUSION_DOWNSTREAM})],
     "faults_battery_cell.yaml": [("no power", {A.ON_BATTERY, A.BATTERY_DEPLETED})],
     "power_cycle.yaml": [("infusing", set())],
+    "pca_max_dose.yaml": [("infusing", {A.MAX_DOSE})],
     "partial_occlusion.yaml": [("alarm", {A.OCCLUSION_DOWNSTREAM})],
     "free_flow.yaml": [("alarm", {A.DOOR_OPEN})],
     "reservoir_empty.yaml": [("infusing", {A.OCCLUSION_UPSTREAM})],
@@ -286,6 +287,18 @@ def test_an_empty_bag_stops_delivery_with_an_upstream_occlusion_and_a_new_bag_re
     assert alarm == approx_s(600.0, 15.0)  # 20 mL at 120 mL/h
     sim = ran("reservoir_empty.yaml")
     assert patient_ml_at(sim, 0, 1500.0) - patient_ml_at(sim, 0, 900.0) == pytest.approx(20.0, rel=0.03)
+
+
+@pytest.mark.req("OPENPCA-R5-2-0-5")
+def test_pca_dose_limit_reached_by_basal_and_demand_drops_to_kvo_then_resumes() -> None:
+    name = "pca_max_dose.yaml"
+    (warning,) = alarm_times(name, A.MAX_DOSE)
+    assert 45 * 60 < warning < 60 * 60  # 1 mg demand + 3 mg/h basal reach 4 mg within the hour
+    changes = rates(name)
+    assert (approx_s(warning), Fraction(1)) in changes  # KVO at the warning
+    assert any(t > warning and r == 3 for t, r in changes)  # the basal again once the window has room
+    demands = [(t_s(e), e.data["given"], e.data["reason"]) for e in events(name, EventKind.PCA_DEMAND)]
+    assert demands == [(approx_s(300.0), True, None), (approx_s(3600.0), False, "limit_1h")]
 
 
 # --- PCA -----------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Final
 
 from openinfusion.errors import InputError, InvariantError, ProgramError, TransitionRefusedError
@@ -45,7 +46,7 @@ from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_ra
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
-from openinfusion.pump.pca import PcaLedger, PcaProgram, decide_demand, frequent_requests
+from openinfusion.pump.pca import DoseKind, PcaLedger, PcaProgram, decide_demand, frequent_requests
 from openinfusion.pump.plan import PlanStack, Suspended, remainder, titrated_kinds
 from openinfusion.pump.programs import (
     Bolus,
@@ -101,6 +102,9 @@ MAX_TRIGGERED: Final = 64  # condition-triggered events in one service; more mea
 _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
+
+#: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
+_PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
 Payload = Program | Titration | Bolus | None
@@ -158,6 +162,7 @@ class Channel:
         self.plans = PlanStack()
         self.books = Accounting(now)
         self.pca: PcaLedger | None = None
+        self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
@@ -264,6 +269,7 @@ class Channel:
         self.segment = self.tracker = None
         self.books.restart(now)
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
+        self.dose_capped = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
@@ -295,7 +301,9 @@ class Channel:
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
-            rest = self._remainder(self.segment, self.tracker)
+            # After Stop, Start resumes the basal: the rest of a PCA bolus is dropped (OPENPCA-R6-5-0-3).
+            dropped = isinstance(self.program, PcaProgram) and self.segment.kind in _PCA_BOLUSES
+            rest = None if dropped else self._remainder(self.segment, self.tracker)
             base = self._measured()
             self.segment = None
             if rest is not None:
@@ -314,7 +322,12 @@ class Channel:
         self.hw.motor.stop()
         self.fixed_move_until = None
         self.monitor.authorise(self.index, now, FlowRate(0))
-        self._log(now, EventKind.INFUSION_STOPPED, delivered=encode_volume(self.counters.delivered))
+        data: dict[str, JsonValue] = {"delivered": encode_volume(self.counters.delivered)}
+        segment, tracker = self.segment, self.tracker
+        if isinstance(self.program, PcaProgram) and segment is not None and segment.kind in _PCA_BOLUSES:
+            rest = None if tracker is None else self._remainder(segment, tracker)
+            data["dropped"] = encode_volume(Volume(0) if rest is None or rest.volume is None else rest.volume)
+        self._log(now, EventKind.INFUSION_STOPPED, **data)
 
     def _back_off(self, now: Instant) -> None:
         if self._occlusion_pressure is None or self.cal.max_backoff.nl == 0:
@@ -369,9 +382,15 @@ class Channel:
         remaining = self.remaining()
         if remaining is not None:
             payload.check_against(remaining)
-        self._interrupt(now, (payload.segment(),), None)
+        program = self.program
+        # A PCA's clinician (square) bolus runs on top of the basal (OPENPCA-R5-3-0-2); elsewhere instead of it.
+        segment = program.clinician_segment(payload.volume, payload.rate) if isinstance(program, PcaProgram) else None
+        self._interrupt(now, (segment or payload.segment(),), None)
         self.plans.deduct(payload.volume)  # the bolus comes from the same container: it counts towards VTBI
-        self._log(now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(payload.rate))
+        self._log(
+            now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(self._rate()),
+            requested_rate=encode_rate(payload.rate),
+        )  # fmt: skip
 
     def _insert_secondary(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, SecondaryProgram):
@@ -400,7 +419,10 @@ class Channel:
         base = self.controller.carry_into(tracker, self._measured())
         self.segment = None
         if ended.kind is SegmentKind.BOLUS:
-            self._log(now, EventKind.BOLUS_COMPLETED, delivered=encode_volume(self.counters.delivered))
+            self._log(
+                now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
+                delivered=encode_volume(self.counters.delivered),
+            )  # fmt: skip
         self._next_segment_from(now, base)
 
     def _start_kvo(self, now: Instant) -> None:
@@ -451,6 +473,8 @@ class Channel:
         rate = segment.rate
         if segment.kind is SegmentKind.WAIT and self.program is not None:  # between intermittent doses: KVO
             rate = kvo_rate_for(self.program, self.settings.kvo)
+        if self.dose_capped and self.program is not None:  # at the PCA dose limit: KVO (OPENPCA-R5-2-0-5)
+            rate = min(rate, kvo_rate_for(self.program, self.settings.kvo))
         self.segment = segment
         self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
         self.monitor.authorise(self.index, now, rate)
@@ -522,10 +546,55 @@ class Channel:
     def _account(self, now: Instant) -> None:
         grown = self.books.account(now, self._measured(), self._bucket_now())
         if self.pca is not None and grown.nl > 0 and self.segment is not None:
-            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given.
+            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given, the
+            # basal that runs alongside it as it is delivered.
             kind = PCA_LEDGER_KINDS.get(self.segment.kind)
             if kind is not None:
                 self.pca = self.pca.with_volume(now, grown, kind)
+            elif isinstance(self.program, PcaProgram):
+                share = self.program.basal_share(self.segment, grown)
+                if share.nl:
+                    self.pca = self.pca.with_volume(now, share, DoseKind.BASAL)
+        if self.state in DELIVERING:
+            self._limit_dose(now)
+
+    def _limit_dose(self, now: Instant) -> None:
+        """At the PCA dose limit, the max dose warning and KVO until the window has room again (OPENPCA-R5-2-0-5).
+
+        Every source counts (basal, demand, clinician, loading). A bolus or demand running then is halted
+        (R5.3.0(7)); the basal runs at the KVO rate while the warning is in effect (Table 4, EC13), and resumes
+        when the drug counted in the window has fallen to 90 % of the limit (hysteresis: no flapping at it).
+        """
+        program, ledger = self.program, self.pca
+        if not isinstance(program, PcaProgram) or ledger is None:
+            return
+        if not self.dose_capped:
+            reached = program.limit_reached(ledger, now)
+            if reached is None:
+                return
+            self.dose_capped = True
+            self._alarm(AlarmCode.MAX_DOSE, now, reached)
+        elif program.limit_reached(ledger, now, Fraction(9, 10)) is None:
+            self.dose_capped = False
+            self._clear(AlarmCode.MAX_DOSE, now)
+        else:
+            return
+        self._restart_segment(now)
+
+    def _restart_segment(self, now: Instant) -> None:
+        """Begin again what runs now (its rate may have changed); a PCA bolus under a dose cap ends at once."""
+        tracker, segment = self._running()
+        base = self.controller.carry_into(tracker, self._measured())
+        self.segment = None
+        bolus = segment.kind in _PCA_BOLUSES
+        rest = None if bolus and self.dose_capped else self._remainder(segment, tracker)
+        if bolus and rest is None:
+            self._log(now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
+                      halted="dose limit")  # fmt: skip
+        if rest is not None:
+            self._begin(now, rest, base)
+        else:
+            self._next_segment_from(now, base)
 
     def _sense(self, now: Instant) -> None:
         """Read every sensor batch, run the software sensors and apply :data:`SENSOR_ALARMS`."""
