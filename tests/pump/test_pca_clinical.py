@@ -6,7 +6,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from rig import Rig
 
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
@@ -15,6 +14,8 @@ from openinfusion.pump.pca import PcaProgram
 from openinfusion.pump.programs import Bolus
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
+
+from rig import Rig
 
 MG_PER_ML = Concentration.from_quantity(Quantity.parse("1 mg/mL"))
 
