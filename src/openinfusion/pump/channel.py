@@ -330,9 +330,16 @@ class Channel:
         self._log(now, EventKind.INFUSION_STOPPED, **data)
 
     def _back_off(self, now: Instant) -> None:
-        if self._occlusion_pressure is None or self.cal.max_backoff.nl == 0:
+        """Relieve the line after the occlusion alarm that stopped it (OI-ALM-3), from that occlusion's pressure.
+
+        The pressure is used once, and only while that occlusion's alarm is active: a later stop (a door opened
+        after the occlusion cleared) is not answered with a back-off from a stale pressure.
+        """
+        answered, self._occlusion_pressure = self._occlusion_pressure, None
+        occluded = any(a.code is AlarmCode.OCCLUSION_DOWNSTREAM for a in self.alarms.active(self.index))
+        if answered is None or not occluded or self.cal.max_backoff.nl == 0:
             return
-        pressure, baseline = self._occlusion_pressure
+        pressure, baseline = answered
         volume = backoff_volume(pressure, baseline, self.settings.occlusion.compliance, self.cal.max_backoff)
         volume = min(volume, self.counters.displaced)  # never withdraw more than was pushed in
         if volume.nl == 0:

@@ -344,7 +344,9 @@ class Pump:
         return event
 
     def _activate_library(self, now: Instant) -> None:
-        busy = any(ch.state not in _LIBRARY_FREE for ch in self.channels)
+        # Only when no channel holds a program (OI-DERS-6): a completed, failed or paused program is still checked
+        # against, and its channel's care-area settings cannot change under it.
+        busy = any(ch.program is not None or ch.state not in _LIBRARY_FREE for ch in self.channels)
         self.library, event = self.library.activate(infusing=busy)
         if event is not None:
             self._log_library(now, event)
