@@ -24,6 +24,7 @@ from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.sim.outputs import write_outputs
 from openinfusion.sim.run import START, WATCHDOG_WINDOW, Simulation
 from openinfusion.sim.scenario import Scenario, load_scenario
+from openinfusion.sim.series import SeriesMode
 from openinfusion.units import Quantity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
@@ -580,3 +581,19 @@ def test_same_scenario_and_seed_give_byte_identical_outputs_and_another_seed_doe
     other_events = (a / "events.jsonl").read_bytes() != (c / "events.jsonl").read_bytes()
     other_series = not pq.read_table(a / "series.parquet").equals(pq.read_table(c / "series.parquet"))
     assert other_events or other_series
+
+
+@pytest.mark.req("OI-ALM-8")
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_low_battery_comes_30_minutes_before_delivery_stops_whatever_the_gauge_error(seed: int) -> None:
+    scenario, _ = load_scenario(EXAMPLES / "battery_run_down.yaml")
+    sim = Simulation(scenario.model_copy(update={"seed": seed}), "battery", SeriesMode.OFF)
+    sim.run()
+    log = sim.pump.log.events()
+    low = next(e for e in log if e.kind is EventKind.ALARM_RAISED and e.data["code"] == "battery_low")
+    stops = [e for e in log if e.kind is EventKind.ALARM_RAISED and e.data["code"] == "battery_depleted"]
+    stops += [e for e in log if e.kind is EventKind.POWER_CHANGED and e.data["state"] == "off"]
+    stopped = min(t_s(e) for e in stops)
+    assert stopped - t_s(low) >= 30 * 60
+    cleared = [e for e in log if e.kind is EventKind.ALARM_CLEARED and e.data["code"] == "battery_low"]
+    assert cleared == []  # never cleared on battery
