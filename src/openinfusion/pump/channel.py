@@ -164,6 +164,7 @@ class Channel:
         self.pca: PcaLedger | None = None
         self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
+        self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
         self.timers = Timers(state_since=now)
@@ -184,6 +185,11 @@ class Channel:
     def counters(self) -> Counters:
         """The volume counters as of the last service (exact nL)."""
         return self.books.counters
+
+    @property
+    def active_selection(self) -> LibrarySelection | None:
+        """The library entry of what runs now: the secondary's own while a secondary runs, else the program's."""
+        return self.secondary_selection if isinstance(self.active, SecondaryProgram) else self.selection
 
     # --- events -----------------------------------------------------------------------------------
 

@@ -508,9 +508,10 @@ class Pump:
         """
         ch = self._channel(channel)
         self.service()
-        if ch.selection is not None and ch.active is not None:
+        selection = ch.active_selection  # the secondary's own entry while a secondary runs
+        if selection is not None and ch.active is not None:
             new = ch.active.titrated(change)
-            self._gate(ch, self.hw.clock.now(), Request(new, ch.selection, None, override_reason, None), "titration")
+            self._gate(ch, self.hw.clock.now(), Request(new, selection, None, override_reason, None), "titration")
         self._act(channel, ChannelEvent.TITRATE, change)
 
     def confirm_titration(self, channel: int) -> None:
@@ -520,9 +521,17 @@ class Pump:
         self._act(channel, ChannelEvent.CANCEL_TITRATION)
 
     def bolus(self, channel: int, bolus: Bolus, *, override_reason: str | None = None) -> None:
-        """A clinician bolus from the running infusion, checked against the library's bolus limits."""
+        """A clinician bolus from the running infusion, checked against the library's bolus limits.
+
+        Refused while a secondary runs: the bolus would come from the primary container while the secondary's
+        plan is running, so neither container's volume would be right.
+        """
         ch = self._channel(channel)
         self.service()
+        if isinstance(ch.active, SecondaryProgram):
+            reason = "no clinician bolus while a secondary infusion runs: wait until the primary resumes"
+            self.log.append(self.hw.clock.now(), EventKind.EVENT_REFUSED, ch.index, event="bolus", reason=reason)
+            raise TransitionRefusedError(ch.state.value, "bolus", reason)
         if ch.selection is not None:
             request = Request(None, ch.selection, None, override_reason, None, bolus)
             self._gate(ch, self.hw.clock.now(), request, "bolus")
@@ -543,6 +552,7 @@ class Pump:
         request = Request(program, selection, ch.patient, override_reason, basic_reason)
         self._gate(ch, self.hw.clock.now(), request, "secondary")
         self._act(channel, ChannelEvent.SECONDARY, program)
+        ch.secondary_selection = selection
 
     def pca_demand(self, channel: int) -> None:
         """The patient pressed the demand button; given or denied, it is logged (OI-PCA-1)."""
