@@ -41,8 +41,8 @@ from openinfusion.errors import InputError, InvariantError, ProgramError, Transi
 from openinfusion.pump.accounting import PCA_LEDGER_KINDS, Accounting, Bucket, Counters, bucket_for
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.delivery import MIN_MOVE, DeliveryController, SegmentTracker
-from openinfusion.pump.dosing import Patient
-from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
+from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
@@ -92,7 +92,7 @@ from openinfusion.pump.statechart import (
     triggered,
 )
 from openinfusion.pump.timers import TIMER_ALARMS, Timers, TimerView, timer_due
-from openinfusion.units import Duration, FlowRate, Instant, Volume
+from openinfusion.units import Duration, FlowRate, Instant, Quantity, Volume
 
 BACKOFF_TIME: Final = Duration.s(2)
 SLACK_TIME: Final = Duration.s(2)
@@ -165,6 +165,7 @@ class Channel:
         self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
+        self.library_identity: JsonValue = None  # the pump's active library, for the log
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
         self.timers = Timers(state_since=now)
@@ -279,16 +280,18 @@ class Channel:
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
-        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program))
+        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program), **self.context())
 
     def _discard(self, now: Instant) -> None:
         listed = {a.code for a in self.alarms.active(self.index)}
         for code in (AlarmCode.VTBI_COMPLETE, AlarmCode.VTBI_COMPLETE_KVO, AlarmCode.NEAR_END):
             if code in listed:
                 self._clear(code, now)
-                self._record(self.alarms.reset(code, self.index, now).events)
+                reset = self.alarms.reset(code, self.index, now)
+                if reset.accepted:  # a notice already ended by its cleared condition needs no reset (nor a refusal)
+                    self._record(reset.events)
         if self.program is not None:
-            self._log(now, EventKind.PROGRAM_CLEARED, delivered=encode_volume(self.counters.delivered))
+            self._log(now, EventKind.PROGRAM_CLEARED, **volumes(self.counters))
         self.program = self.active = self.pending = None
         self.plans.clear()
         self.segment = self.tracker = None
@@ -328,7 +331,7 @@ class Channel:
         self.hw.motor.stop()
         self.fixed_move_until = None
         self.monitor.authorise(self.index, now, FlowRate(0))
-        data: dict[str, JsonValue] = {"delivered": encode_volume(self.counters.delivered)}
+        data: dict[str, JsonValue] = {"delivered": encode_volume(self.counters.delivered), **volumes(self.counters)}
         segment, tracker = self.segment, self.tracker
         if isinstance(self.program, PcaProgram) and segment is not None and segment.kind in _PCA_BOLUSES:
             rest = None if tracker is None else self._remainder(segment, tracker)
@@ -366,13 +369,16 @@ class Channel:
             raise ProgramError("titration", "titrate needs a Titration of the running program")
         self.pending = self.active.titrated(payload)
         self.timers.titration_since = now
-        self._log(now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()))
+        self._log(
+            now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()),
+            old_rate=encode_rate(self._rate()), new_rate=encode_rate(self.pending.primary_rate()), **self.context(),
+        )  # fmt: skip
 
     def _apply_titration(self, now: Instant) -> None:
         pending, active = self.pending, self.active
         if pending is None or active is None:  # the PENDING guard admits this action only with both
             raise InvariantError("apply_titration without a pending titration of an active program")
-        new_rate = pending.primary_rate()
+        new_rate, old_rate = pending.primary_rate(), self._rate()
         kinds = titrated_kinds(active)
         if active is self.program:
             self.program = pending
@@ -387,7 +393,10 @@ class Channel:
             if rest is not None:
                 base = self.controller.carry_into(self.tracker, self._measured())
                 self._begin(now, replace(rest, rate=new_rate), base)
-        self._log(now, EventKind.TITRATION_CONFIRMED, program=describe(pending), rate=encode_rate(new_rate))
+        self._log(
+            now, EventKind.TITRATION_CONFIRMED, program=describe(pending), rate=encode_rate(new_rate),
+            old_rate=encode_rate(old_rate), new_rate=encode_rate(new_rate), **self.context(),
+        )  # fmt: skip
 
     def _insert_bolus(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Bolus):
@@ -410,7 +419,7 @@ class Channel:
             raise ProgramError("secondary", "secondary needs a SecondaryProgram")
         self._interrupt(now, payload.plan(), self.active)
         self.active = payload
-        self._log(now, EventKind.SECONDARY_STARTED, program=describe(payload))
+        self._log(now, EventKind.SECONDARY_STARTED, program=describe(payload), **self.context())
 
     def _decide_demand(self, now: Instant) -> None:
         program, ledger = self.program, self.pca
@@ -728,6 +737,10 @@ class Channel:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
+        if rate is not None and isinstance(self.program, PcaProgram) and self.pca is not None and not self.dose_capped:
+            to_limit = self.program.time_to_limit(self.pca, now, rate)  # the cap comes on time (OPENPCA-R5-2-0-5)
+            if to_limit is not None:
+                due.append(now + max(to_limit, MIN_MOVE))
         due += timer_due(self._timer_view(now))
         return min(due)
 
@@ -750,8 +763,30 @@ class Channel:
         self._record(self.alarms.condition_cleared(code, self.index, now))
 
     def _record(self, events: Iterable[AlarmEvent]) -> None:
+        """Log alarm events with the channel's state and remaining volume (UMN-GPCA-REQ-80)."""
         for event in events:
-            self.log.append(event.t, event.log_kind, event.channel, **event.log_data())
+            self.log.append(event.t, event.log_kind, event.channel, **event.log_data(), **self.status())
+
+    def status(self) -> dict[str, JsonValue]:
+        """The channel's mode and volumes as an alarm or power event records them (UMN-GPCA-REQ-80)."""
+        remaining = self.remaining()
+        return {
+            "state": self.state.value,
+            "rate": encode_rate(self.rate()),
+            "remaining": None if remaining is None else encode_volume(remaining),
+            "volumes": volumes(self.counters),
+        }
+
+    def context(self) -> dict[str, JsonValue]:
+        """What a program event needs for a reader with nothing else: the library entry (drug, care area,
+        concentration key), the patient's weight and the library in use (OI-LOG-1)."""
+        selection = self.active_selection
+        weight = None if self.patient is None or self.patient.weight is None else encode_quantity(self.patient.weight)
+        return {
+            "selection": None if selection is None else selection_json(selection),
+            "weight": weight,
+            "library": self.library_identity,
+        }
 
     def _state_left(self, source: ChannelState, now: Instant) -> None:
         if source in {ChannelState.PROGRAMMING, ChannelState.READY}:
@@ -764,11 +799,40 @@ class Channel:
 
 
 def describe(program: Program) -> dict[str, JsonValue]:
-    """The program context written to the event log: type, main rate, VTBI and plan length."""
+    """The program context written to the event log: type, main rate, VTBI, plan length and, for a dose-based or
+    PCA program, the dose with its unit and the concentration."""
     vtbi = program.planned_vtbi()
-    return {
+    context: dict[str, JsonValue] = {
         "type": type(program).__name__,
         "rate": encode_rate(program.primary_rate()),
         "vtbi": None if vtbi is None else encode_volume(vtbi),
         "segments": len(program.plan()),
     }
+    for name in ("dose", "basal", "demand_dose", "limit_1h", "limit_4h"):
+        value = getattr(program, name, None)
+        if isinstance(value, Quantity):
+            context[name] = encode_quantity(value)
+    concentration = getattr(program, "concentration", None)
+    if isinstance(concentration, Concentration):
+        context["concentration"] = {
+            "amount": encode_quantity(concentration.amount), "volume": encode_quantity(concentration.volume),
+        }  # fmt: skip
+    return context
+
+
+def volumes(counters: Counters) -> dict[str, JsonValue]:
+    """The volume counters as logged: primary, secondary, KVO and their total (all that went to the patient)."""
+    return {
+        "delivered": encode_volume(counters.delivered),
+        "secondary": encode_volume(counters.secondary),
+        "kvo": encode_volume(counters.kvo),
+        "total": encode_volume(counters.total),
+    }
+
+
+def selection_json(selection: LibrarySelection) -> dict[str, JsonValue]:
+    """A library selection as logged: care area, drug, therapy and concentration key."""
+    return {
+        "care_area": selection.area, "drug": selection.drug, "therapy": selection.therapy,
+        "concentration": selection.concentration,
+    }  # fmt: skip

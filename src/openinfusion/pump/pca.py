@@ -165,6 +165,19 @@ class PcaProgram:
             return Volume(0)
         return Volume(grown.nl * self.primary_rate().nl_per_h // segment.rate.nl_per_h)
 
+    def time_to_limit(self, ledger: PcaLedger, now: Instant, rate: FlowRate) -> Duration | None:
+        """How long delivery at ``rate`` may go on before a dose limit is reached, counting nothing out of its window
+        (so never late); None without limits or at rate 0. The channel wakes then to apply the cap."""
+        if rate.nl_per_h <= 0:
+            return None
+        times = []
+        for limit, window in ((self.limit_1h, ONE_HOUR), (self.limit_4h, FOUR_HOURS)):
+            if limit is not None:
+                room = limit - ledger.amount_in(window, now)
+                room_nl = amount_to_volume(room, self.concentration, Patient(), "limit").nl if room.value > 0 else 0
+                times.append(rate.time_for(Volume(room_nl)))
+        return min(times, default=None)
+
     def limit_reached(self, ledger: PcaLedger, now: Instant, fraction: Fraction = Fraction(1)) -> str | None:
         """Which dose limit the drug counted in its window has reached (at ``fraction`` of it), or None."""
         for name, limit, window in (("1-hour", self.limit_1h, ONE_HOUR), ("4-hour", self.limit_4h, FOUR_HOURS)):
