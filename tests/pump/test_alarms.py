@@ -49,6 +49,7 @@ NON_STOPPING = {
     A.VTBI_COMPLETE_KVO,
     A.NEAR_END,
     A.BATTERY_LOW,
+    A.MAX_DOSE,  # KVO while in effect (open-pca-requirements.md Table 4)
     A.ON_BATTERY,
     A.CALLBACK_PAUSED,
     A.CALLBACK_PROGRAMMING,

@@ -152,13 +152,13 @@ def _tampered(edit: str) -> str:
     elif edit == "kind":
         lines[3] = lines[3].replace('"power_changed"', '"power_surge"')
     elif edit == "schema":
-        lines[0] = lines[0].replace("eventlog/1", "eventlog/2")
+        lines[0] = lines[0].replace("eventlog/2", "eventlog/1")
     elif edit == "float":
         lines[3] = lines[3].replace('"charge_permille":912', '"charge_permille":91.2')
     elif edit == "duplicate":
-        lines[2] = lines[2].replace('{"channel":0,', '{"channel":0,"channel":1,')
+        lines[2] = lines[2].replace('{"channel":1,', '{"channel":1,"channel":2,')
     elif edit == "extra":
-        lines[1] = lines[1].replace('{"channel":0,', '{"by":"admin","channel":0,')
+        lines[1] = lines[1].replace('{"channel":1,', '{"by":"admin","channel":1,')
     elif edit == "blank":
         lines.insert(3, "")
     elif edit == "seq":
@@ -173,7 +173,7 @@ def _tampered(edit: str) -> str:
         ("gap", 3, "seq 3 follows 1"),
         ("time", 5, "earlier than the last event"),
         ("kind", 4, "unknown event kind 'power_surge'"),
-        ("schema", 1, "schema must be 'openinfusion.eventlog/1'"),
+        ("schema", 1, "schema must be 'openinfusion.eventlog/2'"),
         ("float", 4, "float 91.2 is not allowed"),
         ("duplicate", 3, "duplicate keys"),
         ("extra", 2, "by: Extra inputs are not permitted"),
@@ -195,11 +195,11 @@ def test_header_fields_are_checked() -> None:
         LibraryIdentity("pharmacy", "1", " ")
     with pytest.raises(InputError, match="line 1"):
         EventLog.from_jsonl("")
-    header = '{"library":{"hash":"","owner":"p","version":"1"},"schema":"openinfusion.eventlog/1"}\n'
+    header = '{"library":{"hash":"","owner":"p","version":"1"},"schema":"openinfusion.eventlog/2"}\n'
     with pytest.raises(InputError, match=r"library\.hash"):
         EventLog.from_jsonl(header)
     with pytest.raises(InputError, match="line 1"):
-        EventLog.from_jsonl('{"pump_id":" ","schema":"openinfusion.eventlog/1"}\n')
+        EventLog.from_jsonl('{"pump_id":" ","schema":"openinfusion.eventlog/2"}\n')
 
 
 # --- exact encodings ---------------------------------------------------------------------------

@@ -88,7 +88,11 @@ def test_plan_loading_then_basal() -> None:
     assert (loading.kind, loading.rate, loading.volume) == (SegmentKind.LOADING, FlowRate.ml_h(60), Volume.ml(2))
     assert (basal.kind, basal.rate, basal.volume, basal.duration) == (SegmentKind.BASAL, FlowRate.ml_h(1), None, None)
     assert program.planned_vtbi() is None
-    assert program.demand_segment().volume == Volume.ml(1)
+    demand = program.demand_segment()  # on top of the basal (OPENPCA-R5-2-0-2)
+    assert (demand.rate, demand.volume) == (
+        FlowRate.ml_h(61),
+        Volume.ml(1) + FlowRate.ml_h(1).volume_in(Duration.min(1)),
+    )
 
     (no_basal,) = pca().plan()
     assert (no_basal.kind, no_basal.rate) == (SegmentKind.BASAL, ZERO_RATE)

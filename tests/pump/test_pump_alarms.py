@@ -278,6 +278,28 @@ def test_every_catalogue_code_is_covered_by_a_sensor_path_test() -> None:
         AlarmCode.MOTION_MISMATCH, AlarmCode.CALLBACK_PAUSED, AlarmCode.CALLBACK_PROGRAMMING,
         AlarmCode.UNCONFIRMED_TITRATION, AlarmCode.PCA_FREQUENT_DEMANDS, AlarmCode.SELF_TEST_FAILED,
         AlarmCode.WATCHDOG_FAULT, AlarmCode.DELIVERY_ACCURACY, AlarmCode.REVERSE_DELIVERY, AlarmCode.SYSTEM_FAULT,
-        AlarmCode.ENCODER_FAULT,
+        AlarmCode.ENCODER_FAULT, AlarmCode.MAX_DOSE,  # MAX_DOSE: tests/pump/test_pca_clinical.py
     }  # fmt: skip
     assert covered == set(CATALOGUE), set(CATALOGUE) - covered
+
+
+@pytest.mark.req("OI-ALM-3")
+def test_a_door_opened_after_a_cleared_occlusion_is_not_answered_with_a_back_off() -> None:
+    rig = Rig()
+    rig.start("25")
+    rig.run_for(Duration.min(5))
+    rig.world.channel(0).set_occlusion("downstream", True)
+    rig.run_for(Duration.min(2))
+    assert rig.raised(AlarmCode.OCCLUSION_DOWNSTREAM)
+    backoffs = [e for e in rig.events(EventKind.INFUSION_STOPPED, 0) if e.data.get("reason") == "occlusion back-off"]
+    assert len(backoffs) == 1
+    rig.world.channel(0).set_occlusion("downstream", False)
+    rig.run_for(Duration.min(1))
+    rig.pump.reset_alarm(0, AlarmCode.OCCLUSION_DOWNSTREAM)
+    rig.pump.resume(0)
+    rig.run_for(Duration.min(20))
+    rig.world.channel(0).set_door(False)
+    rig.run_for(Duration.s(30))
+    assert rig.raised(AlarmCode.DOOR_OPEN)
+    again = [e for e in rig.events(EventKind.INFUSION_STOPPED, 0) if e.data.get("reason") == "occlusion back-off"]
+    assert again == backoffs  # the door stop withdrew nothing

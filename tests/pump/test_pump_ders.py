@@ -11,20 +11,29 @@ import pytest
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import ReleaseInfo, compile_package, generate_private_key, sign_package
 from openinfusion.druglib.yamlio import read_yaml
-from openinfusion.errors import DoseLimitError, ProgramError
+from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.ders import LibraryEventKind
 from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.pump.library import LibrarySelection
-from openinfusion.pump.programs import ContinuousProgram, DoseProgram, RateLimits, Titration
+from openinfusion.pump.programs import (
+    Bolus,
+    ContinuousProgram,
+    DoseProgram,
+    KvoSettings,
+    RateLimits,
+    SecondaryProgram,
+    Titration,
+    VolumeOverTimeProgram,
+)
 from openinfusion.pump.pump import Pump, PumpConfig
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.driver import Driver
 from openinfusion.sim.params import VirtualPumpConfig
 from openinfusion.sim.run import WATCHDOG_WINDOW
 from openinfusion.sim.virtual_pump import VirtualPump
-from openinfusion.units import Duration, FlowRate, Quantity, Volume
+from openinfusion.units import ZERO_RATE, Duration, FlowRate, Quantity, Volume
 
 from rig import KVO
 
@@ -50,9 +59,9 @@ def package(version: str = "1") -> bytes:
 class Bench:
     """A one-channel LVP in the PICU with the example library installed."""
 
-    def __init__(self) -> None:
+    def __init__(self, kvo: KvoSettings = KVO) -> None:
         self.world = VirtualPump(VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW), np.random.default_rng(2))
-        config = PumpConfig(channels=(ChannelSettings(kvo=KVO),), care_area="PICU")
+        config = PumpConfig(channels=(ChannelSettings(kvo=kvo),), care_area="PICU")
         self.pump = Pump(
             self.world.hardware, self.world.calibrations, config,
             trusted_keys=(KEY.public_key(),), library_package=package("1"),
@@ -178,3 +187,52 @@ def test_pump_settings_follow_the_care_area_of_the_active_library() -> None:
     assert ch.settings.sensitivity.value == area.occlusion.value
     assert ch.settings.callback == Duration.of(area.callback)
     assert ch.air.single_limit == Volume.of(area.air_in_line)
+
+
+@pytest.mark.req("OI-DERS-6")
+def test_a_staged_library_waits_while_a_completed_program_is_still_on_the_channel() -> None:
+    b = Bench(KvoSettings(enabled=False, rate=ZERO_RATE))  # the channel stops, COMPLETE, at the end
+    vtbi = VolumeOverTimeProgram(vtbi=Volume.ml(1), duration=Duration.min(2), limits=b.limits)
+    b.pump.program(0, vtbi, basic_reason="not in the library")
+    b.pump.start(0)
+    b.run(Duration.min(3))
+    assert b.pump.channels[0].state is ChannelState.COMPLETE
+    assert b.pump.receive_library(package("2")).kind is LibraryEventKind.STAGED
+    b.run(Duration.min(5))  # services run normally: no exception, the monitor and the watchdog keep going
+    assert b.pump.library_identity is not None and b.pump.library_identity.version == "1"
+    assert not b.kinds(EventKind.LIBRARY_ACTIVATED)
+    b.pump.clear(0)
+    b.run(Duration.s(1))
+    assert b.pump.library_identity.version == "2"
+
+
+@pytest.mark.req("OI-DERS-3")
+def test_a_titration_during_a_secondary_is_checked_against_the_secondary_not_the_primary() -> None:
+    b = Bench()
+    b.pump.program(0, b.norepi("0.08"), selection=NOREPI, patient=CHILD)
+    b.pump.start(0)
+    b.run(Duration.min(1))
+    antibiotic = SecondaryProgram(rate=FlowRate.ml_h(100), vtbi=Volume.ml(50), limits=b.limits)
+    b.pump.secondary(0, antibiotic, basic_reason="antibiotic not in the library")
+    checks_before = len(b.kinds(EventKind.DERS_CHECK))
+    b.pump.titrate(0, Titration(FlowRate.ml_h(150)))
+    assert len(b.kinds(EventKind.DERS_CHECK)) == checks_before  # not judged as norepinephrine in the PICU
+
+
+@pytest.mark.req("OI-PROG-5")
+def test_a_clinician_bolus_during_a_secondary_is_refused_with_a_reason() -> None:
+    b = Bench()
+    b.pump.program(0, ContinuousProgram(rate=FlowRate.ml_h(50), vtbi=Volume.ml(10), limits=b.limits),
+                   basic_reason="fluids")  # fmt: skip
+    b.pump.start(0)
+    b.run(Duration.min(1))
+    antibiotic = SecondaryProgram(rate=FlowRate.ml_h(100), vtbi=Volume.ml(10), limits=b.limits)
+    b.pump.secondary(0, antibiotic, basic_reason="antibiotic not in the library")
+    with pytest.raises(TransitionRefusedError, match="secondary"):
+        b.pump.bolus(0, Bolus.request(Volume.ml(2), Duration.min(1), b.limits))
+    (refused,) = b.kinds(EventKind.EVENT_REFUSED)
+    assert refused["event"] == "bolus"
+    b.run(Duration.min(30))  # the secondary (6 min) and the primary's rest: each container gives what it holds
+    counters = b.pump.channels[0].live_counters()
+    assert counters.delivered.nl == pytest.approx(10e6, abs=0.01e6)  # each within a step of what it holds
+    assert counters.secondary.nl == pytest.approx(10e6, abs=0.01e6)

@@ -26,6 +26,7 @@ from openinfusion.pump.sensing import (
     Sensitivity,
     UpstreamOcclusionDetector,
 )
+from openinfusion.pump.sensing.occlusion import trend_window
 from openinfusion.units import Duration, FlowRate, Instant
 
 FloatArray = npt.NDArray[np.float64]
@@ -379,3 +380,47 @@ def test_upstream_needs_pumping_and_ignores_spikes() -> None:
     spiky[::97] = -500.0  # isolated dips, e.g. a finger opening
     running = UpstreamOcclusionDetector(OcclusionConfig())
     assert not any(running.update(b, pumping=True).occluded for b in batches(spiky, 64))
+
+
+# --- downstream: low rates, soft sets (issue 14) -----------------------------------------------------
+
+
+@pytest.mark.req("OI-ALM-2")
+@pytest.mark.parametrize("seed", [1, 2])
+def test_occlusion_at_0_1_ml_h_is_found_by_trend_and_the_baseline_does_not_creep(seed: int) -> None:
+    line = Line(rate_ml_h=0.1, occluded_from_s=900.0)  # 0.028 mmHg/s: 100 mmHg takes an hour
+    t_s = times_s(line.occluded_from_s + line.time_to_reach_s(100))
+    samples = measured(line.pressure_mmhg(t_s), 1.0, seed)
+    result = run(line, samples, config_for(line), Sensitivity.HIGH, sizes=600)
+    first = result.first
+    assert first is not None and first.at is not None and first.cause is OcclusionCause.TREND
+    delay_s = float(first.at.seconds) - line.occluded_from_s
+    assert delay_s < 0.6 * line.time_to_reach_s(100)  # well before the most sensitive threshold
+    assert first.baseline_mmhg is not None
+    assert abs(first.baseline_mmhg - line.open_mmhg) < 3.0  # the back-off returns the line to where it was
+
+
+@pytest.mark.req("OI-ALM-2")
+def test_a_set_three_times_softer_than_configured_is_still_found_by_trend() -> None:
+    line = Line(rate_ml_h=5.0, compliance_ul_per_mmhg=3.0, occluded_from_s=300.0)
+    t_s = times_s(line.occluded_from_s + line.time_to_reach_s(300))
+    samples = measured(line.pressure_mmhg(t_s), 1.0, 4)
+    told = OcclusionConfig(compliance=LineCompliance(1000))  # the pump believes a standard 1 uL/mmHg set
+    first = run(line, samples, told, Sensitivity.LOW, sizes=256).first
+    assert first is not None and first.cause is OcclusionCause.TREND
+    assert first.pressure_mmhg is not None and first.pressure_mmhg - line.open_mmhg < 80
+
+
+def test_trend_window_lengthens_at_low_rates_within_its_bounds() -> None:
+    config = OcclusionConfig()
+    assert trend_window(config, FlowRate.ml_h(25)) == config.trend_window
+    assert trend_window(config, FlowRate.ml_h("0.1")) == Duration.s(360)  # 10 mmHg at 0.0278 mmHg/s
+    assert trend_window(config, FlowRate.ml_h("0.01")) == Duration.min(10)
+
+
+def test_upstream_samples_taken_before_pumping_started_are_no_evidence() -> None:
+    detector = UpstreamOcclusionDetector(OcclusionConfig())
+    vacuum = PressureBatch(Instant(0), PERIOD, np.full(50, -300.0))
+    assert not detector.update(vacuum, pumping=False).occluded  # stopped: an empty bag, not yet replaced
+    refilled = PressureBatch(Instant(0) + PERIOD * 50, PERIOD, np.full(50, 30.0))
+    assert not detector.update(refilled, pumping=True).occluded

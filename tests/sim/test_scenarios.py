@@ -24,6 +24,7 @@ from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.sim.outputs import write_outputs
 from openinfusion.sim.run import START, WATCHDOG_WINDOW, Simulation
 from openinfusion.sim.scenario import Scenario, load_scenario
+from openinfusion.sim.series import SeriesMode
 from openinfusion.units import Quantity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
@@ -61,6 +62,7 @@ PROMISES: dict[str, list[tuple[str, set[AlarmCode]]]] = {
     "faults_pressure_sensor.yaml": [("alarm", {A.PRESSURE_SENSOR_FAULT}), ("alarm", {A.OCCLUSION_DOWNSTREAM})],
     "faults_battery_cell.yaml": [("no power", {A.ON_BATTERY, A.BATTERY_DEPLETED})],
     "power_cycle.yaml": [("infusing", set())],
+    "pca_max_dose.yaml": [("infusing", {A.MAX_DOSE})],
     "partial_occlusion.yaml": [("alarm", {A.OCCLUSION_DOWNSTREAM})],
     "free_flow.yaml": [("alarm", {A.DOOR_OPEN})],
     "reservoir_empty.yaml": [("infusing", {A.OCCLUSION_UPSTREAM})],
@@ -257,7 +259,7 @@ def test_power_key_cycle_is_in_the_log_and_the_pump_boots_with_no_program() -> N
     power = [(t_s(e), e.data["state"], e.data.get("cause")) for e in events(name, EventKind.POWER_CHANGED, None)]
     assert power == [(approx_s(-1.0), "on", None), (approx_s(600.0), "off", "power key"), (approx_s(720.0), "on", None)]
     (off,) = [e for e in events(name, EventKind.POWER_CHANGED, None) if e.data["state"] == "off"]
-    assert off.data["channel_1"]["state"] == "infusing"  # type: ignore[index]
+    assert off.data["channels"][0]["state"] == "infusing"  # type: ignore[index]
     boots = [t_s(e) for e in events(name, EventKind.SELF_TEST, None) if e.data["item"] == "configuration"]
     assert boots == [approx_s(-0.5), approx_s(720.5)]
     sim = ran(name)
@@ -286,6 +288,18 @@ def test_an_empty_bag_stops_delivery_with_an_upstream_occlusion_and_a_new_bag_re
     assert alarm == approx_s(600.0, 15.0)  # 20 mL at 120 mL/h
     sim = ran("reservoir_empty.yaml")
     assert patient_ml_at(sim, 0, 1500.0) - patient_ml_at(sim, 0, 900.0) == pytest.approx(20.0, rel=0.03)
+
+
+@pytest.mark.req("OPENPCA-R5-2-0-5")
+def test_pca_dose_limit_reached_by_basal_and_demand_drops_to_kvo_then_resumes() -> None:
+    name = "pca_max_dose.yaml"
+    (warning,) = alarm_times(name, A.MAX_DOSE)
+    assert warning == approx_s(3600.0, 5.0)  # the 1 mg demand and 3 mg/h of basal reach 4 mg at 60 min
+    changes = rates(name)
+    assert (approx_s(warning), Fraction(1)) in changes  # KVO at the warning
+    assert any(t > warning and r == 3 for t, r in changes)  # the basal again once the window has room
+    demands = [(t_s(e), e.data["given"], e.data["reason"]) for e in events(name, EventKind.PCA_DEMAND)]
+    assert demands == [(approx_s(300.0), True, None), (approx_s(3600.0), False, "limit_1h")]
 
 
 # --- PCA -----------------------------------------------------------------------------------------------
@@ -567,3 +581,19 @@ def test_same_scenario_and_seed_give_byte_identical_outputs_and_another_seed_doe
     other_events = (a / "events.jsonl").read_bytes() != (c / "events.jsonl").read_bytes()
     other_series = not pq.read_table(a / "series.parquet").equals(pq.read_table(c / "series.parquet"))
     assert other_events or other_series
+
+
+@pytest.mark.req("OI-ALM-8")
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_low_battery_comes_30_minutes_before_delivery_stops_whatever_the_gauge_error(seed: int) -> None:
+    scenario, _ = load_scenario(EXAMPLES / "battery_run_down.yaml")
+    sim = Simulation(scenario.model_copy(update={"seed": seed}), "battery", SeriesMode.OFF)
+    sim.run()
+    log = sim.pump.log.events()
+    low = next(e for e in log if e.kind is EventKind.ALARM_RAISED and e.data["code"] == "battery_low")
+    stops = [e for e in log if e.kind is EventKind.ALARM_RAISED and e.data["code"] == "battery_depleted"]
+    stops += [e for e in log if e.kind is EventKind.POWER_CHANGED and e.data["state"] == "off"]
+    stopped = min(t_s(e) for e in stops)
+    assert stopped - t_s(low) >= 30 * 60
+    cleared = [e for e in log if e.kind is EventKind.ALARM_CLEARED and e.data["code"] == "battery_low"]
+    assert cleared == []  # never cleared on battery

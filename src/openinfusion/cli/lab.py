@@ -103,8 +103,8 @@ def occlusion_test(
     seed: Seed = 1,
     figures: Figures = None,
 ) -> None:
-    """Downstream occlusion: time to alarm, back-off and release bolus at HIGH and LOW sensitivity, LVP at 1
-    and 25 mL/h and 50 mL syringe at 1 mL/h.
+    """Downstream occlusion: time to alarm, back-off and release bolus at HIGH and LOW sensitivity, at 0.1, 0.5,
+    1, 5 and 25 mL/h, on an LVP and 10 mL and 50 mL syringes, with the standard set and a 3x compliant one.
 
     Writes occlusion.json and report.html into OUT.
     """

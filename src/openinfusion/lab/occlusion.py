@@ -5,7 +5,9 @@ rate until the flow is steady (:attr:`OcclusionSetup.settle`), close the stopcoc
 sensor, record the time to the occlusion alarm, let the automatic bolus reduction (the back-off) complete,
 then, with the pump still stopped, open the stopcock and collect the unintended bolus until the pressure
 has decayed. The standard names the intermediate rate and the minimum threshold; we run both ends of the
-threshold range (Sensitivity HIGH and LOW) at 1 and 25 mL/h, which the reference leaves unconfirmed [U].
+threshold range (Sensitivity HIGH and LOW) at 0.1, 0.5, 1, 5 and 25 mL/h, on an LVP and on 10 mL and
+50 mL syringes, each with its standard set and with a set three times as compliant as the pump is told
+(a soft set or a long extension), which the reference leaves unconfirmed [U].
 The bolus is held to ECRI's criterion, <= 0.5 mL after an occlusion is relieved (§2.3, [P]).
 
 Readings: the alarm time comes from the pump's own event log (the first ``alarm_raised`` of
@@ -33,6 +35,7 @@ from openinfusion.pump.mechanism import MechanismKind
 from openinfusion.pump.sensing.occlusion import Sensitivity
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.arrays import F64
+from openinfusion.sim.params import SyringeSize
 from openinfusion.units import US_PER_S, Duration, FlowRate, Volume
 
 SCHEMA: Final = "openinfusion.lab.occlusion/1"
@@ -67,16 +70,27 @@ class OcclusionSetup:
         return f"{self.setup.key}-{self.setup.sensitivity.value}"
 
 
-def _setup(mechanism: MechanismKind, ml_h: int, sensitivity: Sensitivity) -> OcclusionSetup:
-    settle = Duration.min(30) if ml_h < 10 else Duration.min(5)  # steady flow: many R C and trend windows
-    return OcclusionSetup(
-        setup=Setup(mechanism=mechanism, rate=FlowRate.ml_h(ml_h), sensitivity=sensitivity), settle=settle
-    )
+RATES_ML_H: Final = ("0.1", "0.5", "1", "5", "25")
+PUMPS: Final = ((MechanismKind.PERISTALTIC, SyringeSize.ML50), (MechanismKind.SYRINGE, SyringeSize.ML10),
+                (MechanismKind.SYRINGE, SyringeSize.ML50))  # fmt: skip
+SET_COMPLIANCE: Final = (1, 3)  # the standard set, and one three times as compliant as the pump is told
+
+
+def _setup(
+    mechanism: MechanismKind, syringe: SyringeSize, ml_h: str, sensitivity: Sensitivity, soft: int
+) -> OcclusionSetup:
+    rate = FlowRate.ml_h(ml_h)
+    settle = Duration.min(30) if rate < FlowRate.ml_h(10) else Duration.min(5)  # steady: many R C, trend windows
+    limit = Duration.h(8) if rate < FlowRate.ml_h(1) else Duration.h(2)  # a threshold at 0.1 mL/h takes hours
+    setup = Setup(mechanism=mechanism, rate=rate, sensitivity=sensitivity, syringe=syringe, set_compliance=soft)
+    return OcclusionSetup(setup=setup, settle=settle, limit=limit)
 
 
 SETUPS: Final = tuple(
-    _setup(mechanism, ml_h, sensitivity)
-    for mechanism, ml_h in ((MechanismKind.PERISTALTIC, 1), (MechanismKind.PERISTALTIC, 25), (MechanismKind.SYRINGE, 1))
+    _setup(mechanism, syringe, ml_h, sensitivity, soft)
+    for mechanism, syringe in PUMPS
+    for soft in SET_COMPLIANCE
+    for ml_h in RATES_ML_H
     for sensitivity in (Sensitivity.HIGH, Sensitivity.LOW)
 )
 

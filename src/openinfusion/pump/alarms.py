@@ -125,12 +125,13 @@ class AlarmCode(Enum):
     CALLBACK_PROGRAMMING = "callback_programming"
     UNCONFIRMED_TITRATION = "unconfirmed_titration"
     PCA_FREQUENT_DEMANDS = "pca_frequent_demands"
+    MAX_DOSE = "max_dose"
     SELF_TEST_FAILED = "self_test_failed"
     WATCHDOG_FAULT = "watchdog_fault"
     SYSTEM_FAULT = "system_fault"
 
 
-_REQUIREMENT_ID: Final = re.compile(r"[A-Z]+(-[A-Z]+)*-[0-9]+")
+_REQUIREMENT_ID: Final = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,6 +350,16 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
         audible=False,
         requirement="UMN-GPCA-REQ-26",
         text="Frequent patient demands during lockout",
+    ),
+    AlarmSpec(
+        code=AlarmCode.MAX_DOSE,
+        priority=Priority.LOW,  # "max dose warning", delayed onset, low (open-pca-requirements.md Table 4)
+        latching=False,
+        stops_delivery=False,  # the pump runs at KVO while it is in effect (Table 4, EC13)
+        scope=C,
+        reset_requires_clear=False,
+        requirement="OPENPCA-R5-2-0-5",
+        text="Maximum dose reached: running at KVO",
     ),
     _failsafe(AlarmCode.SELF_TEST_FAILED, P, "OI-POST-1", "Self-test failed: pump out of service"),
     _failsafe(AlarmCode.WATCHDOG_FAULT, P, "OI-POST-2", "Watchdog fault: pump out of service"),

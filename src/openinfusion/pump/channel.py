@@ -34,18 +34,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Final
 
 from openinfusion.errors import InputError, InvariantError, ProgramError, TransitionRefusedError
 from openinfusion.pump.accounting import PCA_LEDGER_KINDS, Accounting, Bucket, Counters, bucket_for
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.delivery import MIN_MOVE, DeliveryController, SegmentTracker
-from openinfusion.pump.dosing import Patient
-from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
+from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.mechanism import MechanismCalibration
-from openinfusion.pump.pca import PcaLedger, PcaProgram, decide_demand, frequent_requests
+from openinfusion.pump.pca import DoseKind, PcaLedger, PcaProgram, decide_demand, frequent_requests
 from openinfusion.pump.plan import PlanStack, Suspended, remainder, titrated_kinds
 from openinfusion.pump.programs import (
     Bolus,
@@ -91,7 +92,7 @@ from openinfusion.pump.statechart import (
     triggered,
 )
 from openinfusion.pump.timers import TIMER_ALARMS, Timers, TimerView, timer_due
-from openinfusion.units import Duration, FlowRate, Instant, Volume
+from openinfusion.units import Duration, FlowRate, Instant, Quantity, Volume
 
 BACKOFF_TIME: Final = Duration.s(2)
 SLACK_TIME: Final = Duration.s(2)
@@ -101,6 +102,9 @@ MAX_TRIGGERED: Final = 64  # condition-triggered events in one service; more mea
 _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
+
+#: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
+_PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
 Payload = Program | Titration | Bolus | None
@@ -158,7 +162,10 @@ class Channel:
         self.plans = PlanStack()
         self.books = Accounting(now)
         self.pca: PcaLedger | None = None
+        self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
+        self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
+        self.library_identity: JsonValue = None  # the pump's active library, for the log
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
         self.timers = Timers(state_since=now)
@@ -179,6 +186,11 @@ class Channel:
     def counters(self) -> Counters:
         """The volume counters as of the last service (exact nL)."""
         return self.books.counters
+
+    @property
+    def active_selection(self) -> LibrarySelection | None:
+        """The library entry of what runs now: the secondary's own while a secondary runs, else the program's."""
+        return self.secondary_selection if isinstance(self.active, SecondaryProgram) else self.selection
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -264,19 +276,22 @@ class Channel:
         self.segment = self.tracker = None
         self.books.restart(now)
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
+        self.dose_capped = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
-        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program))
+        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program), **self.context())
 
     def _discard(self, now: Instant) -> None:
         listed = {a.code for a in self.alarms.active(self.index)}
         for code in (AlarmCode.VTBI_COMPLETE, AlarmCode.VTBI_COMPLETE_KVO, AlarmCode.NEAR_END):
             if code in listed:
                 self._clear(code, now)
-                self._record(self.alarms.reset(code, self.index, now).events)
+                reset = self.alarms.reset(code, self.index, now)
+                if reset.accepted:  # a notice already ended by its cleared condition needs no reset (nor a refusal)
+                    self._record(reset.events)
         if self.program is not None:
-            self._log(now, EventKind.PROGRAM_CLEARED, delivered=encode_volume(self.counters.delivered))
+            self._log(now, EventKind.PROGRAM_CLEARED, **volumes(self.counters))
         self.program = self.active = self.pending = None
         self.plans.clear()
         self.segment = self.tracker = None
@@ -295,7 +310,9 @@ class Channel:
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
             # "caught up" as a bolus; the rest of the segment runs at its programmed rate.
-            rest = self._remainder(self.segment, self.tracker)
+            # After Stop, Start resumes the basal: the rest of a PCA bolus is dropped (OPENPCA-R6-5-0-3).
+            dropped = isinstance(self.program, PcaProgram) and self.segment.kind in _PCA_BOLUSES
+            rest = None if dropped else self._remainder(self.segment, self.tracker)
             base = self._measured()
             self.segment = None
             if rest is not None:
@@ -314,12 +331,24 @@ class Channel:
         self.hw.motor.stop()
         self.fixed_move_until = None
         self.monitor.authorise(self.index, now, FlowRate(0))
-        self._log(now, EventKind.INFUSION_STOPPED, delivered=encode_volume(self.counters.delivered))
+        data: dict[str, JsonValue] = {"delivered": encode_volume(self.counters.delivered), **volumes(self.counters)}
+        segment, tracker = self.segment, self.tracker
+        if isinstance(self.program, PcaProgram) and segment is not None and segment.kind in _PCA_BOLUSES:
+            rest = None if tracker is None else self._remainder(segment, tracker)
+            data["dropped"] = encode_volume(Volume(0) if rest is None or rest.volume is None else rest.volume)
+        self._log(now, EventKind.INFUSION_STOPPED, **data)
 
     def _back_off(self, now: Instant) -> None:
-        if self._occlusion_pressure is None or self.cal.max_backoff.nl == 0:
+        """Relieve the line after the occlusion alarm that stopped it (OI-ALM-3), from that occlusion's pressure.
+
+        The pressure is used once, and only while that occlusion's alarm is active: a later stop (a door opened
+        after the occlusion cleared) is not answered with a back-off from a stale pressure.
+        """
+        answered, self._occlusion_pressure = self._occlusion_pressure, None
+        occluded = any(a.code is AlarmCode.OCCLUSION_DOWNSTREAM for a in self.alarms.active(self.index))
+        if answered is None or not occluded or self.cal.max_backoff.nl == 0:
             return
-        pressure, baseline = self._occlusion_pressure
+        pressure, baseline = answered
         volume = backoff_volume(pressure, baseline, self.settings.occlusion.compliance, self.cal.max_backoff)
         volume = min(volume, self.counters.displaced)  # never withdraw more than was pushed in
         if volume.nl == 0:
@@ -340,13 +369,16 @@ class Channel:
             raise ProgramError("titration", "titrate needs a Titration of the running program")
         self.pending = self.active.titrated(payload)
         self.timers.titration_since = now
-        self._log(now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()))
+        self._log(
+            now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()),
+            old_rate=encode_rate(self._rate()), new_rate=encode_rate(self.pending.primary_rate()), **self.context(),
+        )  # fmt: skip
 
     def _apply_titration(self, now: Instant) -> None:
         pending, active = self.pending, self.active
         if pending is None or active is None:  # the PENDING guard admits this action only with both
             raise InvariantError("apply_titration without a pending titration of an active program")
-        new_rate = pending.primary_rate()
+        new_rate, old_rate = pending.primary_rate(), self._rate()
         kinds = titrated_kinds(active)
         if active is self.program:
             self.program = pending
@@ -361,7 +393,10 @@ class Channel:
             if rest is not None:
                 base = self.controller.carry_into(self.tracker, self._measured())
                 self._begin(now, replace(rest, rate=new_rate), base)
-        self._log(now, EventKind.TITRATION_CONFIRMED, program=describe(pending), rate=encode_rate(new_rate))
+        self._log(
+            now, EventKind.TITRATION_CONFIRMED, program=describe(pending), rate=encode_rate(new_rate),
+            old_rate=encode_rate(old_rate), new_rate=encode_rate(new_rate), **self.context(),
+        )  # fmt: skip
 
     def _insert_bolus(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Bolus):
@@ -369,16 +404,22 @@ class Channel:
         remaining = self.remaining()
         if remaining is not None:
             payload.check_against(remaining)
-        self._interrupt(now, (payload.segment(),), None)
+        program = self.program
+        # A PCA's clinician (square) bolus runs on top of the basal (OPENPCA-R5-3-0-2); elsewhere instead of it.
+        segment = program.clinician_segment(payload.volume, payload.rate) if isinstance(program, PcaProgram) else None
+        self._interrupt(now, (segment or payload.segment(),), None)
         self.plans.deduct(payload.volume)  # the bolus comes from the same container: it counts towards VTBI
-        self._log(now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(payload.rate))
+        self._log(
+            now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(self._rate()),
+            requested_rate=encode_rate(payload.rate),
+        )  # fmt: skip
 
     def _insert_secondary(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, SecondaryProgram):
             raise ProgramError("secondary", "secondary needs a SecondaryProgram")
         self._interrupt(now, payload.plan(), self.active)
         self.active = payload
-        self._log(now, EventKind.SECONDARY_STARTED, program=describe(payload))
+        self._log(now, EventKind.SECONDARY_STARTED, program=describe(payload), **self.context())
 
     def _decide_demand(self, now: Instant) -> None:
         program, ledger = self.program, self.pca
@@ -400,7 +441,10 @@ class Channel:
         base = self.controller.carry_into(tracker, self._measured())
         self.segment = None
         if ended.kind is SegmentKind.BOLUS:
-            self._log(now, EventKind.BOLUS_COMPLETED, delivered=encode_volume(self.counters.delivered))
+            self._log(
+                now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
+                delivered=encode_volume(self.counters.delivered),
+            )  # fmt: skip
         self._next_segment_from(now, base)
 
     def _start_kvo(self, now: Instant) -> None:
@@ -451,6 +495,8 @@ class Channel:
         rate = segment.rate
         if segment.kind is SegmentKind.WAIT and self.program is not None:  # between intermittent doses: KVO
             rate = kvo_rate_for(self.program, self.settings.kvo)
+        if self.dose_capped and self.program is not None:  # at the PCA dose limit: KVO (OPENPCA-R5-2-0-5)
+            rate = min(rate, kvo_rate_for(self.program, self.settings.kvo))
         self.segment = segment
         self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
         self.monitor.authorise(self.index, now, rate)
@@ -522,10 +568,55 @@ class Channel:
     def _account(self, now: Instant) -> None:
         grown = self.books.account(now, self._measured(), self._bucket_now())
         if self.pca is not None and grown.nl > 0 and self.segment is not None:
-            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given.
+            # Everything that counts towards the PCA limits (OI-PCA-1); a demand was counted when given, the
+            # basal that runs alongside it as it is delivered.
             kind = PCA_LEDGER_KINDS.get(self.segment.kind)
             if kind is not None:
                 self.pca = self.pca.with_volume(now, grown, kind)
+            elif isinstance(self.program, PcaProgram):
+                share = self.program.basal_share(self.segment, grown)
+                if share.nl:
+                    self.pca = self.pca.with_volume(now, share, DoseKind.BASAL)
+        if self.state in DELIVERING:
+            self._limit_dose(now)
+
+    def _limit_dose(self, now: Instant) -> None:
+        """At the PCA dose limit, the max dose warning and KVO until the window has room again (OPENPCA-R5-2-0-5).
+
+        Every source counts (basal, demand, clinician, loading). A bolus or demand running then is halted
+        (R5.3.0(7)); the basal runs at the KVO rate while the warning is in effect (Table 4, EC13), and resumes
+        when the drug counted in the window has fallen to 90 % of the limit (hysteresis: no flapping at it).
+        """
+        program, ledger = self.program, self.pca
+        if not isinstance(program, PcaProgram) or ledger is None:
+            return
+        if not self.dose_capped:
+            reached = program.limit_reached(ledger, now)
+            if reached is None:
+                return
+            self.dose_capped = True
+            self._alarm(AlarmCode.MAX_DOSE, now, reached)
+        elif program.limit_reached(ledger, now, Fraction(9, 10)) is None:
+            self.dose_capped = False
+            self._clear(AlarmCode.MAX_DOSE, now)
+        else:
+            return
+        self._restart_segment(now)
+
+    def _restart_segment(self, now: Instant) -> None:
+        """Begin again what runs now (its rate may have changed); a PCA bolus under a dose cap ends at once."""
+        tracker, segment = self._running()
+        base = self.controller.carry_into(tracker, self._measured())
+        self.segment = None
+        bolus = segment.kind in _PCA_BOLUSES
+        rest = None if bolus and self.dose_capped else self._remainder(segment, tracker)
+        if bolus and rest is None:
+            self._log(now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
+                      halted="dose limit")  # fmt: skip
+        if rest is not None:
+            self._begin(now, rest, base)
+        else:
+            self._next_segment_from(now, base)
 
     def _sense(self, now: Instant) -> None:
         """Read every sensor batch, run the software sensors and apply :data:`SENSOR_ALARMS`."""
@@ -646,6 +737,10 @@ class Channel:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
+        if rate is not None and isinstance(self.program, PcaProgram) and self.pca is not None and not self.dose_capped:
+            to_limit = self.program.time_to_limit(self.pca, now, rate)  # the cap comes on time (OPENPCA-R5-2-0-5)
+            if to_limit is not None:
+                due.append(now + max(to_limit, MIN_MOVE))
         due += timer_due(self._timer_view(now))
         return min(due)
 
@@ -668,8 +763,30 @@ class Channel:
         self._record(self.alarms.condition_cleared(code, self.index, now))
 
     def _record(self, events: Iterable[AlarmEvent]) -> None:
+        """Log alarm events with the channel's state and remaining volume (UMN-GPCA-REQ-80)."""
         for event in events:
-            self.log.append(event.t, event.log_kind, event.channel, **event.log_data())
+            self.log.append(event.t, event.log_kind, event.channel, **event.log_data(), **self.status())
+
+    def status(self) -> dict[str, JsonValue]:
+        """The channel's mode and volumes as an alarm or power event records them (UMN-GPCA-REQ-80)."""
+        remaining = self.remaining()
+        return {
+            "state": self.state.value,
+            "rate": encode_rate(self.rate()),
+            "remaining": None if remaining is None else encode_volume(remaining),
+            "volumes": volumes(self.counters),
+        }
+
+    def context(self) -> dict[str, JsonValue]:
+        """What a program event needs for a reader with nothing else: the library entry (drug, care area,
+        concentration key), the patient's weight and the library in use (OI-LOG-1)."""
+        selection = self.active_selection
+        weight = None if self.patient is None or self.patient.weight is None else encode_quantity(self.patient.weight)
+        return {
+            "selection": None if selection is None else selection_json(selection),
+            "weight": weight,
+            "library": self.library_identity,
+        }
 
     def _state_left(self, source: ChannelState, now: Instant) -> None:
         if source in {ChannelState.PROGRAMMING, ChannelState.READY}:
@@ -682,11 +799,40 @@ class Channel:
 
 
 def describe(program: Program) -> dict[str, JsonValue]:
-    """The program context written to the event log: type, main rate, VTBI and plan length."""
+    """The program context written to the event log: type, main rate, VTBI, plan length and, for a dose-based or
+    PCA program, the dose with its unit and the concentration."""
     vtbi = program.planned_vtbi()
-    return {
+    context: dict[str, JsonValue] = {
         "type": type(program).__name__,
         "rate": encode_rate(program.primary_rate()),
         "vtbi": None if vtbi is None else encode_volume(vtbi),
         "segments": len(program.plan()),
     }
+    for name in ("dose", "basal", "demand_dose", "limit_1h", "limit_4h"):
+        value = getattr(program, name, None)
+        if isinstance(value, Quantity):
+            context[name] = encode_quantity(value)
+    concentration = getattr(program, "concentration", None)
+    if isinstance(concentration, Concentration):
+        context["concentration"] = {
+            "amount": encode_quantity(concentration.amount), "volume": encode_quantity(concentration.volume),
+        }  # fmt: skip
+    return context
+
+
+def volumes(counters: Counters) -> dict[str, JsonValue]:
+    """The volume counters as logged: primary, secondary, KVO and their total (all that went to the patient)."""
+    return {
+        "delivered": encode_volume(counters.delivered),
+        "secondary": encode_volume(counters.secondary),
+        "kvo": encode_volume(counters.kvo),
+        "total": encode_volume(counters.total),
+    }
+
+
+def selection_json(selection: LibrarySelection) -> dict[str, JsonValue]:
+    """A library selection as logged: care area, drug, therapy and concentration key."""
+    return {
+        "care_area": selection.area, "drug": selection.drug, "therapy": selection.therapy,
+        "concentration": selection.concentration,
+    }  # fmt: skip

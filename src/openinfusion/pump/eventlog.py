@@ -18,17 +18,24 @@ Theory of operation
 * Export is JSON Lines (:meth:`EventLog.to_jsonl`): the first line is the header (``schema``, and the
   ``pump_id``, ``time_origin`` and ``library`` identity when given), then one event per line
   ``{"channel", "data", "kind", "seq", "t_us"}``, keys sorted, no spaces, so the same log always gives
-  the same bytes. :meth:`EventLog.from_jsonl` validates a file (schema, gapless sequence, ordered
+  the same bytes. ``channel`` is numbered from 1 as people number channels (null for the whole pump;
+  :attr:`LoggedEvent.channel` is the 0-based index the code uses); ``t_us`` is the pump's one time base,
+  microseconds since power-on of its first boot (it runs on across power cycles, which the log records
+  as ``power_changed``). :meth:`EventLog.from_jsonl` validates a file (schema, gapless sequence, ordered
   times, known kinds, JSON-only data) and names the offending line.
 
 Conventions for ``data`` (what the readers expect; the log does not enforce them):
 
-* ``program``: the channel's program context (drug, concentration, dose or rate, VTBI, program id);
+* ``program``: the channel's program context (type, rate, VTBI, dose and concentration with their units);
+  program, secondary and titration events add ``selection`` (care area, drug, therapy, concentration key),
+  the patient's ``weight`` and the ``library`` in use; titrations give ``old_rate`` and ``new_rate``;
 * ``library``: ``{"owner", "version", "hash"}`` of the library in use, on program and DERS events;
-* ``state``: the channel state after the event; ``remaining``, ``delivered``: encoded volumes;
+* ``state``: the channel state; ``remaining``: an encoded volume; ``volumes``: the counters (``delivered``,
+  ``secondary``, ``kvo`` and their ``total``), also on ``infusion_stopped`` and ``program_cleared``;
 * alarm events: the fields of :meth:`openinfusion.pump.alarms.AlarmEvent.log_data` (code, instance,
-  priority, alarm_state, text, detail, stops_delivery), plus the channel's ``state`` and ``remaining`` volume
-  (UMN-GPCA-REQ-80 asks for the notification, the mode and the remaining volume);
+  priority, alarm_state, text, detail, stops_delivery), plus the channel's ``state``, ``rate``,
+  ``remaining`` volume and ``volumes`` (UMN-GPCA-REQ-80 asks for the notification, the mode and the
+  remaining volume); a pump-wide alarm carries ``channels``, each channel's of these;
 * refusals: ``event`` (what was refused) and ``reason``.
 
 ``time_origin`` in the header is the wall-clock time (ISO 8601 with a UTC offset) of instant 0 when
@@ -52,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from openinfusion.errors import InputError
 from openinfusion.units import Duration, FlowRate, Instant, Quantity, Volume, parse_unit
 
-SCHEMA: Final = "openinfusion.eventlog/1"
+SCHEMA: Final = "openinfusion.eventlog/2"
 
 JsonValue: TypeAlias = str | int | bool | list["JsonValue"] | tuple["JsonValue", ...] | Mapping[str, "JsonValue"] | None
 """A JSON value as the log accepts it (floats excluded). Stored frozen: tuples and read-only mappings."""
@@ -80,8 +87,6 @@ class EventKind(Enum):
     VTBI_COMPLETE = "vtbi_complete"  # the programmed volume was delivered (PCD-10 DELIV_COMP)
     KVO_STARTED = "kvo_started"
     PCA_DEMAND = "pca_demand"  # a patient demand, delivered or denied; data: delivered, reason
-    VOLUME_REPORT = "volume_report"  # periodic volume counters (GPCA REQ 78 operational log)
-    VOLUME_COUNTERS_CLEARED = "volume_counters_cleared"
     PATIENT_CHANGED = "patient_changed"  # patient id or parameters (weight, BSA) changed
     # alarms (openinfusion.pump.alarms)
     ALARM_RAISED = "alarm_raised"
@@ -181,12 +186,12 @@ class LoggedEvent:
         object.__setattr__(self, "data", _freeze(self.data, "event.data"))
 
     def to_json(self) -> dict[str, Any]:
-        """The event as one JSON Lines object (``t_us``: microseconds since power-on)."""
+        """The event as one JSON Lines object (``t_us``: microseconds since power-on; ``channel`` from 1)."""
         return {
             "seq": self.seq,
             "t_us": self.t.us,
             "kind": self.kind.value,
-            "channel": self.channel,
+            "channel": None if self.channel is None else self.channel + 1,
             "data": _thaw(self.data),
         }
 
@@ -290,8 +295,10 @@ class EventLog:
                 kind = EventKind(row.kind)
             except ValueError:
                 raise InputError(at, f"unknown event kind {row.kind!r}") from None
+            if row.channel is not None and row.channel < 1:
+                raise InputError(at, f"channel {row.channel}: channels are numbered from 1")
             try:
-                log.append(Instant(row.t_us), kind, row.channel, **row.data)
+                log.append(Instant(row.t_us), kind, None if row.channel is None else row.channel - 1, **row.data)
             except InputError as error:
                 raise InputError(at, f"{error.where}: {error.why}") from None
         return log

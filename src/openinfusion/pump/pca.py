@@ -83,7 +83,7 @@ class PcaProgram:
             for name in ("demand_dose", "loading", "limit_1h", "limit_4h"):
                 self._check_amount(name)
             self.limits.check(self.demand_rate, "demand_rate")
-            self.demand_segment()
+            self.demand_volume()
             self.loading_segment()
         basal = self.basal_conversion()
         if basal is not None and self.demand_rate.nl_per_h + basal.rate.nl_per_h > self.limits.max_rate.nl_per_h:
@@ -138,11 +138,55 @@ class PcaProgram:
 
     def demand_segment(self) -> Segment:
         """The segment the channel runs for a demand that was given: at ``demand_rate`` in addition to the
-        basal (Open PCA R5.2.0(2), ``shared/reference/open-pca-requirements.md`` §3.1); the two together
-        are checked against the pump's maximum when the program is built."""
-        return Segment(
-            kind=SegmentKind.PCA_DEMAND, rate=self.demand_rate, volume=self.demand_volume(), label="PCA demand"
-        )
+        basal, for the demand's time at ``demand_rate`` (OPENPCA-R5-2-0-2: open-pca-requirements.md R5.2.0(2));
+        the two rates together are checked against the pump's maximum when the program is built. Its volume is
+        the demand dose plus the basal that runs alongside it."""
+        basal = self.primary_rate()
+        volume = self.demand_volume() + basal.volume_in(self.demand_time())
+        rate = FlowRate(self.demand_rate.nl_per_h + basal.nl_per_h)
+        return Segment(kind=SegmentKind.PCA_DEMAND, rate=rate, volume=volume, label="PCA demand")
+
+    def clinician_segment(self, volume: Volume, rate: FlowRate) -> Segment:
+        """A clinician (square) bolus of ``volume`` asked at ``rate``: it runs at ``min(rate + basal, Fmax)``
+        (OPENPCA-R5-3-0-2: open-pca-requirements.md R5.3.0(2)) until ``volume`` is in on top of the basal that
+        runs alongside it; at Fmax the bolus takes longer, never less than its volume."""
+        basal = self.primary_rate()
+        total = FlowRate(min(rate.nl_per_h + basal.nl_per_h, self.limits.max_rate.nl_per_h))
+        over = FlowRate(total.nl_per_h - basal.nl_per_h).time_for(volume)
+        return Segment(kind=SegmentKind.BOLUS, rate=total, volume=total.volume_in(over), label="bolus")
+
+    def basal_share(self, segment: Segment, grown: Volume) -> Volume:
+        """Of ``grown`` delivered in a demand ``segment``, the basal that ran alongside the demand (rounded down).
+
+        The demand dose itself is counted when it is given; its basal part is counted as it is delivered, so the
+        dose limits count every source (OPENPCA-R5-2-0-5).
+        """
+        if segment.kind is not SegmentKind.PCA_DEMAND or segment.rate.nl_per_h == 0:
+            return Volume(0)
+        return Volume(grown.nl * self.primary_rate().nl_per_h // segment.rate.nl_per_h)
+
+    def time_to_limit(self, ledger: PcaLedger, now: Instant, rate: FlowRate) -> Duration | None:
+        """How long delivery at ``rate`` may go on before a dose limit is reached, counting nothing out of its window
+        (so never late); None without limits or at rate 0. The channel wakes then to apply the cap."""
+        if rate.nl_per_h <= 0:
+            return None
+        times = []
+        for limit, window in ((self.limit_1h, ONE_HOUR), (self.limit_4h, FOUR_HOURS)):
+            if limit is not None:
+                room = limit - ledger.amount_in(window, now)
+                room_nl = amount_to_volume(room, self.concentration, Patient(), "limit").nl if room.value > 0 else 0
+                times.append(rate.time_for(Volume(room_nl)))
+        return min(times, default=None)
+
+    def limit_reached(self, ledger: PcaLedger, now: Instant, fraction: Fraction = Fraction(1)) -> str | None:
+        """Which dose limit the drug counted in its window has reached (at ``fraction`` of it), or None."""
+        for name, limit, window in (("1-hour", self.limit_1h, ONE_HOUR), ("4-hour", self.limit_4h, FOUR_HOURS)):
+            if limit is None:
+                continue
+            given = ledger.amount_in(window, now)
+            if given.value >= limit.to(given.unit, name).value * fraction:
+                return f"{name} limit {limit}: {given} given"
+        return None
 
     def demand_time(self) -> Duration:
         """How long one demand dose takes at ``demand_rate`` (rounded up)."""

@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from openinfusion.druglib.package import LibraryIdentity as DrugLibraryIdentity
 from openinfusion.errors import ConfigError, DoseLimitError, ProgramError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
-from openinfusion.pump.channel import Channel, ChannelSettings, describe
+from openinfusion.pump.channel import Channel, ChannelSettings, describe, selection_json
 from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, Verdict
 from openinfusion.pump.dosing import Patient
-from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity, encode_volume
+from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity, encode_quantity
 from openinfusion.pump.hal import PumpHardware
 from openinfusion.pump.library import LibrarySelection, bolus_request, check_context, request_for
 from openinfusion.pump.mechanism import MechanismCalibration
@@ -188,14 +188,9 @@ class Pump:
         else:
             cause = "battery exhausted" + ("" if status.supply_mv is None else f" (supply {status.supply_mv} mV)")
         data: dict[str, JsonValue] = {"state": "off", "cause": cause, "on_mains": status.on_mains}
-        for ch in self.channels:
-            data[f"channel_{ch.index + 1}"] = {
-                "state": ch.state.value,
-                "delivered": encode_volume(ch.live_counters().total),
-            }
         if not key and not status.on_mains:
             self._record(self.alarms.activate(AlarmCode.BATTERY_DEPLETED, None, now, cause))
-        self.log.append(now, EventKind.POWER_CHANGED, None, **data)
+        self.log.append(now, EventKind.POWER_CHANGED, None, **data, channels=self._statuses())
         self.phase = Phase.OFF
 
     def _library_integrity(self) -> tuple[bool, str]:
@@ -324,8 +319,17 @@ class Pump:
             self._record(self.alarms.condition_cleared(code, None, now))
 
     def _record(self, events: list[AlarmEvent] | tuple[AlarmEvent, ...]) -> None:
+        """Log alarm events; each carries the state and remaining volume of the channels it concerns
+        (UMN-GPCA-REQ-80): its own channel's, or every channel's for a pump-wide alarm."""
         for e in events:
-            self.log.append(e.t, e.log_kind, e.channel, **e.log_data())
+            if e.channel is not None:
+                self.log.append(e.t, e.log_kind, e.channel, **e.log_data(), **self.channels[e.channel].status())
+            else:
+                self.log.append(e.t, e.log_kind, None, **e.log_data(), channels=self._statuses())
+
+    def _statuses(self) -> list[JsonValue]:
+        """Every channel's status, numbered from 1 as people number them."""
+        return [{"channel": ch.index + 1, **ch.status()} for ch in self.channels]
 
     # --- the drug library (OI-DERS-2, OI-DERS-5, OI-DERS-6) ------------------------------------------
 
@@ -344,15 +348,21 @@ class Pump:
         return event
 
     def _activate_library(self, now: Instant) -> None:
-        busy = any(ch.state not in _LIBRARY_FREE for ch in self.channels)
+        # Only when no channel holds a program (OI-DERS-6): a completed, failed or paused program is still checked
+        # against, and its channel's care-area settings cannot change under it.
+        busy = any(ch.program is not None or ch.state not in _LIBRARY_FREE for ch in self.channels)
         self.library, event = self.library.activate(infusing=busy)
         if event is not None:
             self._log_library(now, event)
             self._apply_care_area()
 
     def _apply_care_area(self) -> None:
-        """Take the pump's settings from its care area in the active library (centrally managed)."""
+        """Take the pump's settings from its care area in the active library (centrally managed); the channels
+        log the active library's identity with their programs."""
         active, area_id = self.library.active, self.config.care_area
+        identity: JsonValue = None if active is None else dict(active.identity.to_json())
+        for ch in self.channels:
+            ch.library_identity = identity
         area = None if active is None or area_id is None else active.index.care_areas.get(area_id)
         if area is None:
             return
@@ -460,12 +470,26 @@ class Pump:
         """
         ch = self._channel(channel)
         self._ensure_programming(channel)
+        self.log.append(
+            self.hw.clock.now(), EventKind.PROGRAM_ENTERED, ch.index, program=describe(program),
+            selection=None if selection is None else selection_json(selection),
+        )  # fmt: skip
         self._gate(
             ch, self.hw.clock.now(),
             Request(program, selection, patient, override_reason, basic_reason), "program",
         )  # fmt: skip
-        self._act(channel, ChannelEvent.ENTER_PROGRAM, program)
-        ch.selection, ch.patient = selection, patient
+        now = self.hw.clock.now()
+        if patient is not None and patient != ch.patient:
+            weight = None if patient.weight is None else encode_quantity(patient.weight)
+            bsa = None if patient.bsa is None else encode_quantity(patient.bsa)
+            self.log.append(now, EventKind.PATIENT_CHANGED, ch.index, weight=weight, bsa=bsa)
+        previous = ch.selection, ch.patient
+        ch.selection, ch.patient = selection, patient  # the program's context, logged when it is confirmed
+        try:
+            self._act(channel, ChannelEvent.ENTER_PROGRAM, program)
+        except Exception:
+            ch.selection, ch.patient = previous
+            raise
 
     def _ensure_programming(self, channel: int) -> None:
         if self._channel(channel).state is not ChannelState.PROGRAMMING:
@@ -506,9 +530,10 @@ class Pump:
         """
         ch = self._channel(channel)
         self.service()
-        if ch.selection is not None and ch.active is not None:
+        selection = ch.active_selection  # the secondary's own entry while a secondary runs
+        if selection is not None and ch.active is not None:
             new = ch.active.titrated(change)
-            self._gate(ch, self.hw.clock.now(), Request(new, ch.selection, None, override_reason, None), "titration")
+            self._gate(ch, self.hw.clock.now(), Request(new, selection, None, override_reason, None), "titration")
         self._act(channel, ChannelEvent.TITRATE, change)
 
     def confirm_titration(self, channel: int) -> None:
@@ -518,9 +543,17 @@ class Pump:
         self._act(channel, ChannelEvent.CANCEL_TITRATION)
 
     def bolus(self, channel: int, bolus: Bolus, *, override_reason: str | None = None) -> None:
-        """A clinician bolus from the running infusion, checked against the library's bolus limits."""
+        """A clinician bolus from the running infusion, checked against the library's bolus limits.
+
+        Refused while a secondary runs: the bolus would come from the primary container while the secondary's
+        plan is running, so neither container's volume would be right.
+        """
         ch = self._channel(channel)
         self.service()
+        if isinstance(ch.active, SecondaryProgram):
+            reason = "no clinician bolus while a secondary infusion runs: wait until the primary resumes"
+            self.log.append(self.hw.clock.now(), EventKind.EVENT_REFUSED, ch.index, event="bolus", reason=reason)
+            raise TransitionRefusedError(ch.state.value, "bolus", reason)
         if ch.selection is not None:
             request = Request(None, ch.selection, None, override_reason, None, bolus)
             self._gate(ch, self.hw.clock.now(), request, "bolus")
@@ -540,7 +573,12 @@ class Pump:
         self.service()
         request = Request(program, selection, ch.patient, override_reason, basic_reason)
         self._gate(ch, self.hw.clock.now(), request, "secondary")
-        self._act(channel, ChannelEvent.SECONDARY, program)
+        previous, ch.secondary_selection = ch.secondary_selection, selection  # logged with SECONDARY_STARTED
+        try:
+            self._act(channel, ChannelEvent.SECONDARY, program)
+        except Exception:
+            ch.secondary_selection = previous
+            raise
 
     def pca_demand(self, channel: int) -> None:
         """The patient pressed the demand button; given or denied, it is logged (OI-PCA-1)."""

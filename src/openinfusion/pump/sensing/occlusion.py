@@ -20,7 +20,11 @@ Per sample, vectorised over each batch (no loop per sample):
 2. The filtered pressure is held in integer milli-mmHg, so every window sum below is exact integer
    arithmetic: a sample's result depends only on the samples in its windows, never on how the
    samples were split into batches (the core may sleep through steady flow and read one long batch).
-3. Least-squares slope over the trend window and over each of its two halves.
+3. Least-squares slope over the trend window and over each of its two halves. The window is long enough
+   for a blocked line to rise ``trend_rise_mmhg`` over it (:func:`trend_window`): 30 s at usual rates,
+   lengthening at low rates (6 min at 0.1 mL/h into an LVP set) so the slope of a slowly filling line
+   stands out of the sensor noise and a slowly rising line never passes for a steady one (so the
+   baseline does not creep up with it).
 4. Baseline: the mean over the older half of the trend window at the last sample where the line was
    *steady* while pumping (``|slope| <= trend_factor * Q/C / 2``); a ramp that has just begun tips the
    slope before it reaches the older half, so the baseline does not follow the start of an occlusion.
@@ -59,6 +63,7 @@ from openinfusion.units import US_PER_S, Duration, FlowRate, Instant
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
 
 _MILLI: Final = 1000  # filtered pressures are held in integer milli-mmHg
 _CLIP_MMHG: Final = 4000.0  # beyond any transducer's range; bounds the int64 window sums
@@ -72,7 +77,8 @@ _EMPTY_I: Final[IntArray] = np.empty(0, dtype=np.int64)
 _MIN_THRESHOLD_MMHG: Final = 50
 _MAX_THRESHOLD_MMHG: Final = 1034
 _VACUUM_MMHG: Final = -760  # gauge pressure cannot fall below absolute vacuum (sea level)
-_LVP_SET_COMPLIANCE: Final = LineCompliance(1000)  # ~1 uL/mmHg, a typical LVP administration set
+_LVP_SET_COMPLIANCE: Final = LineCompliance(1000)
+_MAX_TREND_WINDOW: Final = Duration.min(10)  # ~1 uL/mmHg, a typical LVP administration set
 
 
 class Sensitivity(Enum):
@@ -105,6 +111,10 @@ class OcclusionConfig:
     infusions, arterial ~310, epidural ~517; standards-and-safety.md §2.3). ``min_rise_mmhg`` (default
     40) is above the step a change of posture gives (30 cm of height is 22 mmHg) and below the lowest
     threshold. ``upstream_mmhg`` is negative: the suction a pump pulls against a blocked supply line.
+    ``trend_window`` is the shortest trend window; at low rates it lengthens (up to 10 min) so that a blocked
+    line rises at least ``trend_rise_mmhg`` over it, well out of the sensor noise (at 0.1 mL/h into an LVP
+    set: 6 min). ``trend_factor`` (default 0.25) tolerates a set up to 4 times more compliant than
+    ``compliance`` (a soft set, a long extension).
     """
 
     high_sensitivity_mmhg: int = 100
@@ -112,7 +122,8 @@ class OcclusionConfig:
     low_sensitivity_mmhg: int = 600
     compliance: LineCompliance = _LVP_SET_COMPLIANCE
     trend_window: Duration = Duration.s(30)
-    trend_factor: float = 0.5
+    trend_rise_mmhg: int = 10
+    trend_factor: float = 0.25
     min_rise_mmhg: int = 40
     trend_confirm: Duration = Duration.s(5)
     spike_window: Duration = Duration.s(1)
@@ -130,8 +141,10 @@ class OcclusionConfig:
             )
         if not isinstance(self.compliance, LineCompliance):
             raise ConfigError("occlusion.compliance", "must be a LineCompliance (nL/mmHg)")
-        if not Duration.s(2) <= self.trend_window <= Duration.min(10):
+        if not Duration.s(2) <= self.trend_window <= _MAX_TREND_WINDOW:
             raise ConfigError("occlusion.trend_window", f"must be 2 s to 10 min, got {self.trend_window}")
+        if not 0 < _whole(self.trend_rise_mmhg, "occlusion.trend_rise_mmhg") <= 100:
+            raise ConfigError("occlusion.trend_rise_mmhg", f"must be in 1..100 mmHg, got {self.trend_rise_mmhg}")
         factor = self.trend_factor
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
             raise ConfigError("occlusion.trend_factor", f"must be a number in (0, 1], got {factor!r}")
@@ -287,11 +300,20 @@ class _Geometry:
     confirm: int  # consecutive samples the trend condition must hold (>= 1)
 
 
-def _geometry(config: OcclusionConfig, period: Duration) -> _Geometry:
-    trend = max(4, config.trend_window.us // period.us)
+def trend_window(config: OcclusionConfig, rate: FlowRate) -> Duration:
+    """The trend window at ``rate``: long enough for a blocked line to rise ``trend_rise_mmhg`` (OI-ALM-2),
+    at least ``trend_window`` and at most 10 min."""
+    if rate.nl_per_h <= 0:
+        return config.trend_window
+    slope = config.compliance.blocked_slope_mmhg_s(rate)
+    needed = Duration(math.ceil(config.trend_rise_mmhg / slope * US_PER_S))
+    return min(max(config.trend_window, needed), _MAX_TREND_WINDOW)
+
+
+def _geometry(config: OcclusionConfig, period: Duration, rate: FlowRate) -> _Geometry:
+    """Window lengths in samples; the trend window is capped at ``_MAX_WINDOW_SAMPLES`` (fast sampling)."""
+    trend = min(max(4, trend_window(config, rate).us // period.us), _MAX_WINDOW_SAMPLES)
     trend -= trend % 2
-    if trend > _MAX_WINDOW_SAMPLES:
-        raise ConfigError("occlusion.trend_window", f"{trend} samples at a {period} sampling period is too many")
     return _Geometry(trend, max(1, config.trend_confirm.us // period.us))
 
 
@@ -310,6 +332,8 @@ class DownstreamOcclusionDetector:
         self._filtered_tail: IntArray = _EMPTY_I
         self._run = 0  # consecutive samples, up to the last one, meeting the trend condition
         self._baseline: float | None = None  # from the last steady window while pumping
+        self._baseline_u = math.inf  # baseline less its allowed creep since time 0 (see _limited_baseline)
+        self._stepped = False  # the pressure stepped up since the last steady window
         self._floor = math.nan  # lowest filtered pressure seen, the reference before a baseline exists
 
     def _reference_mmhg(self) -> float | None:
@@ -337,8 +361,9 @@ class DownstreamOcclusionDetector:
             return OcclusionVerdict(False, None, None, self._reference_mmhg(), None, None)
         if self._stream.accept(batch):
             self._restart_windows()
-        geometry = _geometry(self.config, batch.period)
-        verdicts = [self._examine(chunk, geometry, rate, pumping) for chunk in _chunks(batch, _CHUNK_SAMPLES)]
+        geometry = _geometry(self.config, batch.period, rate if pumping else FlowRate(0))
+        keep = _geometry(self.config, batch.period, FlowRate(1)).trend  # the longest window: history to keep
+        verdicts = [self._examine(chunk, geometry, keep, rate, pumping) for chunk in _chunks(batch, _CHUNK_SAMPLES)]
         return next((v for v in verdicts if v.occluded), verdicts[-1])
 
     def _restart(self) -> None:
@@ -349,16 +374,59 @@ class DownstreamOcclusionDetector:
         self._filtered_tail = _EMPTY_I
         self._run = 0
 
-    def _examine(self, chunk: PressureBatch, g: _Geometry, rate: FlowRate, pumping: bool) -> OcclusionVerdict:
+    def _limited_baseline(
+        self, chunk: PressureBatch, steady: Bools, slope: FloatArray, mean: FloatArray, blocked_slope: float
+    ) -> FloatArray:
+        """The baseline at each sample (held from the last steady one; NaN before any).
+
+        A steady window's mean becomes the baseline, but it may rise only ``min_rise / 2`` per hour, unless the
+        pressure stepped up (a slope of at least twice a blocked line's since the last steady window: the pump
+        raised, the patient sat up), which no line filling at ``Q/C`` can do. So a line that fills slowly and in
+        pulses (an LVP cam's dead zone holds the pressure still for minutes at 0.1 mL/h) never drags its
+        reference up with it, and the back-off stops at the pressure before the occlusion (OI-ALM-3).
+        """
+        count = steady.shape[0]
+        index = np.arange(count)
+        creep = self.config.min_rise_mmhg / 2 / 3600.0  # mmHg/s
+        t_s = (chunk.first.us + chunk.period.us * index) / US_PER_S
+        fast = np.cumsum(slope >= 2 * blocked_slope)  # NaN compares False
+        steps = np.flatnonzero(steady)
+        before = np.concatenate(([-1], steps[:-1]))
+        since: IntArray = fast[steps] - np.where(before >= 0, fast[np.maximum(before, 0)], 0)
+        stepped = (since > 0) | ((before < 0) & self._stepped)
+        if steps.shape[0] == 0:
+            self._stepped = self._stepped or bool(fast[-1] > 0) if count else self._stepped
+            return np.full(count, np.nan)
+        self._stepped = bool(fast[-1] - fast[steps[-1]] > 0)
+        value = mean[steps] - creep * t_s[steps]  # u = B - r t: the baseline may rise at r, so u only falls
+        u = np.empty_like(value)
+        start, carried = 0, self._baseline_u
+        for reset in [*np.flatnonzero(stepped).tolist(), value.shape[0]]:  # a step starts afresh (rare)
+            if reset > start:
+                u[start:reset] = np.minimum.accumulate(np.concatenate(([carried], value[start:reset])))[1:]
+                carried = float(u[reset - 1])
+            if reset < value.shape[0]:
+                u[reset], carried, start = value[reset], float(value[reset]), reset + 1
+        self._baseline_u = float(u[-1])
+        at_steady = np.full(count, np.nan)
+        at_steady[steps] = u + creep * t_s[steps]
+        last = np.maximum.accumulate(np.where(steady, index, -1))
+        held: FloatArray = np.where(last >= 0, at_steady[np.maximum(last, 0)], np.nan)
+        return held
+
+    def _examine(
+        self, chunk: PressureBatch, g: _Geometry, keep: int, rate: FlowRate, pumping: bool
+    ) -> OcclusionVerdict:
         config = self.config
         count = chunk.count
         index = np.arange(count)
         fresh = self._stream.filter(chunk.samples_mmhg)
         filtered = np.concatenate((self._filtered_tail, fresh))
-        self._filtered_tail = filtered[max(0, filtered.shape[0] - (g.trend - 1)) :].copy()
+        self._filtered_tail = filtered[max(0, filtered.shape[0] - (keep - 1)) :].copy()
         pressure = _align_end(fresh / _MILLI, count)
         to_mmhg_s = US_PER_S / (_MILLI * chunk.period.us)
-        slopes, lesser_half, means = _trend_stats(filtered, g.trend)
+        # The kept history may be longer than this window needs: keep the windows ending at this chunk's samples.
+        slopes, lesser_half, means = (a[max(0, a.shape[0] - count) :] for a in _trend_stats(filtered, g.trend))
         slope = _align_end(slopes * to_mmhg_s, count)
         half_slope = _align_end(lesser_half * to_mmhg_s, count)
         mean = _align_end(means / _MILLI, count)
@@ -373,9 +441,9 @@ class DownstreamOcclusionDetector:
         else:
             before = np.fmin.accumulate(np.concatenate(([self._floor], pressure)))[1:]
             self._floor = float(before[-1])
-        baseline = np.where(last_steady >= 0, mean[np.maximum(last_steady, 0)], before)
+        baseline = np.where(last_steady >= 0, self._limited_baseline(chunk, steady, slope, mean, blocked_slope), before)
         if last_steady[-1] >= 0:
-            self._baseline = float(mean[last_steady[-1]])
+            self._baseline = float(baseline[-1])
 
         condition = (half_slope >= config.trend_factor * blocked_slope) & (pressure - baseline >= config.min_rise_mmhg)
         last_unmet = np.maximum.accumulate(np.where(condition, -1, index))
