@@ -82,7 +82,8 @@ def raise_first(findings: list[Finding]) -> None:
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        raise LibraryError(first.where, f"[{first.rule}] {first.message}{more}")
+        where = first.where if first.value is None else f"{first.where} = {first.value}"
+        raise LibraryError(where, f"[{first.rule}] {first.message}{more}")
 
 
 # --- versions -----------------------------------------------------------------------------------
