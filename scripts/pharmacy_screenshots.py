@@ -58,6 +58,8 @@ def candidate_edits(data: dict[str, Any]) -> None:
         )
     _entry(data, "norepinephrine", "ADULT-ICU")["limits"]["dose"]["soft_max"] = "30 ug/min"
     _entry(data, "vasopressin", "ADULT-ICU")["limits"]["dose"]["hard_max"] = "0.1 [iU]/min"
+    _entry(data, "nitroprusside", "ADULT-ICU")["limits"]["dose"]["soft_max"] = "8 ug/kg/min"  # nobody used it
+    _entry(data, "argatroban", "ADULT-ICU")["limits"]["dose"]["hard_max"] = "15 ug/kg/min"  # nor this (a loosening)
     pantoprazole = _entry(data, "pantoprazole", "ADULT-ICU")
     pantoprazole["concentrations"] = [c for c in pantoprazole["concentrations"] if c["amount"] != "40 mg"]
 
