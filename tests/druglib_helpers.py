@@ -6,19 +6,39 @@ The values are illustrative (taken from the example library's sources), not clin
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from openinfusion.druglib.model import Library, Severity
-from openinfusion.druglib.package import ReleaseInfo
+from openinfusion.druglib.package import canonical_json, key_id, release_package
 from openinfusion.druglib.validate import Report, validate_data
 from openinfusion.druglib.yamlio import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "library" / "example-library.yaml"
-RELEASE = ReleaseInfo("A. Author, PharmD", "B. Reviewer, PharmD", datetime.date(2026, 1, 15))
+RELEASED = datetime.date(2026, 1, 15)
+# fixed test keys, so packages are reproducible: the author's and the approver's
+AUTHOR_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+APPROVER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+AUTHOR = ("A. Author, PharmD", AUTHOR_KEY)
+APPROVER = ("B. Reviewer, PharmD", APPROVER_KEY)
+TRUSTED = (AUTHOR_KEY.public_key(), APPROVER_KEY.public_key())
+
+
+def release(
+    library: Library,
+    active: Library | None = None,
+    rollback_from: str | None = None,
+    author: tuple[str, Ed25519PrivateKey] = AUTHOR,
+    approver: tuple[str, Ed25519PrivateKey] = APPROVER,
+) -> bytes:
+    """``library`` released by the test author and approver (reviewed against ``active``)."""
+    return release_package(library, RELEASED, author, approver, active, rollback_from)
 
 
 @functools.cache
@@ -149,6 +169,27 @@ def base_data() -> dict[str, Any]:
             },
         ],
     }
+
+
+def _statement(envelope: dict[str, Any], index: int) -> dict[str, Any]:
+    """What signature ``index`` of a package envelope covers (as ``druglib.package`` builds it)."""
+    body = {k: envelope[k] for k in ("format", "metadata", "library")}
+    sig = envelope["signatures"][index]
+    statement = body | {"role": sig["role"], "signer": sig["signer"], "key_id": sig["key_id"]}
+    if sig["role"] == "approver":
+        statement |= {"author_signature": envelope["signatures"][0], "base": sig["base"]}
+        statement["diff_sha256"] = sig["diff_sha256"]
+    return statement
+
+
+def resign(envelope: dict[str, Any], keys: tuple[Ed25519PrivateKey, ...] = (AUTHOR_KEY, APPROVER_KEY)) -> bytes:
+    """Re-sign a package envelope as given (author first, then approver), bypassing every release check:
+    how an attacker holding keys (or a test) builds a hostile package."""
+    for i, key in enumerate(keys):
+        sig = envelope["signatures"][i]
+        sig["key_id"] = key_id(key.public_key())
+        sig["value"] = base64.b64encode(key.sign(canonical_json(_statement(envelope, i)))).decode()
+    return canonical_json(envelope)
 
 
 def drug(data: dict[str, Any], drug_id: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Final
 
@@ -217,12 +217,37 @@ def exact(value: Number | float, where: str = "value") -> Fraction:
         raise UnitError(where, f"expected a number, got {value!r}")
     try:
         if isinstance(value, float):
-            return Fraction(Decimal(repr(value)))
-        if isinstance(value, str):
-            return Fraction(Decimal(value.strip()))
+            value = Decimal(repr(value))
+        elif isinstance(value, str):
+            if len(value) > MAX_NUMBER_CHARS:
+                raise UnitError(where, f"a number of {len(value)} characters: at most {MAX_NUMBER_CHARS}")
+            value = Decimal(value.strip())
+        if isinstance(value, Decimal):
+            _check_bounded(value, where)
         return Fraction(value)
     except (ValueError, ArithmeticError, TypeError):
-        raise UnitError(where, f"not a finite number: {value!r}") from None
+        raise UnitError(where, f"not a finite number: {str(value)[:40]!r}") from None
+
+
+MAX_NUMBER_CHARS: Final = 64
+MAX_DIGITS: Final = 20
+MAX_EXPONENT: Final = 15
+
+
+def _check_bounded(value: Decimal, where: str) -> None:
+    """Refuse a decimal that cannot be a dose, volume, rate or time, before it is made exact: at most
+    ``MAX_DIGITS`` significant digits and a magnitude within 1e-15..1e15 (``1e999999999`` would otherwise
+    take the exact conversion hours and memory; OI-LIB-IN-1)."""
+    if not value.is_finite():
+        raise UnitError(where, f"not a finite number: {value}")
+    if value.is_zero():
+        return
+    if not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        bound = f"1e-{MAX_EXPONENT} and 1e{MAX_EXPONENT}"
+        raise UnitError(where, f"{str(value)[:24]} is out of range: a quantity's magnitude lies within {bound}")
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_DIGITS:
+        raise UnitError(where, f"{len(digits)} significant digits: at most {MAX_DIGITS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +327,9 @@ class Quantity:
 
 def format_decimal(value: Fraction, places: int = 6) -> str:
     """A Fraction as a plain decimal, at most ``places`` decimals, trailing zeros removed."""
-    q = Decimal(value.numerator) / Decimal(value.denominator)
-    text = f"{q.quantize(Decimal(1).scaleb(-places)):f}"
+    with localcontext(prec=100):  # exact enough for any bounded quantity (no InvalidOperation on 1e15 ng)
+        q = Decimal(value.numerator) / Decimal(value.denominator)
+        text = f"{q.quantize(Decimal(1).scaleb(-places)):f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from druglib_helpers import RELEASE, base_data, check, entry, sample_library
+from druglib_helpers import TRUSTED, base_data, check, entry, release, sample_library
 from openinfusion.druglib.model import LimitField
-from openinfusion.druglib.package import compile_package, identity_of, sign_package
+from openinfusion.druglib.package import identity_of
 from openinfusion.errors import ProgramError
 from openinfusion.pump.ders import (
     BoundSide,
@@ -217,13 +217,12 @@ def test_verdict_matches_the_library_bounds(value: Decimal, code: str) -> None:
 
 # --- the library slot: verify, stage, activate ------------------------------------------------------
 
-KEY = Ed25519PrivateKey.generate()
-PACKAGE = sign_package(compile_package(LIBRARY, RELEASE), KEY)
+PACKAGE = release(LIBRARY)
 
 
 @pytest.mark.req("OI-DERS-2", "OI-DERS-5", "OI-DERS-6")
 def test_new_library_is_staged_and_activates_only_when_no_infusion_runs() -> None:
-    slot, event = LibrarySlot().receive(PACKAGE, [KEY.public_key()])
+    slot, event = LibrarySlot().receive(PACKAGE, TRUSTED)
     assert event.kind is LibraryEventKind.STAGED and event.identity == identity_of(LIBRARY)
     assert slot.active is None and slot.staged is not None
     busy, nothing = slot.activate(infusing=True)
@@ -237,14 +236,15 @@ def test_new_library_is_staged_and_activates_only_when_no_infusion_runs() -> Non
 
 @pytest.mark.req("OI-DERS-2", "OI-DERS-5")
 def test_refused_package_keeps_the_last_good_library_and_says_why() -> None:
-    good, _ = LibrarySlot().receive(PACKAGE, [KEY.public_key()])
+    good, _ = LibrarySlot().receive(PACKAGE, TRUSTED)
     good, _ = good.activate(infusing=False)
     data = base_data()
+    data["library"]["version"] = "2"
     entry(data, "dopamine")["limits"]["dose"]["hard_max"] = "300 ug/kg/min"
-    foreign = sign_package(compile_package(check(data).require(), RELEASE), Ed25519PrivateKey.generate())
+    foreign = release(check(data).require(), author=("C. Stranger", Ed25519PrivateKey.generate()))
     tampered = PACKAGE.replace(b'"30 ug/kg/min"', b'"90 ug/kg/min"')
     for bad in (foreign, tampered, b"", PACKAGE[:-2]):
-        after, event = good.receive(bad, [KEY.public_key()])
+        after, event = good.receive(bad, TRUSTED)
         assert after == good  # active library unchanged, nothing staged
         assert event.kind is LibraryEventKind.REJECTED and event.identity is None
         assert event.reason.startswith("package refused")

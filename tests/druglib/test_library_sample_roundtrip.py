@@ -81,7 +81,7 @@ def test_csv_import_reports_bad_cells_with_file_and_row(tmp_path: Path) -> None:
     report = read_csv_dir(tmp_path)
     assert report.library is None
     assert [(f.where, f.rule, f.value) for f in report.errors] == [
-        ("entries.csv:2.custom_concentration", "csv_value", "maybe")
+        ("entries.csv:2 column custom_concentration", "csv_value", "maybe")
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 from collections import Counter
@@ -14,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from druglib_helpers import sample_library
+from druglib_helpers import TRUSTED, release, sample_library
 from openinfusion.cli import pharmacy
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.package import ReleaseInfo, compile_package, generate_private_key, sign_package
 from openinfusion.errors import DoseLimitError, InputError
 from openinfusion.pharmacy import cqi
 from openinfusion.pharmacy.report import CqiReport, cqi_html, cqi_tables, pct
@@ -33,8 +31,6 @@ from openinfusion.sim.run import WATCHDOG_WINDOW
 from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Duration, FlowRate, Instant, Quantity, Volume
 
-KEY = generate_private_key()
-RELEASE = ReleaseInfo("A. Author, PharmD", "B. Reviewer, PharmD", datetime.date(2026, 11, 1))
 NOREPI = LibrarySelection(area="PICU", drug="norepinephrine", concentration="8 mg/500 mL")
 CHILD = Patient(weight=Quantity.of(20, "kg"))
 REASON = "Dose verified with prescriber's order"
@@ -49,11 +45,11 @@ class PicuPump:
             channels=(ChannelConfig(),) * 2, watchdog_window=WATCHDOG_WINDOW, record_series=False
         )
         self.world = VirtualPump(config, np.random.default_rng(2))
-        package = sign_package(compile_package(library or sample_library(), RELEASE), KEY)
+        package = release(library or sample_library())
         kvo = ChannelSettings(kvo=KvoSettings(enabled=True, rate=FlowRate.ml_h(1)))
         self.pump = Pump(
             self.world.hardware, self.world.calibrations, PumpConfig(channels=(kvo, kvo), care_area="PICU"),
-            trusted_keys=(KEY.public_key(),), library_package=package,
+            trusted_keys=TRUSTED, library_package=package,
         )  # fmt: skip
         self.driver = Driver(self.world, self.pump)
         self.limits = RateLimits.of(self.world.calibrations[0])

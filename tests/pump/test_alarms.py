@@ -46,6 +46,7 @@ FAILSAFE = {
 # Conditions during which delivery may continue (OI-ALM-7 KVO and near end, OI-ALM-8 battery low and
 # on battery, OI-ALM-10 callbacks and titration, GPCA NOTIF-14 frequent demands: no inhibition).
 NON_STOPPING = {
+    A.LIBRARY_FALLBACK,
     A.VTBI_COMPLETE_KVO,
     A.NEAR_END,
     A.BATTERY_LOW,
@@ -57,6 +58,7 @@ NON_STOPPING = {
     A.PCA_FREQUENT_DEMANDS,
 }
 PUMP_WIDE = {A.BATTERY_LOW, A.BATTERY_DEPLETED, A.ON_BATTERY, A.SELF_TEST_FAILED, A.WATCHDOG_FAULT, A.SYSTEM_FAULT}
+PUMP_WIDE |= {A.LIBRARY_FALLBACK}
 
 
 def at(seconds: float | str) -> Instant:

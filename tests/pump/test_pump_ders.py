@@ -1,15 +1,15 @@
 """Dose error reduction enforced at the pump, end to end on virtual hardware (issue 5, item 5)."""
 
 import dataclasses
-import datetime
 import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from druglib_helpers import RELEASED, TRUSTED, release
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.package import ReleaseInfo, compile_package, generate_private_key, sign_package
+from openinfusion.druglib.package import compile_package, generate_private_key
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError
 from openinfusion.pump.channel import ChannelSettings
@@ -38,8 +38,6 @@ from openinfusion.units import ZERO_RATE, Duration, FlowRate, Quantity, Volume
 from rig import KVO
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "library" / "example-library.yaml"
-KEY = generate_private_key()
-RELEASE = ReleaseInfo("A. Author, PharmD", "B. Reviewer, PharmD", datetime.date(2026, 11, 1))
 NOREPI = LibrarySelection(area="PICU", drug="norepinephrine", concentration="8 mg/500 mL")
 CHILD = Patient(weight=Quantity.of(20, "kg"))
 REASON = "Dose verified with prescriber's order"
@@ -53,7 +51,7 @@ def library() -> Library:
 def package(version: str = "1") -> bytes:
     lib = library()
     lib = dataclasses.replace(lib, info=dataclasses.replace(lib.info, version=version))
-    return sign_package(compile_package(lib, RELEASE), KEY)
+    return release(lib)
 
 
 class Bench:
@@ -64,7 +62,7 @@ class Bench:
         config = PumpConfig(channels=(ChannelSettings(kvo=kvo),), care_area="PICU")
         self.pump = Pump(
             self.world.hardware, self.world.calibrations, config,
-            trusted_keys=(KEY.public_key(),), library_package=package("1"),
+            trusted_keys=TRUSTED, library_package=package("1"),
         )  # fmt: skip
         self.driver = Driver(self.world, self.pump)
         self.run(Duration.s(1))
@@ -135,13 +133,13 @@ def test_tampered_or_unsigned_package_is_refused_and_the_active_library_stays() 
     before = b.pump.library_identity
     good = package("2")
     tampered = good.replace(b"norepinephrine", b"norepinephrinf", 1)
-    unsigned = compile_package(library(), RELEASE)
+    unsigned = compile_package(library(), RELEASED)
     for bad in (tampered, unsigned):
         event = b.pump.receive_library(bad)
         assert event.kind is LibraryEventKind.REJECTED and event.reason
     assert b.pump.library_identity == before
     assert len(b.kinds(EventKind.LIBRARY_REJECTED)) == 2
-    other_key = sign_package(compile_package(library(), RELEASE), generate_private_key())
+    other_key = release(library(), author=("C. Stranger", generate_private_key()))
     assert b.pump.receive_library(other_key).kind is LibraryEventKind.REJECTED
 
 

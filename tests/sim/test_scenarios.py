@@ -77,6 +77,7 @@ COVERED_ELSEWHERE = {
     A.REVERSE_DELIVERY: "tests/pump/test_safety_monitor.py (needs a faulty controller, not a faulty device)",
     A.SYSTEM_FAULT: "tests/pump/test_driver_failures.py (a driver that raises)",
     A.SELF_TEST_FAILED: "tests/pump/test_pump_alarms.py (POST runs before scenario time 0)",
+    A.LIBRARY_FALLBACK: "tests/pump/test_library_attacks.py (a corrupt stored library at power-on)",
 }
 
 

@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from openinfusion.errors import InputError, IntegrityError, OpenInfusionError
 
@@ -32,7 +33,8 @@ def fail(error: OpenInfusionError, as_json: bool = False) -> typer.Exit:
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # the message is text, never markup: "[unknown_drug]" or "[iU]" must print as they are
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     code = EXIT_INVALID if isinstance(error, InputError | IntegrityError) else EXIT_ERROR
     return typer.Exit(code)
 

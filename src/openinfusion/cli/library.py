@@ -11,18 +11,23 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from openinfusion.cli.common import EXIT_INVALID, guarded
 from openinfusion.druglib.csvio import read_csv_dir, write_csv_dir
-from openinfusion.druglib.diff import diff_libraries
+from openinfusion.druglib.diff import Change, Direction, diff_libraries, release_diff
 from openinfusion.druglib.model import Library
+from openinfusion.druglib.names import visible
 from openinfusion.druglib.package import (
-    ReleaseInfo,
+    approve,
     compile_package,
+    diff_hash,
     generate_private_key,
     identity_of,
     key_id,
@@ -30,7 +35,8 @@ from openinfusion.druglib.package import (
     load_public_key,
     private_key_pem,
     public_key_pem,
-    sign_package,
+    sign_as_author,
+    unsigned_library,
     verify_package,
 )
 from openinfusion.druglib.validate import Report
@@ -62,13 +68,6 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise InputError(str(path), f"cannot read: {e}") from None
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as e:
-        raise InputError(str(path), f"cannot write: {e}") from None
 
 
 def _create_file(path: Path, data: bytes, mode: int) -> None:
@@ -112,65 +111,152 @@ def validate(file: LibraryPath, as_json: JsonFlag = False) -> None:
         raise typer.Exit(EXIT_INVALID)
 
 
+PASSPHRASE_ENV = "OPENINFUSION_KEY_PASSPHRASE"
+PassphraseStdin = Annotated[
+    bool,
+    typer.Option(
+        "--passphrase-stdin",
+        help=f"Read the key's passphrase from the first line of stdin (else ${PASSPHRASE_ENV}, else a prompt).",
+    ),
+]
+Trusted = Annotated[list[Path], typer.Option(help="Trusted Ed25519 public key (PEM); repeat for several.")]
+
+
+def _passphrase(from_stdin: bool, confirm: bool = False) -> bytes:
+    """The key passphrase: never a command-line argument (it would show in `ps` and shell history; OI-LIB-REL-2)."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif PASSPHRASE_ENV in os.environ:
+        value = os.environ[PASSPHRASE_ENV]
+    elif sys.stdin.isatty():
+        value = typer.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm)
+    else:
+        raise InputError("passphrase", f"give it at the prompt, on stdin (--passphrase-stdin) or in ${PASSPHRASE_ENV}")
+    if not value:
+        raise InputError("passphrase", "must not be empty")
+    return value.encode("utf-8")
+
+
+def _private_key(path: Path, from_stdin: bool) -> Ed25519PrivateKey:
+    return load_private_key(_read_bytes(path), _passphrase(from_stdin), str(path))
+
+
+def _trusted(paths: list[Path]) -> list[Ed25519PublicKey]:
+    return [load_public_key(_read_bytes(p), str(p)) for p in paths]
+
+
+def _active(active: Path | None, first_release: bool, trusted: list[Path]) -> Library | None:
+    """The active release (a package, verified) the approver reviews against; None for a first release."""
+    if (active is None) == (not first_release):
+        raise InputError("--active", "name the active release package, or say --first-release (one of the two)")
+    if active is None:
+        return None
+    return verify_package(_read_bytes(active), _trusted(trusted)).library
+
+
+def _summary(changes: Sequence[Change]) -> str:
+    loosened = sum(1 for c in changes if c.direction is Direction.LOOSENED)
+    return f"{len(changes)} changes, {loosened} loosening a limit"
+
+
 @app.command("compile")
 @guarded()
 def compile_(
     file: LibraryPath,
-    author: Annotated[str, typer.Option(help="The pharmacist who built this release.")],
-    approver: Annotated[str, typer.Option(help="The second pharmacist who reviewed it (not the author).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Package file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Package file to write (a new file).")],
     released: Annotated[str | None, typer.Option(help="Release date, YYYY-MM-DD (default: today).")] = None,
+    rollback_from: Annotated[
+        str | None,
+        typer.Option(help="Authorise a rollback: the newer version this older library replaces (signed by both)."),
+    ] = None,
 ) -> None:
-    """Compile a valid library into a content-hashed package (unsigned: run `sign` next)."""
+    """Compile a valid library into a content-hashed package (unsigned: the author runs `sign` next)."""
     try:
         date = datetime.date.fromisoformat(released) if released else datetime.date.today()
     except ValueError:
         raise InputError("--released", f"not a date (YYYY-MM-DD): {released!r}") from None
     library = _library(file)
-    _write_bytes(out, compile_package(library, ReleaseInfo(author, approver, date)))
+    _create_file(out, compile_package(library, date, rollback_from), 0o644)
     typer.echo(f"compiled {identity_of(library)} to {out} (unsigned)")
 
 
 @app.command("sign")
 @guarded()
 def sign(
-    package: Annotated[Path, typer.Argument(help="A compiled package.")],
-    key: Annotated[Path, typer.Option(help="Ed25519 private key (PEM) of the releasing pharmacist.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Signed package (default: in place).")] = None,
+    package: Annotated[Path, typer.Argument(help="A compiled, unsigned package.")],
+    key: Annotated[Path, typer.Option(help="The author's encrypted Ed25519 private key (PEM).")],
+    signer: Annotated[str, typer.Option(help="The author's name, as the pharmacy knows them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Author-signed package to write (a new file).")],
+    passphrase_stdin: PassphraseStdin = False,
 ) -> None:
-    """Sign a compiled package with an Ed25519 key."""
-    private = load_private_key(_read_bytes(key), str(key))
-    target = out if out is not None else package
-    _write_bytes(target, sign_package(_read_bytes(package), private))
-    typer.echo(f"signed {target} with key {key_id(private.public_key())}")
+    """The author's signature. Writes a new file; the package is never changed in place."""
+    private = _private_key(key, passphrase_stdin)
+    _create_file(out, sign_as_author(_read_bytes(package), private, signer), 0o644)
+    typer.echo(f"signed {out} as author {visible(signer)} with key {key_id(private.public_key())}")
+
+
+@app.command("approve")
+@guarded()
+def approve_(  # noqa: PLR0917 - typer maps each parameter to an option
+    package: Annotated[Path, typer.Argument(help="An author-signed package.")],
+    key: Annotated[Path, typer.Option(help="The approver's own encrypted Ed25519 private key (PEM).")],
+    signer: Annotated[str, typer.Option(help="The approver's name (a second pharmacist, not the author).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Released package to write (a new file).")],
+    active: Annotated[Path | None, typer.Option(help="The active release package, to review the diff against.")] = None,
+    first_release: Annotated[bool, typer.Option(help="There is no active release: review every value.")] = False,
+    trusted: Trusted = [],  # noqa: B006 - typer reads the default, never mutates it
+    yes: Annotated[bool, typer.Option("--yes", help="Approve the diff shown without asking.")] = False,
+    passphrase_stdin: PassphraseStdin = False,
+) -> None:
+    """The approver's signature, over the diff against the active release (shown first)."""
+    data = _read_bytes(package)
+    base = _active(active, first_release, trusted)
+    new = unsigned_library(data)
+    changes = release_diff(base, new)
+    for change in changes:
+        typer.echo(str(change))
+    typer.echo(f"{_summary(changes)}; diff sha256 {diff_hash(changes)}")
+    if not yes and not typer.confirm("Approve this release?", default=False):
+        raise InputError("approve", "not approved; nothing written")
+    private = _private_key(key, passphrase_stdin)
+    _create_file(out, approve(data, private, signer, base), 0o644)
+    typer.echo(f"approved {out} as {visible(signer)} with key {key_id(private.public_key())}")
 
 
 @app.command("verify")
 @guarded(as_json_param="as_json")
 def verify(
-    package: Annotated[Path, typer.Argument(help="A signed package.")],
-    trusted: Annotated[list[Path], typer.Option(help="Trusted Ed25519 public key (PEM); repeat for several.")],
+    package: Annotated[Path, typer.Argument(help="A released package.")],
+    trusted: Trusted,
+    active: Annotated[Path | None, typer.Option(help="The active release: also check the approved diff.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Verify a package (format, schema version, hash, signature) and print the library's identity."""
-    keys = [load_public_key(_read_bytes(p), str(p)) for p in trusted]
-    verified = verify_package(_read_bytes(package), keys)
-    identity, release = verified.identity, verified.release
+    """Verify a package (format, schema version, hash, both signatures) and print the library's identity."""
+    keys = _trusted(trusted)
+    base = None if active is None else verify_package(_read_bytes(active), keys).library
+    verified = verify_package(_read_bytes(package), keys, base)
+    identity = verified.identity
     if as_json:
         payload = identity.to_json() | {
-            "author": release.author,
-            "approver": release.approver,
-            "released": release.released.isoformat(),
-            "key_id": verified.key_id,
+            "author": verified.author.signer,
+            "approver": verified.approver.signer,
+            "released": verified.released.isoformat(),
+            "key_ids": list(verified.key_ids),
+            "base": None if verified.base is None else verified.base.to_json(),
+            "diff_sha256": verified.diff_sha256,
+            "rollback_from": verified.rollback_from,
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
         typer.echo(f"verified: {identity}")
         typer.echo(f"sha256 {identity.hash}")
         typer.echo(
-            f"released {release.released.isoformat()} by {release.author}, approved by {release.approver}, "
-            f"signed with key {verified.key_id}"
+            f"released {verified.released.isoformat()} by {visible(verified.author.signer)} "
+            f"(key {verified.author.key_id}), approved by {visible(verified.approver.signer)} "
+            f"(key {verified.approver.key_id})"
         )
+        base_text = "a first release" if verified.base is None else f"version {verified.base.version}"
+        typer.echo(f"approved diff against {base_text}: sha256 {verified.diff_sha256}")
 
 
 @app.command("diff")
@@ -187,8 +273,7 @@ def diff(
         return
     for change in changes:
         typer.echo(str(change))
-    loosened = sum(1 for c in changes if c.direction is not None and c.direction.value == "loosened")
-    typer.echo(f"{len(changes)} changes, {loosened} loosening a limit")
+    typer.echo(_summary(changes))
 
 
 @app.command("import-csv")
@@ -221,14 +306,22 @@ def export_csv(
 @app.command("keygen")
 @guarded()
 def keygen(
-    name: Annotated[str, typer.Option(help="Key name: writes NAME.key (private) and NAME.pub (public).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the keys into.")] = Path("."),
+    name: Annotated[str, typer.Option(help="Key name: writes NAME.key (private, encrypted) and NAME.pub (public).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the keys into (created).")] = Path("."),
+    passphrase_stdin: PassphraseStdin = False,
 ) -> None:
-    """Make an Ed25519 signing key pair for library releases (keep the .key file private)."""
+    """Make an Ed25519 signing key pair; the private key is stored encrypted with a passphrase (OI-LIB-REL-2)."""
     private_path, public_path = out / f"{name}.key", out / f"{name}.pub"
-    if public_path.exists():
-        raise LibraryError(str(public_path), "exists already; not overwritten")
+    for path in (private_path, public_path):
+        if path.exists():
+            raise LibraryError(str(path), "exists already; not overwritten")
+    passphrase = _passphrase(passphrase_stdin, confirm=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(str(out), f"cannot create the folder: {e}") from None
     key = generate_private_key()
-    _create_file(private_path, private_key_pem(key), 0o600)
+    _create_file(private_path, private_key_pem(key, passphrase), 0o600)
     _create_file(public_path, public_key_pem(key.public_key()), 0o644)
-    typer.echo(f"wrote {private_path} (private: keep it secret) and {public_path} (key id {key_id(key.public_key())})")
+    typer.echo(f"wrote {private_path} (private, encrypted: keep it secret) and {public_path}")
+    typer.echo(f"key id {key_id(key.public_key())}")

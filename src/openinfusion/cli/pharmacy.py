@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -56,6 +57,9 @@ def _analyse(logs: Path, quiet: bool) -> cqi.CqiData:
 def report_command(
     logs: Logs,
     out: Annotated[Path, typer.Option(help="Output directory for report.html and the CSV files.")] = Path("out/cqi"),
+    library: Annotated[
+        Path | None, typer.Option("--library", help="The library in use, to show drugs by their display names.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Pharmacy CQI report from pump event logs: library compliance (ISMP target >= 95 %), alerts per 100
@@ -63,8 +67,9 @@ def report_command(
 
     Writes report.html and CSV files into OUT.
     """
+    names = {} if library is None else {d.id: d.display_name for d in _library(library).drugs}
     data = _analyse(logs, as_json)
-    result = report.CqiReport.of(data)
+    result = report.CqiReport.of(data, names)
     report.write_report(out, report.cqi_html(result, str(logs)), report.cqi_tables(result))
     c = result.summary.counts
     if as_json:
@@ -73,7 +78,8 @@ def report_command(
             "unclassified": c.unknown, "alerts": c.alerts,
             "compliance_percent": report.num(None if c.compliance is None else c.compliance * 100),
             "alerts_per_100": report.num(c.alerts_per_100), "hard_alerts": c.hard, "overrides": c.overrides,
-            "averted": c.averted, "report": str(out / "report.html"),
+            "override_rate_percent": report.num(None if c.override_rate is None else c.override_rate * 100),
+            "averted": c.averted, "near_limit_reentries": c.near_limit, "report": str(out / "report.html"),
         }  # fmt: skip
         typer.echo(json.dumps(summary, sort_keys=True))
         return
@@ -81,8 +87,9 @@ def report_command(
     console.print(f"{result.summary.pumps} pumps, {c.infusions} infusions: library compliance "
                   f"{report.pct(c.compliance)} ({target})")  # fmt: skip
     console.print(f"{c.alerts} alerts ({report.num(c.alerts_per_100)} per 100 infusions, {c.hard} hard): "
-                  f"{c.overridden} overridden, {c.averted} averted")  # fmt: skip
-    console.print(f"report: {out / 'report.html'}")
+                  f"{c.overridden} overridden ({report.pct(c.override_rate)} of soft alerts), "
+                  f"{c.averted} averted errors", highlight=False)  # fmt: skip
+    console.print(f"report: {escape(str(out / 'report.html'))}")
 
 
 @app.command("whatif")
@@ -91,6 +98,10 @@ def whatif_command(
     new_library: Annotated[Path, typer.Argument(help="The candidate library: a YAML file or a directory of CSVs.")],
     logs: Logs,
     out: Annotated[Path, typer.Option(help="Output directory for report.html and the CSV files.")] = Path("out/whatif"),
+    current: Annotated[
+        Path | None,
+        typer.Option(help="The library in use: list the candidate's changes that no logged check exercised."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Replay the DERS checks recorded in LOGS against NEW_LIBRARY before it is released: which programs would
@@ -99,13 +110,20 @@ def whatif_command(
     Writes report.html and CSV files into OUT.
     """
     candidate = _library(new_library)
+    in_use = None if current is None else _library(current)
     data = _analyse(logs, as_json)
-    result = whatif.replay(candidate, data)
+    result = whatif.replay(candidate, data, in_use)
     report.write_report(out, report.whatif_html(result, str(logs)), report.whatif_tables(result))
     counts = result.counts()
     if as_json:
-        summary = {change.name.lower(): n for change, n in counts.items()}
+        summary: dict[str, object] = {change.name.lower(): n for change, n in counts.items()}
         summary |= {"replayed": len(result.cases), "inconsistent": len(result.inconsistent)}
+        summary |= {
+            "infusions": result.infusions,
+            "alerts_per_100_logged": report.num(result.logged_alerts_per_100),
+            "alerts_per_100_projected": report.num(result.projected_alerts_per_100),
+            "not_exercised": None if result.not_exercised is None else len(result.not_exercised),
+        }
         typer.echo(json.dumps({**summary, "report": str(out / "report.html")}, sort_keys=True))
         return
     table = Table(title=f"{len(result.cases)} logged checks replayed against version {result.candidate.version}")
@@ -115,9 +133,18 @@ def whatif_command(
         style = "bold red" if change is whatif.Change.NEWLY_BLOCKED and n else ""
         table.add_row(change.value, str(n), style=style)
     console.print(table)
+    console.print(
+        f"{result.infusions} infusions: {report.num(result.logged_alerts_per_100)} alerts per 100 as logged, "
+        f"{report.num(result.projected_alerts_per_100)} projected with the candidate",
+        highlight=False,
+    )
+    if result.not_exercised is None:
+        console.print("changes not exercised by the logs: not listed (give --current, the library in use)")
+    else:
+        console.print(f"{len(result.not_exercised)} changes not exercised by any logged check (see the report)")
     if result.inconsistent:
         console.print(f"[bold red]{len(result.inconsistent)} checks logged against this library do not reproduce[/]")
-    console.print(f"report: {out / 'report.html'}")
+    console.print(f"report: {escape(str(out / 'report.html'))}")
 
 
 @ward_app.command("ward-week")

@@ -15,18 +15,29 @@ Numbers and units sit in separate columns so a spreadsheet can sort and filter t
 per field is a validation rule anyway (``mixed_units``). Row order is kept: it is the library's display
 order. Import builds the same plain document as the YAML reader and validates it the same way, so
 YAML -> CSV -> YAML gives the same canonical library. Booleans are ``true``/``false`` (any case, as a
-spreadsheet writes them); an empty cell is an absent value.
+spreadsheet writes them); an empty cell is an absent value; an empty row (Excel leaves some at the end) is
+skipped.
+
+CSV injection (OWASP; OI-LIB-IN-1): a cell that a spreadsheet would run as a formula (it begins with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return) is refused on import and written with a leading ``'`` on
+export (the quote is read back off on import, so such a text survives the round trip but never runs).
+A file is at most ``MAX_FILE_BYTES``. Every finding names the file, row and column (``entries.csv:7
+column dose.soft_max``), also for the rules checked after import.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
 from openinfusion.druglib.model import BOUND_NAMES, ENTRY_FIELDS, Data, Finding, Library, Severity, error
+from openinfusion.druglib.names import visible
 from openinfusion.druglib.validate import Report, validate_data
+from openinfusion.druglib.yamlio import read_text
 from openinfusion.errors import LibraryError
 
 LIBRARY_CSV: Final = "library.csv"
@@ -36,6 +47,8 @@ ENTRIES_CSV: Final = "entries.csv"
 CONCENTRATIONS_CSV: Final = "concentrations.csv"
 
 _SEPARATOR: Final = ";"
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE: Final = "'"
 _AREA_QUANTITIES: Final = ("max_rate", "max_vtbi", "air_in_line", "callback")
 _AREA_BOUNDS: Final = ("weight", "bsa")
 
@@ -110,7 +123,7 @@ def write_csv_dir(library: Library, directory: Path) -> list[Path]:
             with path.open("w", encoding="utf-8", newline="") as f:
                 writer = csv.DictWriter(f, COLUMNS[name], lineterminator="\n")
                 writer.writeheader()
-                writer.writerows(table)
+                writer.writerows({k: _neutralised(v) for k, v in row.items()} for row in table)
             written.append(path)
     except OSError as e:
         raise LibraryError(str(directory), f"cannot write: {e}") from None
@@ -181,6 +194,11 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _neutralised(text: str) -> str:
+    """A text a spreadsheet would run as a formula, made inert with a leading quote (OWASP CSV injection)."""
+    return _QUOTE + text if text.startswith(_FORMULA_START) else text
+
+
 # --- import ----------------------------------------------------------------------------------------
 
 
@@ -191,16 +209,17 @@ class _Reader:
         self.directory = directory
         self.findings: list[Finding] = []
         self.unreadable: set[str] = set()  # tables that could not be read: no follow-on findings about them
+        self.rows: dict[str, str] = {}  # document path of a row's object -> "file:line", to locate findings
 
     def table(self, name: str) -> list[tuple[str, dict[str, str]]]:
-        """Rows of one file as (location, row); a missing file or column is a finding."""
+        """Rows of one file as (location, row); a missing file or column, a formula cell, is a finding."""
         path = self.directory / name
         try:
-            with path.open(encoding="utf-8-sig", newline="") as f:
-                reader = csv.DictReader(f)
-                header = list(reader.fieldnames or [])
-                rows = [(f"{name}:{i + 2}", dict(r)) for i, r in enumerate(reader)]
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            text = read_text(path)
+            reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+            header = list(reader.fieldnames or [])
+            rows = [(f"{name}:{reader.line_num}", dict(r)) for r in reader]
+        except (LibraryError, csv.Error) as e:
             self.findings.append(error(name, "csv", f"cannot read {path}: {e}"))
             self.unreadable.add(name)
             return []
@@ -213,15 +232,33 @@ class _Reader:
         if missing or unknown:
             self.unreadable.add(name)
             return []
+        kept = []
         for where, row in rows:
+            cells = {k: (v or "") for k, v in row.items() if k is not None}
             if None in row:
-                self.findings.append(error(where, "csv", "more cells than columns"))
-        return [(w, {k: (v or "") for k, v in r.items() if k is not None}) for w, r in rows]
+                self.findings.append(error(where, "csv", f"more cells than the {len(header)} columns"))
+            elif any(cells.values()):  # an empty row (Excel leaves them at the end) carries nothing
+                kept.append((where, {k: self.cell(where, k, v) for k, v in cells.items()}))
+        return kept
 
-    def boolean(self, where: str, text: str) -> bool | str:
+    def cell(self, where: str, column: str, text: str) -> str:
+        if text.startswith(_QUOTE) and text[1:].startswith(_FORMULA_START):
+            return text[1:]  # written neutralised by export
+        if text.startswith(_FORMULA_START):
+            self.findings.append(
+                error(
+                    f"{where} column {column}",
+                    "csv_formula",
+                    "a cell beginning with =, +, -, @, a tab or a return would run as a spreadsheet formula",
+                    visible(text[:40]),
+                )
+            )
+        return text
+
+    def boolean(self, where: str, column: str, text: str) -> bool | str:
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        self.findings.append(error(where, "csv_value", "expected true or false", text))
+        self.findings.append(error(f"{where} column {column}", "csv_value", "expected true or false", visible(text)))
         return text
 
     def document(self) -> Data:
@@ -229,19 +266,27 @@ class _Reader:
         for where, row in self.table(LIBRARY_CSV):
             name, value = row["field"], row["value"]
             if name == "override_reason":
+                self.rows[f"override_reasons[{len(data['override_reasons'])}]"] = where
                 data["override_reasons"].append(value)
             elif name == "schema":
                 data["schema"] = value
             elif name in _LIBRARY_FIELDS:
+                self.rows[f"library.{name}"] = where
                 data["library"][name] = value
             else:
-                self.findings.append(error(f"{where}.field", "csv_value", "unknown library field", name))
+                self.findings.append(
+                    error(f"{where} column field", "csv_value", "unknown library field", visible(name))
+                )
         data["care_areas"] = [self.area(w, r) for w, r in self.table(CARE_AREAS_CSV)]
         drugs: dict[str, Data] = {}
         for where, row in self.table(DRUGS_CSV):
             drug = self.drug(where, row)
             if row["id"] in drugs:
-                self.findings.append(error(f"{where}.id", "duplicate", "drug id is used twice", row["id"]))
+                self.findings.append(
+                    error(f"{where} column id", "duplicate", "drug id is used twice", visible(row["id"]))
+                )
+            if row["id"] not in drugs:
+                self.rows[f"drugs[{row['id']}]"] = where
             drugs.setdefault(row["id"], drug)
         entries: dict[tuple[str, str, str], Data] = {}
         skipped: set[tuple[str, str, str]] = set()  # rows already reported (or of an unreadable table)
@@ -250,37 +295,45 @@ class _Reader:
             if row["drug"] not in drugs:
                 skipped.add(key)
                 if DRUGS_CSV not in self.unreadable:
+                    unknown = visible(row["drug"])
                     self.findings.append(
-                        error(f"{where}.drug", "unknown_drug", "no such drug in drugs.csv", row["drug"])
+                        error(f"{where} column drug", "unknown_drug", "no such drug in drugs.csv", unknown)
                     )
                 continue
             if key in entries:
-                self.findings.append(error(where, "duplicate", "two rows for one drug, care area and therapy"))
+                self.findings.append(
+                    error(where, "duplicate", "two rows for one drug, care area and therapy", _key_text(key))
+                )
                 continue
             entries[key] = self.entry(where, row)
             drugs[row["drug"]]["care_areas"].append(entries[key])
+            self.rows[_entry_path(key)] = where
         for where, row in self.table(CONCENTRATIONS_CSV):
             key = (row["drug"], row["area"], row["therapy"])
             entry = entries.get(key)
             if entry is None:
                 if key not in skipped and ENTRIES_CSV not in self.unreadable:
                     self.findings.append(
-                        error(where, "unknown_entry", "no such drug, care area and therapy in entries.csv")
+                        error(
+                            where, "unknown_entry", "no such drug, care area and therapy in entries.csv", _key_text(key)
+                        )
                     )
                 continue
             concentration = {"amount": _join(row["amount"], row["amount.unit"])}
             if row["volume"] or row["volume.unit"]:
                 concentration["volume"] = _join(row["volume"], row["volume.unit"])
+            self.rows[f"{_entry_path(key)}.concentrations[{len(entry.get('concentrations', []))}]"] = where
             entry.setdefault("concentrations", []).append(concentration)
         data["drugs"] = list(drugs.values())
         return data
 
     def area(self, where: str, row: dict[str, str]) -> Data:
+        self.rows.setdefault(f"care_areas[{row['id']}]", where)
         area: Data = _texts(row, ("id", "name", "occlusion", "source"))
         for q in _AREA_QUANTITIES:
             if row[q] or row[f"{q}.unit"]:
                 area[q] = _join(row[q], row[f"{q}.unit"])
-        area["basic_infusion"] = self.boolean(f"{where}.basic_infusion", row["basic_infusion"])
+        area["basic_infusion"] = self.boolean(where, "basic_infusion", row["basic_infusion"])
         for b in _AREA_BOUNDS:
             bounds = _bounds(row, b)
             if bounds:
@@ -290,7 +343,7 @@ class _Reader:
     def drug(self, where: str, row: dict[str, str]) -> Data:
         drug: Data = _texts(row, ("id", "generic_name", "display_name", "kind", "therapeutic_class"))
         drug |= _texts(row, ("rxnorm", "advisory", "source"))
-        drug["high_alert"] = self.boolean(f"{where}.high_alert", row["high_alert"])
+        drug["high_alert"] = self.boolean(where, "high_alert", row["high_alert"])
         for name in ("synonyms", "ndc"):
             if row[name]:
                 drug[name] = row[name].split(_SEPARATOR)
@@ -299,11 +352,21 @@ class _Reader:
 
     def entry(self, where: str, row: dict[str, str]) -> Data:
         entry: Data = _texts(row, ("area", "therapy", "mode", "dose_unit"))
-        entry["custom_concentration"] = self.boolean(f"{where}.custom_concentration", row["custom_concentration"])
+        entry["custom_concentration"] = self.boolean(where, "custom_concentration", row["custom_concentration"])
         limits = {f.value: b for f in ENTRY_FIELDS if (b := _bounds(row, f.value))}
         if limits:
             entry["limits"] = limits
         return entry | _texts(row, ("advisory", "source"))
+
+
+def _entry_path(key: tuple[str, str, str]) -> str:
+    drug, area, therapy = key
+    return f"drugs[{drug}].care_areas[{area}/{therapy}]" if therapy else f"drugs[{drug}].care_areas[{area}]"
+
+
+def _key_text(key: tuple[str, str, str]) -> str:
+    drug, area, therapy = (visible(k) for k in key)
+    return f"drug {drug}, care area {area}" + (f", therapy {therapy}" if therapy else "")
 
 
 def _texts(row: dict[str, str], names: tuple[str, ...]) -> Data:
@@ -319,16 +382,32 @@ def _bounds(row: dict[str, str], name: str) -> dict[str, Any]:
     return {b: _join(row[f"{name}.{b}"], unit) for b in BOUND_NAMES if row[f"{name}.{b}"] != ""}
 
 
-def read_csv_data(directory: Path) -> tuple[Data, list[Finding]]:
-    """The library document from a CSV directory, and the CSV-level findings (files, columns, cells)."""
+def read_csv_data(directory: Path) -> tuple[Data, list[Finding], dict[str, str]]:
+    """The library document from a CSV directory, the CSV-level findings (files, columns, cells), and where
+    each object of the document was read (its path -> ``file:line``)."""
     reader = _Reader(directory)
-    return reader.document(), reader.findings
+    return reader.document(), reader.findings, reader.rows
 
 
 def read_csv_dir(directory: Path) -> Report:
-    """Validate the library in a CSV directory: CSV-level and library findings, and the library if valid."""
-    data, csv_findings = read_csv_data(directory)
+    """Validate the library in a CSV directory: CSV-level and library findings (each at its file, row and
+    column), and the library if valid."""
+    data, csv_findings, rows = read_csv_data(directory)
     if any(f.severity is Severity.ERROR for f in csv_findings):
         return Report(str(directory), tuple(csv_findings), None)
     report = validate_data(data, str(directory))
-    return Report(report.source, tuple(csv_findings) + report.findings, report.library)
+    located = tuple(_located(f, rows) for f in report.findings)
+    return Report(report.source, tuple(csv_findings) + located, report.library)
+
+
+def _located(finding: Finding, rows: dict[str, str]) -> Finding:
+    """``finding`` with the file, row and column it came from in front of its document path."""
+    path = finding.where
+    owners = [p for p in rows if path == p or path.startswith((f"{p}.", f"{p}["))]
+    if not owners:
+        return finding
+    owner = max(owners, key=len)
+    column = path[len(owner) :].lstrip(".").removeprefix("limits.")
+    column = column.split("[", 1)[0] if column.startswith("concentrations") else column
+    cell = f"{rows[owner]} column {column}" if column else rows[owner]
+    return replace(finding, where=f"{cell} ({path})")

@@ -81,6 +81,16 @@ def diff_libraries(old: Library, new: Library) -> tuple[Change, ...]:
     return tuple(changes)
 
 
+def release_diff(active: Library | None, new: Library) -> tuple[Change, ...]:
+    """What the approver reviews: the diff against the active release, or every value of a first release."""
+    if active is not None:
+        return diff_libraries(active, new)
+    changes: list[Change] = []
+    for key, value in new.to_data().items():
+        _added(key, value, changes)
+    return tuple(changes)
+
+
 def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:
     if isinstance(old, dict) and isinstance(new, dict):
         _walk_items(path, old, new, ".", out)

@@ -21,6 +21,7 @@ writers, the package hash and the diff all use.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -81,7 +82,24 @@ def raise_first(findings: list[Finding]) -> None:
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        raise LibraryError(first.where, f"[{first.rule}] {first.message}{more}")
+        where = first.where if first.value is None else f"{first.where} = {first.value}"
+        raise LibraryError(where, f"[{first.rule}] {first.message}{more}")
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+_VERSION: Final = re.compile(r"(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){0,3}")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"2026.3.1"`` -> ``(2026, 3, 1)``, for comparing versions; LibraryError unless dotted numbers."""
+    if not _VERSION.fullmatch(version):
+        raise LibraryError(
+            "library.version",
+            f"{version!r} is not a release version: dotted numbers (12, 2026.3.1), to refuse rollbacks",
+        )
+    parts = tuple(int(p) for p in version.split("."))
+    return parts + (0,) * (4 - len(parts))
 
 
 # --- exact text ---------------------------------------------------------------------------------

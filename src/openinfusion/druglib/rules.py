@@ -36,10 +36,11 @@ from openinfusion.druglib.model import (
     error,
     quantity_text,
     shape_of,
+    version_key,
     warning,
 )
 from openinfusion.druglib.names import Namespace, code_point, invisible, name_problems, normal, visible
-from openinfusion.errors import UnitError
+from openinfusion.errors import LibraryError, UnitError
 from openinfusion.units import Unit
 
 ADVISORY_MAX_CHARS: Final = 200
@@ -113,6 +114,10 @@ def check_library(
         found.append(error("schema", "unknown_schema", f"this software reads {SCHEMA!r}", schema))
     for name in ("owner", "name", "version"):
         found += _text(f"library.{name}", getattr(info, name))
+    try:
+        version_key(info.version)
+    except LibraryError as e:
+        found.append(error("library.version", "bad_version", e.why, info.version))
     found += _optional_text("library.notice", info.notice)
     found += _reasons(override_reasons)
     if not care_areas:

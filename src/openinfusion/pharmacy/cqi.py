@@ -20,10 +20,18 @@ Definitions (``docs/pharmacy-analytics.md`` gives them with examples)
   same channel (the clinician confirming it with an override reason, or retrying it) is the answer to that
   alert, not a new one. **Alerts per 100 infusions** = 100 x alerts / infusions.
 * **Resolution** of an alert: the next thing that happened on its channel (:class:`Resolution`).
-  **Averted errors** are alerts resolved by reprogramming within limits, by cancelling, or by dropping the
-  change (the earlier program kept).
+* **Averted error** (our published definition, ``docs/pharmacy-analytics.md``): an alert after which the
+  clinician cancelled the programming, dropped the change (the earlier program kept), or re-entered it with
+  values the check passed *and* the value that crossed the limit changed by at least ``MATERIAL_CHANGE``
+  (10 %). A re-entry closer than that is the intended order re-entered near the limit (``NEAR_LIMIT``), not
+  an averted error. Each averted error has a **severity band** by how many times the limit the alerted
+  value was (:data:`BANDS`: below 1.5x, 1.5-2x, 2-10x, 10x and more: the tenfold class of decimal and unit
+  errors).
 * **Override**: a ``ders_override`` event (a soft limit passed with a reason from the library's list),
-  attributed to the DERS check logged just before it on the same channel.
+  attributed to the DERS check logged just before it on the same channel. **Override rate** = alerts
+  resolved by an override / *soft* alerts: a hard alert cannot be overridden, so it is not in the denominator.
+* **Partial days and weeks**: a day (week) the logs do not cover from its start to its end; the report marks
+  them, as their counts are not comparable with whole ones.
 * **Care area** of a library infusion, check or override: the selection's care area. A basic infusion has no
   selection; its care area is that of the nearest library check on the same pump (before it, else after it),
   or ``unknown``.
@@ -47,6 +55,9 @@ from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryId
 from openinfusion.units import US_PER_H, Instant, Quantity
 
 UNKNOWN_AREA: Final = "unknown"
+MATERIAL_CHANGE: Final = Fraction(1, 10)
+BANDS: Final = ((Fraction(3, 2), "< 1.5x the limit"), (Fraction(2), "1.5-2x"), (Fraction(10), "2-10x"))
+TENFOLD: Final = "10x or more"
 ISMP_COMPLIANCE_TARGET: Final = Fraction(95, 100)
 _US_PER_DAY: Final = 24 * US_PER_H
 T = TypeVar("T")
@@ -187,7 +198,8 @@ class Resolution(Enum):
     """What followed an alert on its channel."""
 
     OVERRIDDEN = "overridden"  # proceeded past a soft limit with a reason
-    REPROGRAMMED = "reprogrammed within limits"  # re-entered with values the check passed
+    REPROGRAMMED = "reprogrammed within limits"  # re-entered with values the check passed, materially changed
+    NEAR_LIMIT = "re-entered near the limit"  # re-entered within limits, but less than 10 % from the alerted value
     CANCELLED = "cancelled"  # programming cancelled (ders_cancel)
     ALERTED_AGAIN = "re-entered, alerted again"  # re-entered with other values that alerted too
     SWITCHED_TO_BASIC = "switched to basic infusion"  # the library was bypassed after the alert
@@ -209,6 +221,48 @@ class Alert:
     @property
     def averted(self) -> bool:
         return self.resolution in AVERTED
+
+    @property
+    def times_limit(self) -> Fraction:
+        """How many times the limit the alerted value was (the largest over the limits crossed): entered / limit
+        for an upper limit, limit / entered for a lower one."""
+        return max((_times(f) for f in self.check.findings), default=Fraction(1))
+
+    @property
+    def band(self) -> str:
+        """The severity band of :attr:`times_limit` (:data:`BANDS`)."""
+        return next((label for top, label in BANDS if self.times_limit < top), TENFOLD)
+
+
+def _times(f: LimitCrossed) -> Fraction:
+    entered, limit = f.entered.value, f.limit.to(f.entered.unit).value
+    if f.bound == "upper":
+        return entered / limit if limit else Fraction(1)
+    return limit / entered if entered else Fraction(10**6)
+
+
+def _value_of(check: Check, field: str) -> Quantity | None:
+    """The value ``check`` logged for limit ``field`` (None if it logged none)."""
+    encoded = check.values.get("custom_concentration" if field == "concentration" else field)
+    try:
+        return None if encoded is None else decode_quantity(encoded, field)
+    except InputError:
+        return None
+
+
+def material(alerted: Check, reentered: Check) -> bool:
+    """True if the re-entry changed a value that crossed a limit by at least MATERIAL_CHANGE (10 %); an alert
+    logged without its limits cannot be judged and counts as changed."""
+    if not alerted.findings:
+        return True
+    for f in alerted.findings:
+        new = _value_of(reentered, f.field)
+        if new is None or new.unit.dim != f.entered.unit.dim:
+            return True  # the crossed value was not re-entered as such: a different program
+        old = f.entered.value
+        if old == 0 or abs(new.to(f.entered.unit).value - old) / abs(old) >= MATERIAL_CHANGE:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +294,7 @@ class Infusion:
     therapy: str | None
     secondary: bool
     basic_reason: str | None = None
+    library: LibraryIdentity | None = None  # the library active when it was programmed
 
     @property
     def entry(self) -> EntryKey | None:
@@ -257,6 +312,17 @@ class CqiData:
     alerts: tuple[Alert, ...]
     overrides: tuple[Override, ...]
     repeats: frozenset[tuple[str, int]] = field(default_factory=frozenset)  # (source, seq) of repeated checks
+    spans: tuple[Span, ...] = ()  # what each log covers
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The time one pump log covers: from power-on (its time origin) to its last event."""
+
+    pump: str
+    start: datetime | None
+    end: datetime | None
+    end_us: int  # pump time of the last event
 
 
 # --- walking a log -----------------------------------------------------------------------------------
@@ -418,6 +484,12 @@ class _Walk:
             if handler is not None:
                 handler(event, self.channels.setdefault(event.channel, _Channel()))
 
+    def span(self) -> Span:
+        events = self.log.log.events()
+        end_us = events[-1].t.us if events else 0
+        end = None if self.origin is None else self.origin + timedelta(microseconds=end_us)
+        return Span(self.log.pump, self.origin, end, end_us)
+
     def resolve(self, ch: _Channel, resolution: Resolution) -> None:
         if ch.open is not None:
             ch.open.resolution = resolution
@@ -437,8 +509,11 @@ class _Walk:
                 return
             if check.action != pending.check.action:
                 self.resolve(ch, Resolution.DROPPED)
+            elif check.alerted:
+                self.resolve(ch, Resolution.ALERTED_AGAIN)
             else:
-                self.resolve(ch, Resolution.ALERTED_AGAIN if check.alerted else Resolution.REPROGRAMMED)
+                near = not material(pending.check, check)
+                self.resolve(ch, Resolution.NEAR_LIMIT if near else Resolution.REPROGRAMMED)
         if check.alerted:
             alert = _Open(check)
             self.alerts.append(alert)
@@ -480,20 +555,20 @@ class _Walk:
         ch.gate = None
 
 
-def _area_finder(checks: Sequence[Check]) -> Callable[[Place], str]:
-    """The care area of the library check nearest before ``at`` on the same pump log (else after), or unknown."""
-    by_source: dict[str, tuple[list[int], list[str]]] = {}
+def _nearest_check(checks: Sequence[Check]) -> Callable[[Place], Check | None]:
+    """The library check nearest before ``at`` on the same pump log (else after), or None."""
+    by_source: dict[str, tuple[list[int], list[Check]]] = {}
     for c in checks:  # in log order, so each list is sorted by sequence number
-        seqs, areas = by_source.setdefault(c.at.source, ([], []))
+        seqs, found = by_source.setdefault(c.at.source, ([], []))
         seqs.append(c.at.seq)
-        areas.append(c.area)
+        found.append(c)
 
-    def find(at: Place) -> str:
-        seqs, areas = by_source.get(at.source, ([], []))
+    def find(at: Place) -> Check | None:
+        seqs, found = by_source.get(at.source, ([], []))
         if not seqs:
-            return UNKNOWN_AREA
+            return None
         before = bisect.bisect_left(seqs, at.seq)
-        return areas[before - 1] if before else areas[0]
+        return found[before - 1] if before else found[0]
 
     return find
 
@@ -519,16 +594,22 @@ def analyse(logs: Iterable[PumpLog]) -> CqiData:
         alerts.extend(Alert(a.check, a.resolution, a.reason) for a in walk.alerts)
         overrides.extend(walk.overrides)
         repeats |= walk.repeats
-    area_of = _area_finder(checks)
+    nearest = _nearest_check(checks)
     for walk in walks:
         for at, gate, secondary in walk.infusions:
             if isinstance(gate, Check):
-                infusions.append(Infusion(at, Mode.LIBRARY, gate.area, gate.drug, gate.therapy, secondary))
-            elif gate is not None:
-                infusions.append(Infusion(at, Mode.BASIC, area_of(at), None, None, secondary, gate.reason))
-            else:
-                infusions.append(Infusion(at, Mode.UNKNOWN, area_of(at), None, None, secondary))
-    return CqiData(tuple(pumps), tuple(infusions), tuple(checks), tuple(alerts), tuple(overrides), frozenset(repeats))
+                infusions.append(
+                    Infusion(at, Mode.LIBRARY, gate.area, gate.drug, gate.therapy, secondary, library=gate.library)
+                )
+                continue
+            near = nearest(at)
+            area, library = (UNKNOWN_AREA, None) if near is None else (near.area, near.library)
+            mode, reason = (Mode.UNKNOWN, None) if gate is None else (Mode.BASIC, gate.reason)
+            infusions.append(Infusion(at, mode, area, None, None, secondary, reason, library))
+    spans = tuple(walk.span() for walk in walks)
+    return CqiData(
+        tuple(pumps), tuple(infusions), tuple(checks), tuple(alerts), tuple(overrides), frozenset(repeats), spans
+    )
 
 
 # --- metrics -------------------------------------------------------------------------------------------
@@ -556,7 +637,8 @@ class Counts:
     soft: int
     hard: int
     overridden: int  # alerts resolved by an override
-    averted: int  # alerts resolved by reprogramming, cancelling or dropping the change
+    averted: int  # averted errors (see the module's definition)
+    near_limit: int  # alerts followed by the order re-entered near the limit (not averted)
     switched_to_basic: int
     overrides: int  # ders_override events
 
@@ -574,9 +656,9 @@ class Counts:
         return per_100(self.overrides, self.infusions)
 
     @property
-    def override_share(self) -> Fraction | None:
-        """Alerts resolved by an override / alerts."""
-        return ratio(self.overridden, self.alerts)
+    def override_rate(self) -> Fraction | None:
+        """Alerts resolved by an override / soft alerts (a hard alert cannot be overridden)."""
+        return ratio(self.overridden, self.soft)
 
     @property
     def averted_share(self) -> Fraction | None:
@@ -600,6 +682,7 @@ def count(infusions: Iterable[Infusion], alerts: Iterable[Alert], overrides: Ite
         hard=verdicts["hard"],
         overridden=resolutions[Resolution.OVERRIDDEN],
         averted=sum(resolutions[r] for r in AVERTED),
+        near_limit=resolutions[Resolution.NEAR_LIMIT],
         switched_to_basic=resolutions[Resolution.SWITCHED_TO_BASIC],
         overrides=sum(1 for _ in overrides),
     )
@@ -667,6 +750,72 @@ def _day_order(day: str) -> tuple[int, str]:
     return date.fromisoformat(day).toordinal(), day
 
 
+def week_of(day: str) -> str:
+    """The ISO week of a day label (``2026-W45``), or ``pump week N`` for pump days."""
+    if day.startswith("pump day "):
+        return f"pump week {(int(day.removeprefix('pump day ')) - 1) // 7 + 1}"
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def by_week(data: CqiData) -> dict[str, Counts]:
+    """Counts per ISO week (trends), in order."""
+    groups = _grouped(data, lambda i: week_of(i.at.day), lambda c: week_of(c.at.day))
+    return dict(sorted(groups.items(), key=lambda kv: _week_order(kv[0])))
+
+
+def _week_order(week: str) -> tuple[int, int, str]:
+    if week.startswith("pump week "):
+        return 0, int(week.removeprefix("pump week ")), week
+    year, number = week.split("-W")
+    return int(year), int(number), week
+
+
+def library_label(library: LibraryIdentity | None) -> str:
+    return "no library" if library is None else f"{library.version} ({library.hash[:12]})"
+
+
+def by_library(data: CqiData) -> dict[str, Counts]:
+    """Counts per library version in use (before/after a release), in order of first use."""
+    first: dict[str, int] = {}
+    for i, c in enumerate(data.checks):
+        first.setdefault(library_label(c.library), i)
+    groups = _grouped(data, lambda i: library_label(i.library), lambda c: library_label(c.library))
+    return dict(sorted(groups.items(), key=lambda kv: (first.get(kv[0], len(first)), kv[0])))
+
+
+def by_pump(data: CqiData) -> dict[str, Counts]:
+    """Counts per pump (compliance per pump), sorted by pump id."""
+    return dict(sorted(_grouped(data, lambda i: i.at.pump, lambda c: c.at.pump).items()))
+
+
+def partial_days(data: CqiData) -> frozenset[str]:
+    """The days (labels as :attr:`Place.day`) the logs do not cover from midnight to midnight."""
+    starts = [sp.start for sp in data.spans if sp.start is not None]
+    ends = [sp.end for sp in data.spans if sp.end is not None]
+    if starts and ends:
+        first, last = min(starts), max(ends)
+        days = {first.date().isoformat(), last.date().isoformat()}
+        if first.time() == datetime.min.time():
+            days.discard(first.date().isoformat())
+        return frozenset(days)
+    last_us = max((sp.end_us for sp in data.spans), default=0)
+    whole = last_us % _US_PER_DAY == 0
+    return frozenset() if whole else frozenset({f"pump day {last_us // _US_PER_DAY + 1}"})
+
+
+def partial_weeks(data: CqiData, weeks: Iterable[str]) -> frozenset[str]:
+    """The weeks not covered for all their seven days."""
+    covered = Counter(week_of(d) for d in by_day(data) if d not in partial_days(data))
+    return frozenset(w for w in weeks if covered[w] < 7)
+
+
+def averted_by_band(data: CqiData) -> dict[str, int]:
+    """Averted errors per severity band (how many times the limit), every band listed."""
+    found = Counter(a.band for a in data.alerts if a.averted)
+    return {label: found[label] for label in [*(label for _, label in BANDS), TENFOLD]}
+
+
 @dataclass(frozen=True, slots=True)
 class EntryRow:
     """Alert and override counts of one library entry (care area, drug, therapy)."""
@@ -688,30 +837,43 @@ class EntryRow:
         therapy = f" ({self.therapy})" if self.therapy else ""
         return f"{self.drug}{therapy}, {self.area}"
 
+    @property
+    def alerts_per_100(self) -> Fraction | None:
+        """Alerts per 100 library infusions of this entry (use-normalised)."""
+        return per_100(self.alerts, self.infusions)
 
-def by_entry(data: CqiData) -> tuple[EntryRow, ...]:
-    """Per library entry, most alerts first (then by name): the "top drugs by alerts" table."""
-    checks = Counter(c.entry for c in data.checks if (c.at.source, c.at.seq) not in data.repeats)
-    library = Counter(i.entry for i in data.infusions if i.entry is not None)
-    overrides = Counter(o.check.entry for o in data.overrides)
+
+ALL_AREAS: Final = "all care areas"
+
+
+def by_entry(data: CqiData, per_drug: bool = False) -> tuple[EntryRow, ...]:
+    """Per library entry (or per drug, all care areas and therapies together), most alerts first: the "top drugs
+    by alerts" table, with alerts per 100 infusions of that entry or drug."""
+
+    def key(entry: EntryKey) -> EntryKey:
+        return (ALL_AREAS, entry[1], None) if per_drug else entry
+
+    checks = Counter(key(c.entry) for c in data.checks if (c.at.source, c.at.seq) not in data.repeats)
+    library = Counter(key(i.entry) for i in data.infusions if i.entry is not None)
+    overrides = Counter(key(o.check.entry) for o in data.overrides)
     alerts: dict[EntryKey, list[Alert]] = {}
     for a in data.alerts:
-        alerts.setdefault(a.check.entry, []).append(a)
+        alerts.setdefault(key(a.check.entry), []).append(a)
     rows = []
-    for key in checks:
-        mine = alerts.get(key, [])
+    for k in checks:
+        mine = alerts.get(k, [])
         limits = Counter(a.check.findings[0].label for a in mine if a.check.findings)
         rows.append(
             EntryRow(
-                area=key[0],
-                drug=key[1],
-                therapy=key[2],
-                checks=checks[key],
-                infusions=library[key],
+                area=k[0],
+                drug=k[1],
+                therapy=k[2],
+                checks=checks[k],
+                infusions=library[k],
                 alerts=len(mine),
                 soft=sum(1 for a in mine if a.check.verdict == "soft"),
                 hard=sum(1 for a in mine if a.check.verdict == "hard"),
-                overrides=overrides[key],
+                overrides=overrides[k],
                 averted=sum(1 for a in mine if a.averted),
                 limits=dict(limits.most_common()),
             )

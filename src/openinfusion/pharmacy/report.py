@@ -43,6 +43,7 @@ REVIEW_MIN_ALERTS: Final = 3
 OUTCOME_COLOURS: Final = {
     "overridden": "#ff9f1c",
     "averted (reprogrammed, cancelled, dropped)": "#2ca02c",
+    "re-entered near the limit": "#98df8a",
     "switched to basic infusion": "#9467bd",
     "other (alerted again, no action logged)": "#bdbdbd",
 }
@@ -182,6 +183,8 @@ def _outcome_segments(alerts: Sequence[cqi.Alert], per: float = 1.0) -> dict[str
             groups["overridden"] += per
         elif a.averted:
             groups["averted (reprogrammed, cancelled, dropped)"] += per
+        elif a.resolution is Resolution.NEAR_LIMIT:
+            groups["re-entered near the limit"] += per
         elif a.resolution is Resolution.SWITCHED_TO_BASIC:
             groups["switched to basic infusion"] += per
         else:
@@ -220,15 +223,15 @@ def alerts_by_area_figure(data: CqiData, areas: Mapping[str, cqi.Counts]) -> str
     return _stacked_barh(names, segments, OUTCOME_COLOURS, "alerts per 100 infusions")
 
 
-def top_entries_figure(data: CqiData, rows: Sequence[cqi.EntryRow]) -> str:
-    """The entries with the most alerts, split by what followed them."""
+def top_entries_figure(data: CqiData, rows: Sequence[cqi.EntryRow], label: Callable[[cqi.EntryRow], str]) -> str:
+    """The entries with the most alerts, split by what followed them (labelled with the drugs' display names)."""
     top = [r for r in rows if r.alerts][:TOP_ENTRIES]
     segments: dict[str, list[float]] = {name: [] for name in OUTCOME_COLOURS}
     for r in top:
         key = (r.area, r.drug, r.therapy)
         for name, value in _outcome_segments([a for a in data.alerts if a.check.entry == key]).items():
             segments[name].append(value)
-    return _stacked_barh([r.label for r in top], segments, OUTCOME_COLOURS, "alerts")
+    return _stacked_barh([label(r) for r in top], segments, OUTCOME_COLOURS, "alerts")
 
 
 def tally_figure(left: Sequence[tuple[str, int]], right: Sequence[tuple[str, int]], titles: tuple[str, str]) -> str:
@@ -291,10 +294,34 @@ class CqiReport:
     areas: Mapping[str, cqi.Counts]
     days: Mapping[str, cqi.Counts]
     entries: tuple[cqi.EntryRow, ...]
+    drugs: tuple[cqi.EntryRow, ...]
+    weeks: Mapping[str, cqi.Counts]
+    libraries: Mapping[str, cqi.Counts]
+    pumps: Mapping[str, cqi.Counts]
+    partial: frozenset[str]  # partial days and weeks
+    names: Mapping[str, str]  # drug id -> display name (tall-man lettering, as the library shows it)
 
     @classmethod
-    def of(cls, data: CqiData) -> CqiReport:
-        return cls(data, cqi.summarise(data), cqi.by_area(data), cqi.by_day(data), cqi.by_entry(data))
+    def of(cls, data: CqiData, names: Mapping[str, str] | None = None) -> CqiReport:
+        weeks = cqi.by_week(data)
+        partial = cqi.partial_days(data) | cqi.partial_weeks(data, weeks)
+        return cls(
+            data, cqi.summarise(data), cqi.by_area(data), cqi.by_day(data), cqi.by_entry(data),
+            cqi.by_entry(data, per_drug=True), weeks, cqi.by_library(data), cqi.by_pump(data), partial,
+            dict(names or {}),
+        )  # fmt: skip
+
+    def drug(self, drug_id: str) -> str:
+        """The drug as the library shows it (tall-man lettering), else its id."""
+        return self.names.get(drug_id, drug_id)
+
+    def label(self, row: cqi.EntryRow) -> str:
+        therapy = f" ({row.therapy})" if row.therapy else ""
+        return f"{self.drug(row.drug)}{therapy}, {row.area}"
+
+    def period(self, name: str) -> str:
+        """A day or week label, marked when the logs cover it only in part."""
+        return f"{name} (partial)" if name in self.partial else name
 
 
 def look_at(report: CqiReport) -> list[str]:
@@ -310,13 +337,11 @@ def look_at(report: CqiReport) -> list[str]:
         items.append(f"Library compliance below the ISMP 95 % target in: {listed}. See basic-infusion reasons below.")
     bypass = [a for a in report.data.alerts if a.resolution is Resolution.SWITCHED_TO_BASIC]
     if bypass:
-        listed = "; ".join(f"{a.check.drug} in {a.check.area} ({a.check.at.day})" for a in bypass[:5])
+        listed = "; ".join(f"{report.drug(a.check.drug)} in {a.check.area} ({a.check.at.day})" for a in bypass[:5])
         items.append(f"{len(bypass)} alert(s) were followed by a basic infusion, bypassing the library: {listed}.")
-    tight = [
-        r for r in report.entries if r.alerts >= REVIEW_MIN_ALERTS and r.overrides >= REVIEW_OVERRIDE_SHARE * r.alerts
-    ]
+    tight = [r for r in report.entries if r.soft >= REVIEW_MIN_ALERTS and r.overrides >= REVIEW_OVERRIDE_SHARE * r.soft]
     if tight:
-        listed = "; ".join(f"{r.label} ({r.overrides} of {r.alerts} alerts overridden)" for r in tight[:5])
+        listed = "; ".join(f"{report.label(r)} ({r.overrides} of {r.soft} soft alerts overridden)" for r in tight[:5])
         items.append(f"Alerts mostly overridden (a limit that may not fit practice): {listed}.")
     hard = [a for a in report.data.alerts if a.check.verdict == "hard"]
     if hard:
@@ -330,7 +355,7 @@ def look_at(report: CqiReport) -> list[str]:
 def _counts_row(name: str, c: cqi.Counts, share: Callable[[Fraction | None], str] = pct) -> list[object]:
     return [
         name, c.infusions, c.library, c.basic + c.unknown, share(c.compliance), c.alerts, num(c.alerts_per_100),
-        c.soft, c.hard, c.overridden, c.averted, c.switched_to_basic,
+        c.soft, c.hard, c.overridden, share(c.override_rate), c.averted, c.near_limit, c.switched_to_basic,
     ]  # fmt: skip
 
 
@@ -341,20 +366,31 @@ def _percent(value: Fraction | None) -> str:
 
 _COUNTS_HEADER: Final = [
     "infusions", "library", "basic / unclassified", "compliance", "alerts", "alerts per 100", "soft", "hard",
-    "overridden", "averted", "switched to basic",
+    "overridden", "override rate (of soft)", "averted", "near-limit re-entries", "switched to basic",
 ]  # fmt: skip
+_DRUG_HEADER: Final = [
+    "drug", "library infusions", "alerts", "alerts per 100 infusions", "soft", "hard", "overrides",
+    "override rate (of soft)", "averted",
+]  # fmt: skip
+
+
+def _drug_row(report: CqiReport, r: cqi.EntryRow, share: Callable[[Fraction | None], str] = pct) -> list[object]:
+    rate = cqi.ratio(r.overrides, r.soft)
+    return [report.label(r).removesuffix(f", {cqi.ALL_AREAS}"), r.infusions, r.alerts, num(r.alerts_per_100), r.soft,
+            r.hard, r.overrides, share(rate), r.averted]  # fmt: skip
 
 
 def _alert_row(a: cqi.Alert) -> list[object]:
     c = a.check
     crossed = "; ".join(str(f) for f in c.findings)
     return [when(c.at), c.at.pump, channel(c.at), c.area, c.drug, c.therapy or "", c.action, c.verdict, crossed,
-            a.resolution.value, a.reason or "", line(c.at)]  # fmt: skip
+            num(a.times_limit), a.band, a.resolution.value, "yes" if a.averted else "no", a.reason or "",
+            line(c.at)]  # fmt: skip
 
 
 _ALERT_HEADER: Final = [
-    "time", "pump", "channel", "care area", "drug", "therapy", "action", "verdict", "limits crossed", "resolution",
-    "override reason", "log line",
+    "time", "pump", "channel", "care area", "drug", "therapy", "action", "verdict", "limits crossed",
+    "times the limit", "severity band", "resolution", "averted error", "override reason", "log line",
 ]  # fmt: skip
 
 
@@ -373,8 +409,8 @@ def cqi_html(report: CqiReport, source: str) -> str:
         ("Infusions", str(c.infusions), f"{s.pumps} pumps", ""),
         ("Library compliance", pct(c.compliance), "ISMP target >= 95 %", compliance_style),
         ("Alerts per 100 infusions", num(c.alerts_per_100), f"{c.alerts} alerts ({c.hard} hard)", ""),
-        ("Alerts overridden", pct(c.override_share), f"{c.overrides} overrides", ""),
-        ("Averted errors", str(c.averted), f"{pct(c.averted_share)} of alerts", "good" if c.averted else ""),
+        ("Override rate", pct(c.override_rate), f"{c.overridden} of {c.soft} soft alerts", ""),
+        ("Averted errors", str(c.averted), f"{pct(c.averted_share)} of alerts; definition below", ""),
         ("Basic infusions", str(c.basic), f"{c.unknown} unclassified", ""),
     ])  # fmt: skip
     period = f"{s.first:%Y-%m-%d %H:%M} to {s.last:%Y-%m-%d %H:%M}" if s.first and s.last else "pump time only"
@@ -384,10 +420,15 @@ def cqi_html(report: CqiReport, source: str) -> str:
     areas = [_counts_row(a, k) for a, k in report.areas.items()]
     resolution_rows = [[r.value, n, pct(cqi.ratio(n, c.alerts))] for r, n in s.resolutions.items()]
     entry_rows = [
-        [r.label, r.checks, r.alerts, r.soft, r.hard, r.overrides, r.averted,
-         "; ".join(f"{k} ({n})" for k, n in r.limits.items())]
+        [report.label(r), r.checks, r.infusions, r.alerts, num(r.alerts_per_100), r.soft, r.hard, r.overrides,
+         r.averted, "; ".join(f"{k} ({n})" for k, n in r.limits.items())]
         for r in report.entries if r.alerts
     ]  # fmt: skip
+    drug_rows = [_drug_row(report, r) for r in report.drugs]
+    bands = [[band, n] for band, n in cqi.averted_by_band(data).items()]
+    weeks = [_counts_row(report.period(w), k) for w, k in report.weeks.items()]
+    versions = [_counts_row(v, k) for v, k in report.libraries.items()]
+    pumps = [_counts_row(p, k) for p, k in report.pumps.items()]
     hard = [_blocked_row(a) for a in data.alerts if a.check.verdict == "hard"]
     basic_by_area = [[a, k.basic, k.infusions, pct(cqi.ratio(k.basic, k.infusions))] for a, k in report.areas.items()]
     uses = [
@@ -403,15 +444,41 @@ def cqi_html(report: CqiReport, source: str) -> str:
 <p class="small">Infusions programmed from a library entry, out of all confirmed programs and secondary infusions.</p>
 {compliance_figure(report.areas)}
 {_table(["care area", *_COUNTS_HEADER], areas)}
+<h2>Library compliance by pump</h2>
+{_table(["pump", *_COUNTS_HEADER], pumps)}
 <h2>Alerts by care area, and what followed them</h2>
-<p class="small">An alert is a DERS check beyond a soft or hard limit. Averted: the clinician re-entered the program
-within limits, cancelled it, or dropped the change.</p>
+<p class="small">An alert is a DERS check beyond a soft or hard limit. The override rate is over soft alerts only
+(a hard limit cannot be overridden). <b>Averted error</b> (our definition, docs/pharmacy-analytics.md): after the
+alert the clinician cancelled, dropped the change, or re-entered the program within limits with the value that
+crossed the limit changed by at least 10 %; a re-entry closer than that is the intended order re-entered near the
+limit and is not counted. Severity band: how many times the limit the alerted value was.</p>
 {alerts_by_area_figure(data, report.areas)}
 {_table(["what followed the alert", "alerts", "share"], resolution_rows)}
-<h2>Top drugs by alerts</h2>
+{_table(["averted errors by severity band", "averted errors"], bands)}
+<h2>Alerts per 100 infusions, by drug</h2>
+<p class="small">Normalised by use: alerts per 100 library infusions of that drug (all care areas). Per-drug
+library compliance cannot be measured from pump logs: a basic infusion records no drug.</p>
+{_table(_DRUG_HEADER, drug_rows)}
+<h2>Top library entries by alerts</h2>
 <p class="small">Per library entry (drug, therapy, care area): the limits to review first.</p>
-{top_entries_figure(data, report.entries)}
-{_table(["entry", "checks", "alerts", "soft", "hard", "overrides", "averted", "limit types"], entry_rows)}
+{top_entries_figure(data, report.entries, report.label)}
+{
+        _table(
+            [
+                "entry",
+                "checks",
+                "library infusions",
+                "alerts",
+                "alerts per 100",
+                "soft",
+                "hard",
+                "overrides",
+                "averted",
+                "limit types",
+            ],
+            entry_rows,
+        )
+    }
 <h2>Overrides by reason and by limit type</h2>
 <p class="small">An override that crossed two limits counts under both limit types.</p>
 {tally_figure(by_reason, by_limit, ("by reason", "by limit type"))}
@@ -428,9 +495,14 @@ within limits, cancelled it, or dropped the change.</p>
 <h2>Basic infusions (outside the library) by care area</h2>
 {_table(["care area", "basic", "infusions", "share"], basic_by_area)}
 {_table(["reason given", "basic infusions"], [list(r) for r in cqi.basic_reasons(data)])}
+<h2>Trends by week and by library version</h2>
+<p class="small">Weeks and days marked "partial" are not covered by the logs from start to end: their counts are not
+comparable with whole ones.</p>
+{_table(["week", *_COUNTS_HEADER], weeks)}
+{_table(["library version (before / after)", *_COUNTS_HEADER], versions)}
 <h2>By day</h2>
 {daily_figure(report.days)}
-{_table(["day", *_COUNTS_HEADER], [_counts_row(d, k) for d, k in report.days.items()])}
+{_table(["day", *_COUNTS_HEADER], [_counts_row(report.period(d), k) for d, k in report.days.items()])}
 <h2>Library versions in use (OI-DERS-5)</h2>
 {_table(["pump", "version", "hash", "checks", "first", "last"], uses)}
 <p class="small">Definitions: docs/pharmacy-analytics.md. The CSV files next to this page hold every table and one row
@@ -453,13 +525,15 @@ def cqi_tables(report: CqiReport) -> dict[str, Table]:
         ["alerts_per_100_infusions", num(c.alerts_per_100), "100 x alerts / infusions"],
         ["hard_alerts", c.hard, "alerts beyond a hard limit (blocked)"],
         ["overrides", c.overrides, "ders_override events"],
-        ["alerts_overridden_percent", _percent(c.override_share), "alerts resolved by an override / alerts"],
-        ["averted_errors", c.averted, "alerts resolved by reprogramming within limits, cancelling or dropping"],
+        ["override_rate_percent", _percent(c.override_rate), "alerts resolved by an override / soft alerts"],
+        ["averted_errors", c.averted, "alerts followed by a cancel, a dropped change, or a re-entry within limits "
+         "that changed the crossed value by >= 10 % (docs/pharmacy-analytics.md)"],
+        ["near_limit_reentries", c.near_limit, "alerts followed by a re-entry within limits < 10 % from the value"],
         ["switched_to_basic", c.switched_to_basic, "alerts followed by a basic infusion on the same channel"],
     ]  # fmt: skip
     entries = [
-        [r.area, r.drug, r.therapy or "", r.checks, r.infusions, r.alerts, r.soft, r.hard, r.overrides, r.averted,
-         "; ".join(f"{k} ({n})" for k, n in r.limits.items())]
+        [r.area, report.drug(r.drug), r.therapy or "", r.checks, r.infusions, r.alerts, num(r.alerts_per_100), r.soft,
+         r.hard, r.overrides, r.averted, "; ".join(f"{k} ({n})" for k, n in r.limits.items())]
         for r in report.entries
     ]  # fmt: skip
     overrides = [
@@ -479,7 +553,20 @@ def cqi_tables(report: CqiReport) -> dict[str, Table]:
     return {
         "summary.csv": (["metric", "value", "definition"], summary),
         "by_area.csv": (["care area", *_COUNTS_HEADER], [_counts_row(a, k, _percent) for a, k in report.areas.items()]),
-        "by_day.csv": (["day", *_COUNTS_HEADER], [_counts_row(d, k, _percent) for d, k in report.days.items()]),
+        "by_day.csv": (
+            ["day", *_COUNTS_HEADER],
+            [_counts_row(report.period(d), k, _percent) for d, k in report.days.items()],
+        ),
+        "by_week.csv": (
+            ["week", *_COUNTS_HEADER],
+            [_counts_row(report.period(w), k, _percent) for w, k in report.weeks.items()],
+        ),
+        "by_library.csv": (
+            ["library", *_COUNTS_HEADER],
+            [_counts_row(v, k, _percent) for v, k in report.libraries.items()],
+        ),
+        "by_pump.csv": (["pump", *_COUNTS_HEADER], [_counts_row(p, k, _percent) for p, k in report.pumps.items()]),
+        "by_drug.csv": (_DRUG_HEADER, [_drug_row(report, r, _percent) for r in report.drugs]),
         "by_entry.csv": (
             [
                 "care_area",
@@ -488,6 +575,7 @@ def cqi_tables(report: CqiReport) -> dict[str, Table]:
                 "checks",
                 "library_infusions",
                 "alerts",
+                "alerts_per_100_infusions",
                 "soft",
                 "hard",
                 "overrides",
@@ -577,6 +665,7 @@ def whatif_html(result: WhatIf, source: str) -> str:
         "Candidate": f"{cand.owner} / {cand.name} version {cand.version} (sha256 {cand.hash[:12]})",
         "Logs": source,
         "Checks replayed": f"{len(result.cases)} (repeats confirming an open alert are counted once)",
+        "Infusions in the logs": str(result.infusions),
         "Logged against": "; ".join(f"{k}: {n}" for k, n in result.logged_libraries().items()) or "-",
         "Consistency": consistency,
     }
@@ -592,7 +681,20 @@ def whatif_html(result: WhatIf, source: str) -> str:
         tile("No longer blocked", Change.NO_LONGER_BLOCKED, "hard limit now soft"),
         tile("No longer alerting", Change.NO_LONGER_ALERTING, "now within limits", "good"),
         tile("Unchanged", Change.UNCHANGED, f"of {len(result.cases)} replayed"),
+        ("Alerts per 100 infusions", num(result.projected_alerts_per_100),
+         f"projected; {num(result.logged_alerts_per_100)} as logged", ""),
+        ("Changes not exercised", "?" if result.not_exercised is None else str(len(result.not_exercised)),
+         "by any logged check" if result.not_exercised is not None else "give --current to list them",
+         "warn" if result.not_exercised else ""),
     ])  # fmt: skip
+    if result.not_exercised is None:
+        gaps = ("<p><b>Not listed:</b> run with <code>--current</code> (the library in use) to list the changes no "
+                "logged check exercised. Without it, \"0 newly blocked\" says nothing about entries nobody "
+                "programmed.</p>")  # fmt: skip
+    elif result.not_exercised:
+        gaps = _table(["change not exercised by the logs"], [[str(c)] for c in result.not_exercised])
+    else:
+        gaps = "<p>None: every change was reached by at least one logged check.</p>"
     changed = [c for c in result.changed() if c.change not in _GONE]
     gone = [c for c in result.changed() if c.change in _GONE]
     shown = f"first {HTML_ROWS} of {len(changed)} (all in cases.csv)" if len(changed) > HTML_ROWS else ""
@@ -600,8 +702,13 @@ def whatif_html(result: WhatIf, source: str) -> str:
     drugs = result.by_drug()
     moved = {d: n for d, n in drugs.items() if n[Change.UNCHANGED] != sum(n.values())}
     body = f"""
-<p class="note">A what-if replays the logged checks; it does not say whether the logged doses were right.</p>
+<p class="note">A what-if replays the logged checks; it does not say whether the logged doses were right, and it
+says nothing about a change no logged check reached (listed below).</p>
 {tiles}
+<h2>Library changes not exercised by the logs</h2>
+<p class="small">Changes of the candidate (against the library in use) to drugs, entries and care areas that no
+replayed check used: the replay cannot tell what they will do. Review them by hand.</p>
+{gaps}
 <h2>By care area</h2>
 {changes_figure(result.by_area())}
 {_table(["care area", *header[1:]], _change_rows(result.by_area()))}
@@ -633,13 +740,20 @@ Nurses would have to choose another entry or program a basic infusion.</p>
 
 def whatif_tables(result: WhatIf) -> dict[str, Table]:
     """The CSV files of the what-if report."""
-    summary = [[c.value, n] for c, n in result.counts().items()]
+    summary: list[list[object]] = [[c.value, n] for c, n in result.counts().items()]
+    summary += [
+        ["infusions in the logs", result.infusions],
+        ["alerts per 100 infusions, logged", num(result.logged_alerts_per_100)],
+        ["alerts per 100 infusions, projected", num(result.projected_alerts_per_100)],
+        ["changes not exercised", "" if result.not_exercised is None else len(result.not_exercised)],
+    ]
     columns = ["group", *(c.value for c in Change), "total"]
     return {
         "summary.csv": (["change", "checks"], summary),
         "by_area.csv": (columns, _change_rows(result.by_area())),
         "by_drug.csv": (columns, _change_rows(result.by_drug())),
         "cases.csv": (_CASE_HEADER, [_case_row(c) for c in result.cases]),
+        "not_exercised.csv": (["change"], [[str(c)] for c in result.not_exercised or ()]),
     }
 
 

@@ -27,7 +27,6 @@ real pumps (alerts per 100 infusions 3.9 to 15.9 and library compliance 46 % to 
 from __future__ import annotations
 
 import datetime
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -38,10 +37,10 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from openinfusion.druglib.model import Bounds, CareArea, Drug, DrugKind, Entry, Library, LimitField, Mode
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.package import simulation_release
 from openinfusion.errors import DoseLimitError, InputError, ProgramError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.dosing import Concentration, Patient
@@ -70,7 +69,6 @@ from openinfusion.units import DIMENSIONS, Duration, FlowRate, Instant, Quantity
 DEFAULT_ORIGIN: Final = "2026-03-02T07:00:00+00:00"  # a Monday, start of the day shift
 MAX_PUMPS: Final = 64
 MAX_DAYS: Final = 28
-_RELEASE: Final = ReleaseInfo("ward-week author", "ward-week approver", datetime.date(2026, 1, 1))
 _KVO: Final = KvoSettings(enabled=True, rate=FlowRate.ml_h(1))
 _ML_H = unit("mL/h")
 _MIN = unit("min")
@@ -435,7 +433,7 @@ class Job:
     infusions_per_day: float
     library: Library
     package: bytes
-    public_key: bytes
+    public_keys: tuple[bytes, ...]
     rng: np.random.Generator
 
 
@@ -443,7 +441,7 @@ class _Nurse:
     """Programs one single-channel pump in one care area, from the library entries of that area."""
 
     def __init__(self, job: Job) -> None:
-        key = Ed25519PublicKey.from_public_bytes(job.public_key)
+        keys = tuple(Ed25519PublicKey.from_public_bytes(k) for k in job.public_keys)
         self.job = job
         self.area = next(a for a in job.library.care_areas if a.id == job.area)
         self.recipes = recipes(job.library)[job.area]
@@ -452,7 +450,7 @@ class _Nurse:
         self.world = VirtualPump(VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW, record_series=False), world_rng)
         settings = ChannelSettings(kvo=_KVO, sensitivity=Sensitivity[self.area.occlusion.name])
         config = PumpConfig(pump_id=pump_id(job.index), channels=(settings,), care_area=job.area)
-        self.pump = Pump(self.world.hardware, self.world.calibrations, config, (key,), job.package)
+        self.pump = Pump(self.world.hardware, self.world.calibrations, config, keys, job.package)
         self.driver = Driver(self.world, self.pump)
         self.limits = RateLimits.of(self.world.calibrations[0])
 
@@ -692,10 +690,9 @@ def assign_areas(library: Library, pumps: int) -> tuple[str, ...]:
 
 
 def jobs(library: Library, ward: WardWeek) -> tuple[Job, ...]:
-    """The pumps' jobs: the library signed with a key made for this run, one random stream per pump."""
-    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"ward-week:{ward.seed}".encode()).digest())
-    package = sign_package(compile_package(library, _RELEASE), key)
-    public = key.public_key().public_bytes_raw()
+    """The pumps' jobs: the library signed with keys made for this run, one random stream per pump."""
+    keys, package = simulation_release(library, f"ward-week:{ward.seed}")
+    public = tuple(k.public_bytes_raw() for k in keys)
     streams = np.random.default_rng(ward.seed).spawn(ward.pumps)
     areas = assign_areas(library, ward.pumps)
     return tuple(

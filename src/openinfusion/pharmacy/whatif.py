@@ -12,22 +12,30 @@ clinician confirming an override) is the same program: it is not replayed twice 
 
 A replay against the library the checks were logged with must reproduce every logged verdict and limit;
 :attr:`WhatIf.inconsistent` lists any that do not (there should be none), so the report can say so.
+
+Use, not only checks: the logs' infusions are counted, so the candidate's alerts project to *alerts per 100
+infusions* beside the logged rate (:attr:`WhatIf.projected_alerts_per_100`). And a replay only exercises
+the entries the logs used: given the library in use, :func:`unexercised` lists every change of the candidate
+that no logged check reached, so "0 newly blocked" is never read as "safe" for a change nobody programmed.
 """
 
 from __future__ import annotations
 
+import re
 import typing
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 from typing import Final
 
+from openinfusion.druglib.diff import Change as DiffChange
+from openinfusion.druglib.diff import diff_libraries
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import LibraryIdentity, identity_of
 from openinfusion.errors import InputError, ProgramError
-from openinfusion.pharmacy.cqi import Check, CqiData, LimitCrossed
+from openinfusion.pharmacy.cqi import Check, CqiData, LimitCrossed, per_100
 from openinfusion.pump.ders import DersIndex, DersRequest, LimitFinding, Verdict
 from openinfusion.pump.eventlog import JsonValue, decode_quantity
 from openinfusion.units import ML, ML_PER_H, NL_PER_ML, US_PER_S, Duration, FlowRate, Quantity, Volume, unit
@@ -163,10 +171,24 @@ def replay_check(index: DersIndex, check: Check) -> Case:
 
 @dataclass(frozen=True, slots=True)
 class WhatIf:
-    """Every distinct logged check replayed against one candidate library."""
+    """Every distinct logged check replayed against one candidate library, the infusions the logs hold, and
+    the candidate's changes (against the library in use, when given) that no logged check exercised."""
 
     candidate: LibraryIdentity
     cases: tuple[Case, ...]
+    infusions: int = 0
+    not_exercised: tuple[DiffChange, ...] | None = None  # None: the library in use was not given
+
+    @property
+    def logged_alerts_per_100(self) -> Fraction | None:
+        """Alerts per 100 infusions as logged (distinct checks that alerted)."""
+        return per_100(sum(1 for c in self.cases if c.old is not Verdict.OK), self.infusions)
+
+    @property
+    def projected_alerts_per_100(self) -> Fraction | None:
+        """Alerts per 100 infusions the candidate would give on the same programs (a check it cannot run counts
+        as an alert: the nurse must choose another entry)."""
+        return per_100(sum(1 for c in self.cases if c.new is not Verdict.OK), self.infusions)
 
     def counts(self) -> dict[Change, int]:
         """Cases per change, every change listed (in :class:`Change` order)."""
@@ -218,8 +240,37 @@ class WhatIf:
         return dict(sorted(found.items()))
 
 
-def replay(candidate: Library, data: CqiData) -> WhatIf:
-    """Replay every distinct DERS check in ``data`` against ``candidate`` (pure: no clock, no I/O)."""
+def replay(candidate: Library, data: CqiData, current: Library | None = None) -> WhatIf:
+    """Replay every distinct DERS check in ``data`` against ``candidate`` (pure: no clock, no I/O); with the
+    library in use, also list the changes no replayed check exercised."""
     index = DersIndex.build(candidate)
     checks = [c for c in data.checks if (c.at.source, c.at.seq) not in data.repeats]
-    return WhatIf(identity_of(candidate), tuple(replay_check(index, c) for c in checks))
+    cases = tuple(replay_check(index, c) for c in checks)
+    gaps = None if current is None else unexercised(diff_libraries(current, candidate), cases)
+    return WhatIf(identity_of(candidate), cases, len(data.infusions), gaps)
+
+
+_DRUG_PATH: Final = re.compile(r"drugs\[([^\]]+)\](?:\.care_areas\[([^\]/]+)(?:/([^\]]+))?\])?")
+_AREA_PATH: Final = re.compile(r"care_areas\[([^\]]+)\]")
+
+
+def unexercised(changes: Sequence[DiffChange], cases: Sequence[Case]) -> tuple[DiffChange, ...]:
+    """The changes to drugs and care areas that no replayed check reached: a change to an entry (or a drug, or a
+    care area) counts as exercised only if some logged check used that entry (drug, care area)."""
+    entries = {c.check.entry for c in cases}
+    drugs = {c.check.drug for c in cases}
+    areas = {c.check.area for c in cases}
+    missed = []
+    for change in changes:
+        drug = _DRUG_PATH.match(change.where)
+        area = _AREA_PATH.match(change.where)
+        if drug is not None:
+            drug_id, area_id, therapy = drug.groups()
+            hit = drug_id in drugs if area_id is None else (area_id, drug_id, therapy) in entries
+        elif area is not None:
+            hit = area.group(1) in areas
+        else:
+            continue  # library name, version, override reasons: not limits a check exercises
+        if not hit:
+            missed.append(change)
+    return tuple(missed)

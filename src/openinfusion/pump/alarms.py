@@ -129,6 +129,7 @@ class AlarmCode(Enum):
     SELF_TEST_FAILED = "self_test_failed"
     WATCHDOG_FAULT = "watchdog_fault"
     SYSTEM_FAULT = "system_fault"
+    LIBRARY_FALLBACK = "library_fallback"
 
 
 _REQUIREMENT_ID: Final = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]+")
@@ -364,6 +365,16 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
     _failsafe(AlarmCode.SELF_TEST_FAILED, P, "OI-POST-1", "Self-test failed: pump out of service"),
     _failsafe(AlarmCode.WATCHDOG_FAULT, P, "OI-POST-2", "Watchdog fault: pump out of service"),
     _failsafe(AlarmCode.SYSTEM_FAULT, P, "OI-SAFE-3", "System fault: pump out of service"),
+    AlarmSpec(
+        code=AlarmCode.LIBRARY_FALLBACK,
+        priority=Priority.MEDIUM,
+        latching=True,
+        stops_delivery=False,
+        scope=P,
+        reset_requires_clear=False,
+        requirement="OI-LIB-PKG-4",
+        text="Stored drug library corrupt: last known good library in use, call pharmacy",
+    ),
 )
 
 del C, P

@@ -16,10 +16,14 @@ shown). Beyond a hard limit, only the hard finding is reported. :meth:`DersIndex
 that policy (OI-DERS-3). The caller runs the check again on every titration, bolus and secondary
 program (OI-DERS-4); the check is cheap enough for that (``benchmarks/bench_ders.py``).
 
-Library slot (OI-DERS-2, OI-DERS-5, OI-DERS-6). :class:`LibrarySlot` holds the active library and at most one staged
-one. :meth:`LibrarySlot.receive` verifies a package (signature, hash, schema: ``druglib.package``); a
-refused package leaves the slot unchanged and returns the reason to log. A verified one is staged and
-becomes active only through :meth:`LibrarySlot.activate` while no infusion runs. Every transition
+Library slot (OI-DERS-2, OI-DERS-5, OI-DERS-6, OI-LIB-PKG-1..5). :class:`LibrarySlot` holds the active library,
+at most one staged one, the last known good one and the versions accepted so far. :meth:`LibrarySlot.receive`
+verifies a package (two signatures from two trusted keys, hash, schema: ``druglib.package``) and admits it
+(no replay, no rollback without authorisation, no second content for one version, the pump's care area
+present); a refused package leaves the slot unchanged and returns the reason and what was refused to log.
+A verified one is staged and becomes active only through :meth:`LibrarySlot.activate` while no infusion
+runs. :meth:`LibrarySlot.stored` is what the pump keeps in non-volatile memory; :meth:`LibrarySlot.power_on`
+reads it back, falling back to the last known good library when the stored one is refused. Every transition
 returns a :class:`LibraryEvent` carrying the library identity (owner, version, hash) to show and log.
 """
 
@@ -34,8 +38,15 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from openinfusion.druglib.model import Basis, Bounds, CareArea, Drug, Entry, Library, LimitField, shape_of
-from openinfusion.druglib.package import LibraryIdentity, load_package
+from openinfusion.druglib.model import Basis, Bounds, CareArea, Drug, Entry, Library, LimitField, shape_of, version_key
+from openinfusion.druglib.names import normal
+from openinfusion.druglib.package import (
+    LibraryIdentity,
+    PackageFacts,
+    VerifiedPackage,
+    package_facts,
+    verify_package,
+)
 from openinfusion.errors import IntegrityError, ProgramError
 from openinfusion.units import NL_PER_ML, US_PER_S, Duration, FlowRate, Quantity, Unit, Volume, unit
 
@@ -391,54 +402,218 @@ class DersIndex:
         return Decision(True, f"soft limit overridden: {crossed}", override_reason)
 
 
-# --- the library slot: verify, stage, activate -----------------------------------------------------
+# --- the library slot: verify, admit, stage, activate, store ----------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedLibrary:
-    """A verified library in the pump: its identity and its compiled index."""
+    """A verified library in the pump: its identity, compiled index, the library and the package it came in."""
 
     identity: LibraryIdentity
     index: DersIndex
+    library: Library
+    package: bytes
+    key_ids: tuple[str, ...] = ()
 
 
 class LibraryEventKind(Enum):
-    """What happened to a received library (named as the event log's kinds)."""
+    """What happened to a library (named as the event log's kinds)."""
 
     REJECTED = "library_rejected"
     STAGED = "library_staged"
     ACTIVATED = "library_activated"
+    LOADED = "library_loaded"  # the stored library, verified again at power-on
+    FALLBACK = "library_fallback"  # the last known good library, because the stored one was refused
 
 
 @dataclass(frozen=True, slots=True)
 class LibraryEvent:
-    """A library transition to show and log: what, which library (None if refused unread), and why."""
+    """A library transition to show and log: what, which library (None if refused), why, and for a refusal
+    what the package claimed to be (version, hash, key ids; OI-LIB-PKG-5)."""
 
     kind: LibraryEventKind
     identity: LibraryIdentity | None
     reason: str
+    refused: PackageFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedVersion:
+    """A version the pump accepted for one library (owner and name, normalised), bound to its content hash."""
+
+    library: str
+    version: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLibraries:
+    """What the pump keeps in non-volatile memory: the active package, the last known good one (the library
+    active before it), and every version accepted (the rollback guard). The driver persists
+    :meth:`LibrarySlot.stored` and gives it back at power-on."""
+
+    active: bytes | None = None
+    last_good: bytes | None = None
+    accepted: tuple[AcceptedVersion, ...] = ()
+
+
+def _library_key(identity: LibraryIdentity) -> str:
+    return f"{normal(identity.owner)}/{normal(identity.name)}"
+
+
+def _accepted(identity: LibraryIdentity) -> AcceptedVersion:
+    return AcceptedVersion(_library_key(identity), identity.version, identity.hash)
 
 
 @dataclass(frozen=True, slots=True)
 class LibrarySlot:
-    """The pump's libraries: the active one (used by every check) and at most one staged to replace it."""
+    """The pump's libraries: the active one (used by every check), at most one staged to replace it, the last
+    known good one, the versions accepted so far, and the care area the pump is set to.
+
+    Admission rules of :meth:`receive`, after the package verifies (two signatures, two trusted keys; the
+    approver's diff when the pump holds the base): the active package again is a replay and changes nothing
+    (OI-LIB-PKG-1); a version accepted before with another content hash is refused (OI-LIB-PKG-1); a version
+    older than the newest accepted needs a rollback authorisation naming that newest version (OI-LIB-PKG-2);
+    a library without the pump's care area is refused before staging (OI-LIB-PKG-3). Every refusal leaves the
+    slot unchanged and says what was refused (OI-LIB-PKG-5).
+    """
 
     active: LoadedLibrary | None = None
     staged: LoadedLibrary | None = None
+    last_good: LoadedLibrary | None = None
+    accepted: tuple[AcceptedVersion, ...] = ()
+    care_area: str | None = None
 
     def receive(self, package: bytes, trusted_keys: Sequence[Ed25519PublicKey]) -> tuple[LibrarySlot, LibraryEvent]:
-        """Verify ``package``; stage it if it verifies, else keep everything as it is and say why."""
+        """Verify and admit ``package``; stage it if both pass, else keep everything as it is and say why."""
         try:
-            library, identity = load_package(package, trusted_keys)
+            verified = verify_package(package, trusted_keys, None if self.active is None else self.active.library)
         except IntegrityError as e:
-            return self, LibraryEvent(LibraryEventKind.REJECTED, None, str(e))
-        loaded = LoadedLibrary(identity, DersIndex.build(library))
-        event = LibraryEvent(LibraryEventKind.STAGED, identity, "verified; activates when no infusion is running")
-        return replace(self, staged=loaded), event
+            return self, LibraryEvent(LibraryEventKind.REJECTED, None, str(e), package_facts(package))
+        problem = self._admission(verified)
+        if problem is not None:
+            return self, LibraryEvent(LibraryEventKind.REJECTED, None, f"package refused: {problem}", _facts(verified))
+        loaded = self._loaded(verified, package)
+        record = _accepted(verified.identity)
+        accepted = self.accepted if record in self.accepted else (*self.accepted, record)
+        why = f"verified (author {verified.author.signer}, approver {verified.approver.signer})"
+        if verified.rollback_from is not None:
+            why = f"rollback from version {verified.rollback_from} authorised; " + why
+        event = LibraryEvent(
+            LibraryEventKind.STAGED, verified.identity, f"{why}; activates when no infusion is running"
+        )
+        return replace(self, staged=loaded, accepted=accepted), event
 
     def activate(self, infusing: bool) -> tuple[LibrarySlot, LibraryEvent | None]:
-        """Make the staged library active if there is one and no infusion is running on the pump (OI-DERS-6)."""
+        """Make the staged library active if there is one and no infusion is running on the pump (OI-DERS-6);
+        the library it replaces becomes the last known good one."""
         if self.staged is None or infusing:
             return self, None
         event = LibraryEvent(LibraryEventKind.ACTIVATED, self.staged.identity, "no infusion running")
-        return LibrarySlot(active=self.staged, staged=None), event
+        last_good = self.active if self.active is not None else self.last_good
+        return replace(self, active=self.staged, staged=None, last_good=last_good), event
+
+    def stored(self) -> StoredLibraries:
+        """What to keep in non-volatile memory (a staged library is kept only once active)."""
+        return StoredLibraries(
+            None if self.active is None else self.active.package,
+            None if self.last_good is None else self.last_good.package,
+            self.accepted,
+        )
+
+    @classmethod
+    def power_on(
+        cls, stored: StoredLibraries, trusted_keys: Sequence[Ed25519PublicKey], care_area: str | None
+    ) -> tuple[LibrarySlot, tuple[LibraryEvent, ...]]:
+        """The slot from non-volatile memory: the stored active library verified again, else the last known
+        good one (a FALLBACK event, which the pump raises as an alarm; OI-LIB-PKG-4), else none."""
+        slot = cls(accepted=stored.accepted, care_area=care_area)
+        events: list[LibraryEvent] = []
+        loaded: list[LoadedLibrary | None] = []
+        for package in (stored.active, stored.last_good):
+            library, event = slot._reload(package, trusted_keys)
+            loaded.append(library)
+            if event is not None:
+                events.append(event)
+        active, last_good = loaded
+        for held in (last_good, active):  # a stored library counts as accepted (the rollback guard)
+            record = None if held is None else _accepted(held.identity)
+            if record is not None and record not in slot.accepted:
+                slot = replace(slot, accepted=(*slot.accepted, record))
+        if active is not None:
+            events.append(LibraryEvent(LibraryEventKind.LOADED, active.identity, "stored library verified"))
+            return replace(slot, active=active, last_good=last_good), tuple(events)
+        if last_good is not None:
+            why = "the stored library was refused: the last known good library is active"
+            events.append(LibraryEvent(LibraryEventKind.FALLBACK, last_good.identity, why))
+            return replace(slot, active=last_good), tuple(events)
+        return slot, tuple(events)
+
+    def _reload(
+        self, package: bytes | None, trusted_keys: Sequence[Ed25519PublicKey]
+    ) -> tuple[LoadedLibrary | None, LibraryEvent | None]:
+        """A stored package verified again: it was admitted before, so only its integrity, its recorded
+        version-hash binding and the care area are checked (a last known good one is older by design)."""
+        if package is None:
+            return None, None
+        try:
+            verified = verify_package(package, trusted_keys)
+        except IntegrityError as e:
+            return None, LibraryEvent(LibraryEventKind.REJECTED, None, f"stored {e}", package_facts(package))
+        problem = self._bound_elsewhere(verified) or self._missing_area(verified)
+        if problem is not None:
+            return None, LibraryEvent(
+                LibraryEventKind.REJECTED, None, f"stored package refused: {problem}", _facts(verified)
+            )
+        return self._loaded(verified, package), None
+
+    def _admission(self, verified: VerifiedPackage) -> str | None:
+        identity = verified.identity
+        for held, what in ((self.active, "the active library"), (self.staged, "staged already")):
+            if held is not None and held.identity == identity:
+                return f"version {identity.version} is {what} (a replay): nothing changed"
+        problem = self._bound_elsewhere(verified)
+        if problem is not None:
+            return problem
+        mine = [a.version for a in self.accepted if a.library == _library_key(identity)]
+        newest = max(mine, key=version_key, default=None)
+        if verified.rollback_from is not None and newest is not None and verified.rollback_from != newest:
+            return (
+                f"its rollback authorisation is from version {verified.rollback_from}, "
+                f"but the newest version accepted is {newest}"
+            )
+        if (
+            verified.rollback_from is None
+            and newest is not None
+            and version_key(identity.version) < version_key(newest)
+        ):
+            return (
+                f"version {identity.version} is older than version {newest} accepted before "
+                "(a rollback needs a signed rollback authorisation)"
+            )
+        return self._missing_area(verified)
+
+    def _bound_elsewhere(self, verified: VerifiedPackage) -> str | None:
+        identity = verified.identity
+        for a in self.accepted:
+            if a.library == _library_key(identity) and a.version == identity.version and a.hash != identity.hash:
+                return (
+                    f"version {identity.version} was accepted before with content sha256 {a.hash[:12]}: "
+                    "same version, different content"
+                )
+        return None
+
+    def _missing_area(self, verified: VerifiedPackage) -> str | None:
+        areas = {a.id for a in verified.library.care_areas}
+        if self.care_area is not None and self.care_area not in areas:
+            return f"it has no care area {self.care_area!r}, the pump's unit: the unit could not infuse from it"
+        return None
+
+    @staticmethod
+    def _loaded(verified: VerifiedPackage, package: bytes) -> LoadedLibrary:
+        index = DersIndex.build(verified.library)
+        return LoadedLibrary(verified.identity, index, verified.library, package, verified.key_ids)
+
+
+def _facts(verified: VerifiedPackage) -> PackageFacts:
+    return PackageFacts(verified.identity.version, verified.identity.hash, verified.key_ids)

@@ -30,7 +30,7 @@ from openinfusion.druglib.package import LibraryIdentity as DrugLibraryIdentity
 from openinfusion.errors import ConfigError, DoseLimitError, ProgramError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.channel import Channel, ChannelSettings, describe, selection_json
-from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, Verdict
+from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, StoredLibraries, Verdict
 from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, LibraryIdentity, encode_quantity
 from openinfusion.pump.hal import PumpHardware
@@ -97,7 +97,7 @@ class Pump:
         calibrations: tuple[MechanismCalibration, ...],
         config: PumpConfig,
         trusted_keys: Sequence[Ed25519PublicKey] = (),
-        library_package: bytes | None = None,
+        library_package: bytes | StoredLibraries | None = None,
         *,
         log: EventLog | None = None,
     ) -> None:
@@ -109,11 +109,9 @@ class Pump:
         self.cal = calibrations
         now = hw.clock.now()
         self.trusted_keys = tuple(trusted_keys)
-        self.library = LibrarySlot()
-        stored: LibraryEvent | None = None
-        if library_package is not None:  # the library stored on the pump, verified as it loads
-            self.library, stored = self.library.receive(library_package, self.trusted_keys)
-            self.library, _ = self.library.activate(infusing=False)
+        # the libraries stored on the pump (OI-LIB-PKG-4), verified again as they load; bytes: an active package alone
+        stored = library_package if isinstance(library_package, StoredLibraries) else StoredLibraries(library_package)
+        self.library, self._stored_events = LibrarySlot.power_on(stored, self.trusted_keys, config.care_area)
         active = self.library.active
         identity = None if active is None else _log_identity(active.identity)
         self.log = log if log is not None else EventLog(config.pump_id, config.time_origin, identity)
@@ -133,7 +131,6 @@ class Pump:
             for i, ch in enumerate(hw.channels)
         )
         self.phase = Phase.OFF
-        self._stored_library = stored
         self._apply_care_area()  # settings come from the stored library's care area from power-on
         self._post: PowerOnSelfTest | None = None
         self._post_due: Instant | None = None
@@ -194,13 +191,19 @@ class Pump:
         self.phase = Phase.OFF
 
     def _library_integrity(self) -> tuple[bool, str]:
-        """The POST item for the stored drug library: verified (or absent), or why it was refused."""
-        event = self._stored_library
-        if event is None:
-            return True, "no library stored"
-        if event.kind is LibraryEventKind.REJECTED:
-            return False, event.reason
-        return True, str(event.identity)
+        """The POST item for the stored drug library: verified (or absent), the last known good one in its place
+        (logged, with a LIBRARY_FALLBACK alarm; OI-LIB-PKG-4), or why it was refused."""
+        now = self.hw.clock.now()
+        for event in self._stored_events:
+            self._log_library(now, event)
+        kinds = {e.kind for e in self._stored_events}
+        if LibraryEventKind.FALLBACK in kinds:
+            detail = "; ".join(e.reason for e in self._stored_events)
+            self._record(self.alarms.activate(AlarmCode.LIBRARY_FALLBACK, None, now, detail[:200]))
+            return True, f"last known good library {self.library_identity}"
+        if LibraryEventKind.REJECTED in kinds:
+            return False, next(e.reason for e in self._stored_events if e.kind is LibraryEventKind.REJECTED)
+        return (True, str(self.library_identity)) if self.library.active is not None else (True, "no library stored")
 
     def _finish_post(self, now: Instant) -> None:
         assert self._post is not None
@@ -376,13 +379,21 @@ class Pump:
             ch.configure(settings)
 
     def _log_library(self, now: Instant, event: LibraryEvent) -> None:
+        """Log a library transition; a refusal carries the version, hash and key ids refused (OI-LIB-PKG-5)."""
         kind = {
             LibraryEventKind.REJECTED: EventKind.LIBRARY_REJECTED,
             LibraryEventKind.STAGED: EventKind.LIBRARY_STAGED,
             LibraryEventKind.ACTIVATED: EventKind.LIBRARY_ACTIVATED,
+            LibraryEventKind.LOADED: EventKind.LIBRARY_LOADED,
+            LibraryEventKind.FALLBACK: EventKind.LIBRARY_ACTIVATED,
         }[event.kind]
         identity: JsonValue = None if event.identity is None else dict(event.identity.to_json())
-        self.log.append(now, kind, None, library=identity, reason=event.reason)
+        facts = event.refused
+        refused: JsonValue = None
+        if facts is not None:
+            key_ids: list[JsonValue] = list(facts.key_ids)
+            refused = {"version": facts.version, "hash": facts.content_sha256, "key_ids": key_ids}
+        self.log.append(now, kind, None, library=identity, reason=event.reason, refused=refused)
 
     def _gate(self, ch: Channel, now: Instant, request: Request, action: str) -> None:
         """Run the DERS check for ``request`` on ``ch``; log it; raise if it may not proceed (OI-DERS-3/4)."""

@@ -18,8 +18,6 @@ so the same scenario and seed give the same outputs, byte for byte.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import heapq
 import json
 from collections.abc import Callable
@@ -28,9 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.package import simulation_release
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, InputError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.eventlog import EventKind
@@ -159,17 +157,14 @@ def world_config(scenario: Scenario) -> VirtualPumpConfig:
 
 
 def _library_package(scenario: Scenario, file: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes | None]:
-    """The scenario's library, validated, compiled and signed with a key made for this run only.
+    """The scenario's library, validated, compiled and signed with keys made for this run only.
 
     A simulated pump trusts the simulation's own key; a real pump trusts only its hospital's.
     """
     if scenario.library is None:
         return (), None
     path = Path(file).parent / scenario.library
-    library = read_yaml(path).require()
-    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"sim:{scenario.seed}".encode()).digest())
-    release = ReleaseInfo("scenario author", "scenario approver", datetime.date(2026, 1, 1))
-    return (key.public_key(),), sign_package(compile_package(library, release), key)
+    return simulation_release(read_yaml(path).require(), f"sim:{scenario.seed}")
 
 
 @dataclass(order=True, slots=True)
