@@ -66,6 +66,7 @@ def make_system(
         data, example_library(), pumps=pumps, seed=seed, escalate_after_s=escalate_after_s, db_url=db_url,
         resend_after_s=0.3,
     )  # fmt: skip
+    system.hospital.settings = dataclasses.replace(system.hospital.settings, reoffer_after_s=0.5)
     system.hospital.start()
     return system
 
