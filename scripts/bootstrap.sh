@@ -16,3 +16,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -c "import openinfusion" 
   echo "$want" > "$stamp"
 fi
+# Browser tests (central station): Debian's Chromium, never a browser download by Playwright; axe-core from npm.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "warning: could not install chromium"
+fi
+if [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null 2>&1 || echo "warning: could not install mosquitto"
+fi
+if [ ! -f .venv/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix .venv axe-core@4 >/dev/null 2>&1 || echo "warning: could not install axe-core"
+fi

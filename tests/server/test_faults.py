@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-from hospitalkit import PG_ADMIN, make_system, run, settle, wait_for
 from sqlalchemy import func, select
 
+from hospitalkit import PG_ADMIN, make_system, run, settle, wait_for
 from openinfusion.server.db.models import Event
 from openinfusion.server.hospital import Hospital
 from openinfusion.web.system import LocalSystem
