@@ -101,11 +101,8 @@ def test_a_ward_through_a_broker_restart_loses_and_duplicates_nothing(
         reference.hospital.stop()
     with hospital.sessions() as db:
         for bed in ward.beds:
-            count, distinct = db.execute(
-                select(func.count(), func.count(func.distinct(Event.seq))).where(
-                    Event.pump_id == bed.pump.config.pump_id
-                )
-            ).one()
+            counts = select(func.count(), func.count(func.distinct(Event.seq)))
+            count, distinct = db.execute(counts.where(Event.pump_id == bed.pump.config.pump_id)).one()
             assert count == distinct == bed.pump.log.last_seq
     for bed in ward.beds:
         bed.agent.link.close()
