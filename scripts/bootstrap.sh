@@ -23,3 +23,13 @@ installed="$peers/node_modules/.package-lock.json"
 if command -v npm >/dev/null && { [ ! -f "$installed" ] || [ "$peers/package-lock.json" -nt "$installed" ]; }; then
   (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+# Browser tests (central station): Debian's Chromium, never a browser download by Playwright; axe-core from npm.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "warning: could not install chromium"
+fi
+if [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null 2>&1 || echo "warning: could not install mosquitto"
+fi
+if [ ! -f .venv/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix .venv axe-core@4 >/dev/null 2>&1 || echo "warning: could not install axe-core"
+fi

@@ -3,6 +3,7 @@ virtual ward, and an HTTP client logged in per role. Nothing is mocked: every te
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -61,7 +62,11 @@ class Station:
 def make_system(
     data: Path, pumps: int = 3, seed: int = 1, escalate_after_s: float = 60.0, db_url: str | None = None
 ) -> LocalSystem:
-    system = local_system(data, example_library(), pumps, seed, escalate_after_s, db_url, resend_after_s=0.3)
+    system = local_system(
+        data, example_library(), pumps=pumps, seed=seed, escalate_after_s=escalate_after_s, db_url=db_url,
+        resend_after_s=0.3,
+    )  # fmt: skip
+    system.hospital.settings = dataclasses.replace(system.hospital.settings, reoffer_after_s=0.5)
     system.hospital.start()
     return system
 
@@ -75,6 +80,7 @@ def system(tmp_path: Path) -> Iterator[LocalSystem]:
 
 @pytest.fixture
 def station(system: LocalSystem) -> Iterator[Station]:
+    system.hospital.settings = dataclasses.replace(system.hospital.settings, stream_max_s=0.3)
     with TestClient(build_app(system.hospital, manage=False), base_url="https://testserver") as client:
         yield Station(system, client)
 

@@ -33,9 +33,9 @@ def test_every_event_reaches_the_server_exactly_once_through_outage_and_loss(sys
     system.bus.set_online(False)  # the whole network is down for 15 minutes
     run(system, 900)
     system.bus.set_online(True)
-    system.bus.drop_every = 3  # then a lossy network for 10 minutes
+    system.bus.loss = 0.3  # then a lossy network (30 % lost) for 10 minutes
     run(system, 600)
-    system.bus.drop_every = 0
+    system.bus.loss = 0.0
     wait_for(lambda: _all_acked(system), what="every event acknowledged")
     for bed in system.ward.beds:
         stored = _stored(system, bed.pump.config.pump_id)

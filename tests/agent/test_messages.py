@@ -3,6 +3,7 @@ the decoders never fail any other way, whatever the bytes (hypothesis)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -107,10 +108,8 @@ FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 @given(st.binary(max_size=4096))
 def test_decoders_refuse_arbitrary_bytes_cleanly(data: bytes) -> None:
     for decode in (m.decode_up, m.decode_down):
-        try:
+        with contextlib.suppress(m.LinkError):
             decode(data)
-        except m.LinkError:
-            pass
 
 
 json_values = st.recursive(
@@ -131,7 +130,5 @@ def test_decoders_refuse_mutated_messages_cleanly(body: object, key: str, value:
     target[key if key in target or len(key) > 6 else next(iter(target))] = value
     data = json.dumps(raw).encode()
     for decode in (m.decode_up, m.decode_down):
-        try:
+        with contextlib.suppress(m.LinkError):
             decode(data)
-        except m.LinkError:
-            pass

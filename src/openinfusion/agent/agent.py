@@ -12,7 +12,7 @@ runs on a network thread and the core never waits on it. Each poll:
    log is the buffer: nothing is copied or dropped while offline. After a reconnection, or when
    acknowledgements stall for ``resend_after_s``, it goes back to the last acknowledged event and sends
    again (the server stores each (pump, seq) once);
-3. sends a status every ``status_interval_s`` and at once when a channel state or an alarm changes.
+3. sends a status every ``status_interval_s`` and at once when a channel state, an alarm or a library changes.
 
 Commands never change a running infusion by themselves:
 
@@ -175,7 +175,12 @@ class PumpAgent:
 
     def _send_status(self) -> None:
         status = snapshot(self.pump)
-        shape = (tuple(c.state for c in status.channels), tuple((a.instance, a.state) for a in status.alarms))
+        shape = (
+            tuple(c.state for c in status.channels),
+            tuple((a.instance, a.state) for a in status.alarms),
+            status.library,
+            status.staged_library,
+        )
         due = self._mono() - self._last_status >= self.status_interval_s
         if (due or shape != self._last_shape) and self._send(
             status_message(status, self.config, self.pump.log.last_seq, tuple(self.pending))

@@ -79,7 +79,7 @@ def ward(
     if server == "local":
         if data.exists():
             shutil.rmtree(data)
-        system = local_system(data, lib, pumps, seed, escalate_after)
+        system = local_system(data, lib, pumps=pumps, seed=seed, escalate_after_s=escalate_after)
         served = Served(build_app(system.hospital), "127.0.0.1", port)
         served.start()
         console.print(f"central station: http://127.0.0.1:{port}/station/  ({pumps} pumps, speed x{speed:g})")

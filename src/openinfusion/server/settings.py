@@ -22,6 +22,7 @@ class Settings:
     offline_after_s: float = 10.0  # a pump silent this long shows offline
     reoffer_after_s: float = 30.0  # a library offer not acted on is sent again
     cookie_secure: bool = True
+    stream_max_s: float = 300.0  # a station's event stream ends after this (the browser reconnects)
     library_keys: tuple[Ed25519PublicKey, ...] = field(default=())  # pharmacy keys a release must be signed by
 
     @property

@@ -76,6 +76,7 @@ DEMO_USERS = (
 def local_system(
     data_dir: Path,
     library_: Library,
+    *,
     pumps: int,
     seed: int,
     escalate_after_s: float,

@@ -3,13 +3,14 @@
 A :class:`Bus` carries bytes between pump ends and one server end through queues, so the server
 handles messages on its own thread and no pump ever waits for it. Fault switches for tests and
 benchmarks: :meth:`Bus.set_online` (a pump or the whole network goes away: publish fails, the pump
-sees itself offline) and :attr:`Bus.drop_every` (a lossy network: every n-th message vanishes
-silently after ``publish`` said yes).
+sees itself offline) and :attr:`Bus.loss` (a lossy network: that fraction of messages, drawn from a
+seeded random stream, vanishes silently after ``publish`` said yes).
 """
 
 from __future__ import annotations
 
 import queue
+import random
 import threading
 from collections import deque
 
@@ -24,8 +25,8 @@ class Bus:
         self._pumps: dict[str, InProcessPumpLink] = {}
         self._network = True
         self._offline: set[str] = set()
-        self.drop_every = 0  # 0: lossless; n: every n-th message is lost
-        self._count = 0
+        self.loss = 0.0  # fraction of messages lost
+        self._random = random.Random(0)
         self.uplink: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
 
     def pump(self, pump_id: str) -> InProcessPumpLink:
@@ -59,8 +60,7 @@ class Bus:
 
     def _lost(self) -> bool:
         with self._lock:
-            self._count += 1
-            return self.drop_every > 0 and self._count % self.drop_every == 0
+            return self.loss > 0 and self._random.random() < self.loss
 
     def _to_pump(self, pump_id: str, data: bytes) -> bool:
         end = self._pumps.get(pump_id)

@@ -22,7 +22,6 @@ from openinfusion.server.db.models import Pump
 router = APIRouter(prefix="/station", dependencies=[Guard], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STREAM_POLL_S = 0.25
-STREAM_MAX_S = 300.0  # the browser reconnects by itself after this
 
 
 def _page(request: Request, name: str, who: auth.Principal | None, context: dict[str, Any]) -> Response:
@@ -132,7 +131,7 @@ async def stream(request: Request, home: Home) -> StreamingResponse:
     async def ticks() -> AsyncIterator[str]:
         last, started, quiet = -1, asyncio.get_running_loop().time(), 0.0
         yield "retry: 2000\n\n"
-        while asyncio.get_running_loop().time() - started < STREAM_MAX_S:
+        while asyncio.get_running_loop().time() - started < home.settings.stream_max_s:
             if await request.is_disconnected():
                 return
             value = await asyncio.to_thread(home.tick)
