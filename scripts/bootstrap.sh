@@ -16,3 +16,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -c "import openinfusion" 
   echo "$want" > "$stamp"
 fi
+# Browser tests (front panel): Debian's Chromium (never a tool's own download) and axe-core, pinned.
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y -qq chromium > /dev/null 2>&1 || { $SUDO apt-get update -qq > /dev/null 2>&1 && $SUDO apt-get install -y -qq chromium > /dev/null; }
+fi
+if [ ! -f .node/node_modules/axe-core/axe.min.js ]; then
+  npm install --silent --no-audit --no-fund --prefix .node axe-core@4.14.1 > /dev/null
+fi

@@ -195,7 +195,7 @@ class PanelSession:
             return self._confirm(flow, ch, None)
         elif action == "override":
             return self._confirm(flow, ch, arg)
-        return flow.message
+        return ""  # the screen shows the flow's own message
 
     def _cancel(self, flow: Flow, ch: int) -> str:
         del self.flows[ch]
@@ -250,7 +250,8 @@ class PanelSession:
         assert c is not None
         conc = flow.concentration()
         lib = FromLibrary(drug=c.drug.id, therapy=c.entry.therapy, concentration=a.get("concentration"))
-        who = PatientSpec(weight=None if "weight" not in a else Quantity.of(a["weight"], "kg"))
+        entered = flow.patient()
+        who = PatientSpec(weight=entered.weight, bsa=entered.bsa)
         common: dict[str, Any] = {"from_library": lib, "override_reason": reason}
         if flow.task == "secondary":
             spec2 = SecondarySpec(rate=Quantity.of(a["rate"], "mL/h"), vtbi=Quantity.of(a["vtbi"], "mL"), **common)

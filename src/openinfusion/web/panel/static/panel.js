@@ -17,12 +17,17 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-async function press(widget, channel = null, arg = null) {
-  const r = await fetch("/api/press", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ widget, channel, arg }),
-  });
-  if (r.ok) render(await r.json());
+// Presses are sent one after another, in the order made (a key never overtakes the one before it).
+let queue = Promise.resolve();
+function press(widget, channel = null, arg = null) {
+  queue = queue.then(async () => {
+    const r = await fetch("/api/press", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ widget, channel, arg }),
+    });
+    if (r.ok) render(await r.json());
+  }).catch(() => { $("#message").textContent = "The pump did not answer: check the connection."; });
+  return queue;
 }
 
 function button(id, channel, arg = null, label = null, cls = "") {
