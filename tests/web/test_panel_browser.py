@@ -103,6 +103,7 @@ def test_hard_limit_blocks_and_the_dose_is_changed(serve: Any, page: Any) -> Non
     page.goto(server.url)
     program_dose(page, "dopamine", "400 mg/250 mL", "50", weight="70")
     page.get_by_text("HARD LIMIT: cannot be given").wait_for()
+    shot(page, "panel-hard-limit")
     assert widget(page, "override", 0, "Emergency").count() == 0  # no way round a hard limit
     no_axe_violations(page)
     assert session.pump.channels[0].state.value == "programming"
@@ -145,7 +146,7 @@ def test_occlusion_alarm_answered_and_exercise_scored(serve: Any, page: Any) -> 
     no_axe_violations(page)
     widget(page, "audio_pause", None).click()
     page.get_by_text("Audio paused").first.wait_for()
-    page.locator("#alarmbar >> text=latched").wait_for(timeout=30_000)  # the kink is fixed at 3 min
+    page.locator("#alarmbar >> text=latched").wait_for(timeout=30_000)  # the kink is fixed at 100 s
     widget(page, "reset_alarm").click()
     widget(page, "resume").click()
     page.locator('[data-status="infusing"]').wait_for()

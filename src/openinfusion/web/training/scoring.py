@@ -133,7 +133,7 @@ def sentence(e: LoggedEvent) -> str | None:
         case EventKind.FAULT_INJECTED:
             return f"Injected: {d.get('fault')}"
         case EventKind.INFUSION_STOPPED:
-            return f"Infusion stopped ({d.get('reason', 'stopped')})"
+            return f"Infusion stopped ({d.get('reason')})"
         case _:
             return str(e.kind.value).replace("_", " ").capitalize()
 
@@ -145,7 +145,7 @@ def narrative(session: PanelSession) -> list[dict[str, str]]:
         if e.kind not in _NARRATED:
             continue
         text = sentence(e)
-        if text is None:
+        if text is None or (e.kind is EventKind.INFUSION_STOPPED and "reason" not in e.data):
             continue
         t = max(0, _since_start(session, e.t))
         where = "pump" if e.channel is None else f"channel {LABELS[e.channel]}"
