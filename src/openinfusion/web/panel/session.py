@@ -35,9 +35,9 @@ from openinfusion.sim.scenario import (
     Scenario,
     SecondarySpec,
 )
+from openinfusion.sim.screen import pump_status
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
-from openinfusion.web.panel.status import pump_status
 from openinfusion.web.panel.widgets import BY_ID, as_data
 
 PCA_DEMAND_RATE: Final = FlowRate.ml_h(60)  # how fast a demand dose runs (a typical PCA pump's)

@@ -1,4 +1,4 @@
-"""A read-only snapshot of the pump for its screen: what a nurse sees, as plain JSON-able data.
+"""The virtual pump's screen as data: what a nurse sees, read-only, as plain JSON-able values.
 
 Pure: it reads the core's public state (channels, alarms, power, library) at the pump's present and
 changes nothing. Every number is formatted with its unit here, without trailing zeros (ISMP), so the
