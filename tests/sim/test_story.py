@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openinfusion.cli import app
+from openinfusion.errors import ScenarioError
 from openinfusion.sim.run import Simulation
 from openinfusion.sim.scenario import load_scenario
 from openinfusion.sim.story import ScreenRecorder, tell
@@ -81,3 +82,39 @@ def test_examples_program_from_the_library(name: str) -> None:
     story = story_of(name)
     assert story.ders and all("HARD" not in row[5] for row in story.ders)
     assert not any("basic infusion" in row[2] for row in story.timeline)
+
+
+def scenario_text(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "s.yaml"
+    library = EXAMPLES.parent / "library" / "example-library.yaml"
+    path.write_text(
+        f"schema: openinfusion.scenario/1\nname: s\nseed: 1\nduration: 10 min\nlibrary: {library}\n"
+        f"pump: {{care_area: ADULT-ICU}}\npatient: {{weight: 80 kg}}\n{body}",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.req("OI-IN-1")
+def test_scenario_errors_all_reported_with_the_nearest_name_and_time_examples(tmp_path: Path) -> None:
+    path = scenario_text(
+        tmp_path,
+        "channels:\n  - program: {type: continuous, rate: 25 mL/h, vtbl: 50 mL}\n"
+        "timeline:\n  - {at: 20, do: start}\n  - {at: 5 min, do: strat}\n",
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert "channels[0].program.vtbl: unknown field (did you mean vtbi?)" in text
+    assert "timeline[0].at: expected a time with its unit, such as '20 min'" in text
+    assert "timeline[1]: 'strat' is not a known kind (did you mean start?)" in text
+
+
+def test_a_drug_is_chosen_by_a_synonym_and_a_misspelling_names_the_nearest(tmp_path: Path) -> None:
+    program = "{type: dose, dose: 10 ug/min, concentration: 4 mg / 250 mL, vtbi: 250 mL, from_library: {drug: %s}}"
+    scenario, _ = load_scenario(scenario_text(tmp_path, f"channels:\n  - program: {program % 'Levophed'}\n"))
+    chosen = scenario.channels[0].program
+    assert chosen is not None and chosen.from_library is not None and chosen.from_library.drug == "norepinephrine"
+    with pytest.raises(ScenarioError, match=r"'norepinephrin' is not in the library \(did you mean norepinephrine\?\)"):
+        load_scenario(scenario_text(tmp_path, f"channels:\n  - program: {program % 'norepinephrin'}\n"))
