@@ -12,6 +12,7 @@ pressures are plain numbers in fields named ``*_mmhg``. The JSON Schema in
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from pydantic.functional_validators import BeforeValidator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from openinfusion.druglib.model import Library
 from openinfusion.errors import InputError, ScenarioError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
@@ -484,14 +486,29 @@ def _every_error(name: str, e: ValidationError) -> ScenarioError:
     return ScenarioError(f"{name}: {loc}" if loc else name, msg + more)
 
 
+def read_library(path: Path) -> Library:
+    """The validated library in ``path`` (cached by path and modification time: a library file is read
+    once however many scenarios and panels name it; a changed file is read again)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as e:
+        raise ScenarioError(str(path), f"cannot read the library: {e.strerror}") from None
+    return _read_library(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_library(path: str, _stamp: int) -> Library:
+    from openinfusion.druglib.yamlio import read_yaml  # only scenarios with a library pay for importing it
+
+    return read_yaml(Path(path)).require()
+
+
 def _library_names(scenario: Scenario, path: Path) -> Scenario:
     """Programs may name a drug by any of the library's names (id, generic, display, synonyms such as
     brand names); each is replaced by the drug's id. An unknown drug is an error naming the nearest."""
     if scenario.library is None:
         return scenario
-    from openinfusion.druglib.yamlio import read_yaml  # only scenarios with a library pay for reading it
-
-    library = read_yaml(path.parent / scenario.library).require()
+    library = read_library(path.parent / scenario.library)
     ids: dict[str, str] = {}
     for d in library.drugs:
         for n in (d.id, d.generic_name, d.display_name, *d.synonyms):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, InputError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
@@ -34,6 +33,7 @@ from openinfusion.sim.scenario import (
     PcaSpec,
     Scenario,
     SecondarySpec,
+    read_library,
 )
 from openinfusion.sim.screen import pump_status
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
@@ -310,6 +310,4 @@ class PanelSession:
 
 
 def _library(scenario: Scenario, file: str) -> Library | None:
-    if scenario.library is None:
-        return None
-    return read_yaml(Path(file).parent / scenario.library).require()
+    return None if scenario.library is None else read_library(Path(file).parent / scenario.library)
