@@ -30,6 +30,6 @@ fi
 if [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null 2>&1 || echo "warning: could not install mosquitto"
 fi
-if [ ! -f .venv/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
-  npm install --silent --no-audit --no-fund --prefix .venv axe-core@4 >/dev/null 2>&1 || echo "warning: could not install axe-core"
+if [ ! -f .node/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix .node axe-core@4.14.1 >/dev/null 2>&1 || echo "warning: could not install axe-core"
 fi

@@ -46,7 +46,7 @@ def test_occlusion_answered_in_time_scores_full_marks() -> None:
     assert state["alarms"][0]["code"] == "occlusion_downstream" and state["alarms"][0]["priority"] == "high"
     assert state["channels"][0]["state"] == "alarm"
     session.press("audio_pause")
-    clock.t = 200.0  # the kink is straightened at 3 min
+    clock.t = 200.0  # the kink is straightened at 100 s
     session.press("resume", 0)  # refused: the latched alarm is reset first
     session.press("reset_alarm", 0)
     session.press("resume", 0)

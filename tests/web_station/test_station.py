@@ -20,7 +20,7 @@ from openinfusion.server.broker import free_port
 from openinfusion.web.system import LocalSystem, Served, build_app
 
 CHROMIUM = Path("/usr/bin/chromium")
-AXE = ROOT / ".venv/node_modules/axe-core/axe.min.js"
+AXE = ROOT / ".node/node_modules/axe-core/axe.min.js"
 FIGURES = ROOT / "docs/figures"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

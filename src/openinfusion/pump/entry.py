@@ -56,7 +56,7 @@ class FieldSpec:
     maximum: Fraction
     decimals: int
     current: Fraction | None = None
-    debounce_ms: int = 120
+    debounce_ms: int = 60  # switch bounce lasts well under this; a deliberate repeat takes longer
 
     def __post_init__(self) -> None:
         where = f"entry field {self.name!r}"

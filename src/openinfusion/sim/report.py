@@ -10,7 +10,9 @@ JavaScript, readable offline (docs/decisions/0004-reports.md).
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -20,9 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from openinfusion.figures import svg
+from openinfusion.sim.story import DELIVERED_VS_PATIENT, Story
 
 F64 = npt.NDArray[np.float64]
 
+STORY_MARK = "<!-- story -->"  # where the nurse's sections go (with_story)
 PRIORITY_COLOURS = {"high": "#d62728", "medium": "#ff9f1c", "low": "#2ca6c4", "info": "#9e9e9e"}
 
 
@@ -67,8 +71,12 @@ def _hours(span_s: float) -> tuple[float, str]:
     return (3600.0, "h") if span_s > 3 * 3600 else (60.0, "min")
 
 
-def channel_figure(tr: ChannelTrace, end_s: float) -> str:
-    """Four stacked panels sharing a time axis, as inline SVG."""
+def channel_figure(tr: ChannelTrace, end_s: float, *, pulsation: bool = False) -> str:
+    """Four stacked panels sharing a time axis, as inline SVG.
+
+    The instantaneous flow (the pulsation band of a peristaltic mechanism) is drawn only when asked:
+    a nurse reads the 1-minute mean against the programmed rate.
+    """
     scale, unit = _hours(end_s)
     fig, axes = plt.subplots(4, 1, figsize=(10, 9.5), sharex=True, gridspec_kw={"height_ratios": [3, 3, 3, 1]})
     ax_rate, ax_vol, ax_p, ax_al = axes
@@ -76,7 +84,8 @@ def channel_figure(tr: ChannelTrace, end_s: float) -> str:
     st = tr.step_t_s / scale
     window = max(1, int(60 / max(float(np.median(np.diff(tr.t_s))) if tr.t_s.size > 1 else 1.0, 1e-3)))
     smooth = np.convolve(tr.flow_ml_h, np.ones(window) / window, mode="same") if tr.flow_ml_h.size else tr.flow_ml_h
-    ax_rate.plot(t, tr.flow_ml_h, color="#c7d7ea", lw=0.5, label="flow into patient (instantaneous)")
+    if pulsation:
+        ax_rate.plot(t, tr.flow_ml_h, color="#c7d7ea", lw=0.5, label="flow into patient (instantaneous)")
     ax_rate.plot(t, smooth, color="#1f77b4", lw=1.2, label="flow into patient (1-min mean)")
     ax_rate.step(st, tr.rate_ml_h, where="post", color="black", lw=1.2, label="programmed rate")
     top = float(np.max(tr.rate_ml_h)) if tr.rate_ml_h.size else 1.0
@@ -136,13 +145,72 @@ dt {{ font-weight: 600 }} .note {{ color: #a00 }}
 <h1>{esc(title)}</h1>
 <p class="note">Simulation on virtual hardware. Not for clinical use.</p>
 <dl>{meta_html}</dl>
+{STORY_MARK}
 <h2>Outcome per channel</h2>
 {table(["channel", "delivered by pump (mL)", "into patient (mL)", "final state", "alarms"], summary_rows)}
-<h2>Alarms</h2>
-{table(["time", "channel", "code", "priority", "detail"], alarm_rows)}
+<details><summary>Alarm onsets (engineering view: seconds, codes)</summary>
+{table(["time", "channel", "code", "priority", "detail"], alarm_rows)}</details>
 <h2>Timelines</h2>
 {"".join(f"<figure>{f}</figure>" for f in figures)}
-<h2>Event log</h2>
-{table(["seq", "time", "channel", "event", "data"], log_rows)}
+<details><summary>Raw event log (engineering view: the first 400 events as JSON; all in events.jsonl)</summary>
+{table(["seq", "time", "channel", "event", "data"], log_rows)}</details>
 </body></html>
 """
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    esc = html.escape
+    head = "".join(f"<th scope='col'>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def story_html(story: Story) -> str:
+    """The sections a nurse reads first: what happened in clock time, alarms, library checks, screens."""
+    esc = html.escape
+    parts = ["<h2>What happened (hh:mm:ss from the start)</h2>",
+             _table(["time", "channel", "drug", "what happened"], story.timeline)]  # fmt: skip
+    alarms = [(a.raised, a.channel, a.text, a.priority, a.escalated or "-", a.latched or "-", a.ended, a.how, a.detail)
+              for a in story.alarms]  # fmt: skip
+    columns = ["raised", "channel", "alarm", "priority", "escalated", "latched", "ended", "how", "detail"]
+    parts += ["<h2>Alarms</h2>", _table(columns, alarms)]
+    none = "<p>No program was checked against a drug library (basic infusions only).</p>"
+    ders = (
+        _table(["time", "channel", "action", "drug", "values checked", "outcome"], story.ders) if story.ders else none
+    )
+    parts += ["<h2>Drug library checks, overrides and hard blocks</h2>", ders]
+    if story.refused:
+        parts += ["<h2 class='note'>Actions the pump refused</h2>", _table(["time", "channel", "why"], story.refused)]
+    columns = ["channel", "delivered (pump)", "into patient", "air past the detector", "final state"]
+    parts += ["<h2>Totals per channel</h2>", _table(columns, story.totals), f"<p>{esc(DELIVERED_VS_PATIENT)}</p>"]
+    if story.pca:
+        parts += ["<h2>PCA</h2>", _table(["channel", "totals"], story.pca)]
+    parts += ["<h2>Battery</h2>", f"<p>{esc(story.battery)}</p>", "<h2>The pump's screen at key moments</h2>"]
+    rows = [(s.time, s.moment, s.channel, s.shown["status"], screen_drug(s.shown), screen_rate(s.shown),
+             s.shown["vtbi_left"] or "-", s.shown["infused_primary"], s.shown["infused_secondary"],
+             s.shown["time_left"] or "-") for s in story.screens]  # fmt: skip
+    parts.append(_table(["time", "moment", "channel", "status", "drug", "dose and rate", "VTBI left",
+                         "infused primary", "infused secondary", "time left"], rows))  # fmt: skip
+    return "\n".join(parts)
+
+
+def screen_drug(shown: dict[str, Any]) -> str:
+    """The drug line of a channel's screen."""
+    if shown["drug_name"]:
+        return f"{shown['drug_name']} {shown['concentration'] or ''}".strip()
+    return "basic infusion (no library)" if shown["basic"] else "-"
+
+
+def screen_rate(shown: dict[str, Any]) -> str:
+    """Dose next to mL/h (the programmed values while stopped)."""
+    rate = (
+        shown["rate"]
+        if shown["state"] in ("infusing", "kvo")
+        else f"{shown['rate']} (programmed {shown['programmed_rate']})"
+    )
+    return f"{shown['dose']} = {rate}" if shown["dose"] else rate
+
+
+def with_story(page: str, story: Story) -> str:
+    """The report page with the nurse's sections in place."""
+    return page.replace(STORY_MARK, story_html(story), 1)

@@ -11,6 +11,8 @@ pressures are plain numbers in fields named ``*_mmhg``. The JSON Schema in
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +22,7 @@ from pydantic.functional_validators import BeforeValidator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from openinfusion.druglib.model import Library
 from openinfusion.errors import InputError, ScenarioError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
@@ -467,7 +470,9 @@ def load_scenario(path: Path) -> tuple[Scenario, str]:
     """Read and validate a scenario file; returns it and the SHA-256 of its bytes.
 
     Raises :class:`ScenarioError` ``FILE: field.path: reason`` for unreadable files, malformed YAML,
-    unknown fields, bad units or values, and events outside the scenario.
+    unknown fields (with the nearest valid name), bad units or values (a time field shows examples),
+    events outside the scenario, and drugs the library does not list; every error of the file is in
+    the one line. A drug may be named by any of the library's names (synonyms, brand names).
     """
     name = str(path)
     try:
@@ -485,13 +490,104 @@ def load_scenario(path: Path) -> tuple[Scenario, str]:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = _loc(tuple(err["loc"]))
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        raise ScenarioError(f"{name}: {loc}" if loc else name, msg) from None
-    return scenario, hashlib.sha256(raw).hexdigest()
+        raise _every_error(name, e) from None
+    return _library_names(scenario, path), hashlib.sha256(raw).hexdigest()
+
+
+_TIME_FIELDS = {
+    "at", "duration", "lockout", "interval", "confirm_after", "ramp_up", "ramp_down", "total_duration",
+    "near_end", "callback", "sample_period",
+}  # fmt: skip
+
+
+def _field_names() -> list[str]:
+    """Every field name a scenario may use (for "did you mean")."""
+    models: set[type[_Model]] = set()
+    stack: list[type[_Model]] = [_Model]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in models:
+                models.add(sub)
+                stack.append(sub)
+    return sorted({n.rstrip("_") for m in models for n in m.model_fields})
+
+
+def _explained(err: Any) -> tuple[str, str]:
+    """One pydantic error as (field path, reason), with a suggestion where one helps."""
+    loc = _loc(tuple(err["loc"]))
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    last = str(err["loc"][-1]) if err["loc"] else ""
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(last, _field_names(), n=1, cutoff=0.7)
+        msg = "unknown field" + (f" (did you mean {close[0]}?)" if close else "")
+    elif err["type"] == "union_tag_invalid":
+        tag = str(err.get("ctx", {}).get("tag", ""))
+        close = difflib.get_close_matches(tag, sorted(_DISCRIMINATOR_VALUES), n=1, cutoff=0.6)
+        msg = f"{tag!r} is not a known kind" + (f" (did you mean {close[0]}?)" if close else "")
+    if last in _TIME_FIELDS and "expected a quantity" in msg:
+        msg = f"expected a time with its unit, such as '20 min', '90 s' or '1.5 h', got {err.get('input')!r}"
+    return loc, msg
+
+
+def _every_error(name: str, e: ValidationError) -> ScenarioError:
+    """All the file's errors in one line: the first as ``FILE: field: reason``, the others after it."""
+    found = [_explained(err) for err in e.errors()]
+    (loc, msg), rest = found[0], found[1:]
+    more = "".join(f"; also {where}: {why}" if where else f"; also {why}" for where, why in rest)
+    return ScenarioError(f"{name}: {loc}" if loc else name, msg + more)
+
+
+def read_library(path: Path) -> Library:
+    """The validated library in ``path`` (cached by path and modification time: a library file is read
+    once however many scenarios and panels name it; a changed file is read again)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as e:
+        raise ScenarioError(str(path), f"cannot read the library: {e.strerror}") from None
+    return _read_library(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_library(path: str, _stamp: int) -> Library:
+    from openinfusion.druglib.yamlio import read_yaml  # only scenarios with a library pay for importing it
+
+    return read_yaml(Path(path)).require()
+
+
+def _library_names(scenario: Scenario, path: Path) -> Scenario:
+    """Programs may name a drug by any of the library's names (id, generic, display, synonyms such as
+    brand names); each is replaced by the drug's id. An unknown drug is an error naming the nearest."""
+    if scenario.library is None:
+        return scenario
+    library = read_library(path.parent / scenario.library)
+    ids: dict[str, str] = {}
+    for d in library.drugs:
+        for n in (d.id, d.generic_name, d.display_name, *d.synonyms):
+            ids.setdefault(n.lower(), d.id)
+
+    def fixed(spec: Any, where: str) -> Any:
+        chosen = getattr(spec, "from_library", None)
+        if chosen is None:
+            return spec
+        drug = ids.get(chosen.drug.lower())
+        if drug is None:
+            close = difflib.get_close_matches(chosen.drug.lower(), sorted(ids), n=1, cutoff=0.6)
+            hint = f" (did you mean {ids[close[0]]}?)" if close else ""
+            raise ScenarioError(f"{path}: {where}.from_library.drug", f"{chosen.drug!r} is not in the library{hint}")
+        return spec.model_copy(update={"from_library": chosen.model_copy(update={"drug": drug})})
+
+    channels = [c.model_copy(update={"program": fixed(c.program, f"channels[{i}].program")})
+                for i, c in enumerate(scenario.channels)]  # fmt: skip
+    timeline: list[TimelineEvent] = []
+    for i, event in enumerate(scenario.timeline):
+        if isinstance(event, ProgramEvent):
+            timeline.append(event.model_copy(update={"program": fixed(event.program, f"timeline[{i}].program")}))
+        elif isinstance(event, SecondaryEvent):
+            where = f"timeline[{i}].secondary"
+            timeline.append(event.model_copy(update={"secondary": fixed(event.secondary, where)}))
+        else:
+            timeline.append(event)
+    return scenario.model_copy(update={"channels": channels, "timeline": timeline})
 
 
 SYRINGE_ML: dict[int, SyringeSize] = {3: SyringeSize.ML3, 5: SyringeSize.ML5, 10: SyringeSize.ML10,

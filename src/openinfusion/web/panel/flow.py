@@ -7,8 +7,9 @@ answers; the programs are built by the same builders the scenarios use (:mod:`op
 and checked by the pump itself (DERS), so the panel can never accept what the pump would refuse.
 
 Numeric fields are bounded at entry by what the pump could do: a rate by the mechanism's range and
-the care area's maximum, a dose by the library's hard maximum or, without one, by the dose the pump's
-maximum rate would give at this concentration and weight.
+the care area's maximum, a dose by the dose the pump's maximum rate would give at this concentration
+and weight. Drug-library limits are left to the pump's DERS check at confirmation, so that every
+soft-limit alert and hard block is logged (OI-DERS-5) and shown with the limit crossed (decision 0021).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final, Literal
 
-from openinfusion.druglib.model import Drug, Entry, Library, LimitField, Mode, quantity_text
+from openinfusion.druglib.model import Basis, Drug, Entry, Library, Mode, quantity_text
 from openinfusion.errors import InputError
 from openinfusion.pump.dosing import Concentration, Patient, rate_to_dose
 from openinfusion.pump.entry import FieldSpec, NumberEntry, Outcome, Status
@@ -84,13 +85,6 @@ def find_choice(library: Library, area: str, task: Task, text: str) -> Choice | 
     return None
 
 
-def _hard_max(entry: Entry, limit: LimitField, unit: str) -> Fraction | None:
-    bounds = entry.limit(limit)
-    if bounds is None or bounds.hard_max is None:
-        return None
-    return bounds.hard_max.in_(unit)
-
-
 def _number(
     name: str, title: str, unit: str, high: Fraction, decimals: int, *, current: Fraction | None = None
 ) -> Step:
@@ -155,13 +149,15 @@ class Flow:
         if self.task == "pca":
             unit = c.entry.dose_unit.code
             steps += [
-                _number("demand_dose", "Demand dose", unit, self._limit(c, LimitField.PCA_DEMAND_DOSE, unit, 50), 2),
+                _number("demand_dose", "Demand dose", unit, Fraction(100), 2),
                 _number("lockout", "Lockout", "min", Fraction(120), 0),
-                _number("limit_4h", "4-hour limit", unit, self._limit(c, LimitField.PCA_LIMIT_4H, unit, 500), 2),
+                _number("limit_4h", "4-hour limit", unit, Fraction(1000), 2),
             ]
             return steps
-        if shape is not None and shape.basis.value == "weight":
+        if shape is not None and shape.basis is Basis.WEIGHT:
             steps.append(_number("weight", "Patient weight", "kg", Fraction(500), 1))
+        if shape is not None and shape.basis is Basis.BSA:
+            steps.append(_number("bsa", "Body surface area", "m2", Fraction(5), 2))
         if self.task == "program" and not c.entry.rate_only and c.entry.mode is Mode.CONTINUOUS:
             unit = c.entry.dose_unit.code
             steps.append(_number("dose", "Dose", unit, self._max_dose(unit), 3))
@@ -176,9 +172,6 @@ class Flow:
             for c in choices(self.library, self.area, self.task)
         )
 
-    def _limit(self, c: Choice, limit: LimitField, unit: str, default: int) -> Fraction:
-        return _hard_max(c.entry, limit, unit) or Fraction(default)
-
     def concentration(self) -> Concentration | None:
         key = self.answers.get("concentration")
         c = self.choice
@@ -189,20 +182,25 @@ class Flow:
             return None
         return Concentration(found.amount, found.volume)
 
+    def patient(self) -> Patient:
+        """The patient as entered so far (weight in kg, BSA in m2)."""
+        weight, bsa = self.answers.get("weight"), self.answers.get("bsa")
+        return Patient(
+            weight=None if weight is None else Quantity.of(weight, "kg"),
+            bsa=None if bsa is None else Quantity.of(bsa, "m2"),
+        )
+
     def _max_dose(self, unit: str) -> Fraction:
-        """The entry's hard maximum, else the dose at the pump's maximum rate (what it could deliver)."""
-        c = self.choice
-        hard = None if c is None else _hard_max(c.entry, LimitField.DOSE, unit)
+        """The dose at the pump's maximum rate (what it could deliver at this concentration and weight)."""
         conc = self.concentration() or self.running_conc
         if conc is None:
-            return hard or Fraction(100000)
-        weight = self.answers.get("weight")
-        who = self.running_patient or Patient(weight=None if weight is None else Quantity.of(weight, "kg"))
+            return Fraction(100000)
+        who = self.running_patient or self.patient()
         try:
             top = rate_to_dose(FlowRate.ml_h(self.max_rate), conc, who, Quantity.of(1, unit).unit).value
-        except InputError:  # a unit this concentration cannot give: bounded by the library alone
+        except InputError:  # a unit this concentration cannot give: the pump's check refuses it later
             top = Fraction(100000)
-        return min(hard, top) if hard is not None else top
+        return top
 
     @property
     def step(self) -> Step | None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, InputError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
@@ -34,10 +33,11 @@ from openinfusion.sim.scenario import (
     PcaSpec,
     Scenario,
     SecondarySpec,
+    read_library,
 )
+from openinfusion.sim.screen import pump_status
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
-from openinfusion.web.panel.status import pump_status
 from openinfusion.web.panel.widgets import BY_ID, as_data
 
 PCA_DEMAND_RATE: Final = FlowRate.ml_h(60)  # how fast a demand dose runs (a typical PCA pump's)
@@ -195,7 +195,7 @@ class PanelSession:
             return self._confirm(flow, ch, None)
         elif action == "override":
             return self._confirm(flow, ch, arg)
-        return flow.message
+        return ""  # the screen shows the flow's own message
 
     def _cancel(self, flow: Flow, ch: int) -> str:
         del self.flows[ch]
@@ -250,7 +250,8 @@ class PanelSession:
         assert c is not None
         conc = flow.concentration()
         lib = FromLibrary(drug=c.drug.id, therapy=c.entry.therapy, concentration=a.get("concentration"))
-        who = PatientSpec(weight=None if "weight" not in a else Quantity.of(a["weight"], "kg"))
+        entered = flow.patient()
+        who = PatientSpec(weight=entered.weight, bsa=entered.bsa)
         common: dict[str, Any] = {"from_library": lib, "override_reason": reason}
         if flow.task == "secondary":
             spec2 = SecondarySpec(rate=Quantity.of(a["rate"], "mL/h"), vtbi=Quantity.of(a["vtbi"], "mL"), **common)
@@ -309,6 +310,4 @@ class PanelSession:
 
 
 def _library(scenario: Scenario, file: str) -> Library | None:
-    if scenario.library is None:
-        return None
-    return read_yaml(Path(file).parent / scenario.library).require()
+    return None if scenario.library is None else read_library(Path(file).parent / scenario.library)

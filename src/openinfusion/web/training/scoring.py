@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from openinfusion.pump.eventlog import EventKind, LoggedEvent
+from openinfusion.pump.eventlog import EventKind
+from openinfusion.sim.screen import LABELS, clock
+from openinfusion.sim.story import TOLD, sentence
 from openinfusion.units import Duration, Instant
 from openinfusion.web.panel.session import PanelSession, Press
-from openinfusion.web.panel.status import LABELS, clock
 from openinfusion.web.training.exercise import Exercise, Expected
 
 KEYSTROKE_PENALTY_CAP: Final = 10
@@ -98,51 +99,11 @@ def score(exercise: Exercise, session: PanelSession) -> dict[str, Any]:
     }
 
 
-_NARRATED: Final = {
-    EventKind.PROGRAM_CONFIRMED, EventKind.INFUSION_STARTED, EventKind.INFUSION_STOPPED, EventKind.ALARM_RAISED,
-    EventKind.ALARM_ESCALATED, EventKind.ALARM_CLEARED, EventKind.ALARM_RESET, EventKind.ALARM_ACKNOWLEDGED,
-    EventKind.AUDIO_PAUSED, EventKind.DERS_CHECK, EventKind.DERS_OVERRIDE, EventKind.DERS_CANCEL,
-    EventKind.TITRATION_PENDING, EventKind.TITRATION_CONFIRMED, EventKind.TITRATION_CANCELLED,
-    EventKind.BOLUS_STARTED, EventKind.SECONDARY_STARTED, EventKind.SECONDARY_COMPLETED, EventKind.VTBI_COMPLETE,
-    EventKind.KVO_STARTED, EventKind.PCA_DEMAND, EventKind.FAULT_INJECTED, EventKind.FAILSAFE,
-}  # fmt: skip
-
-
-def sentence(e: LoggedEvent) -> str | None:
-    """One event as a nurse would say it (None for a routine DERS check that passed)."""
-    d = e.data
-    prio = str(d.get("priority", "")).upper()
-    detail = f": {d['detail']}" if d.get("detail") else ""
-    match e.kind:
-        case EventKind.ALARM_RAISED:
-            return f"{d.get('text')} ({prio}){detail}"
-        case EventKind.ALARM_ESCALATED:
-            return f"{d.get('text')} escalated to {prio}: nobody had attended to it"
-        case EventKind.ALARM_CLEARED | EventKind.ALARM_RESET | EventKind.ALARM_ACKNOWLEDGED:
-            return f"{d.get('text')} ended ({e.kind.value.removeprefix('alarm_')})"
-        case EventKind.DERS_CHECK:
-            outcome = d.get("outcome")
-            return None if outcome == "proceed" else f"Drug library check: {outcome}: {d.get('why')}"
-        case EventKind.DERS_OVERRIDE:
-            return f"Soft limit overridden, reason: {d.get('reason')}"
-        case EventKind.DERS_CANCEL:
-            return "Program changed or cancelled after a limit alert (error caught)"
-        case EventKind.PCA_DEMAND:
-            given = d.get("given", d.get("delivered"))
-            return f"Patient pressed the PCA button: {'given' if given else 'denied (' + str(d.get('reason')) + ')'}"
-        case EventKind.FAULT_INJECTED:
-            return f"Injected: {d.get('fault')}"
-        case EventKind.INFUSION_STOPPED:
-            return f"Infusion stopped ({d.get('reason', 'stopped')})"
-        case _:
-            return str(e.kind.value).replace("_", " ").capitalize()
-
-
 def narrative(session: PanelSession) -> list[dict[str, str]]:
     """The timeline in hh:mm:ss: the pump's events and the trainee's presses, merged in time order."""
     rows: list[tuple[int, int, dict[str, str]]] = []
     for e in session.pump.log.events():
-        if e.kind not in _NARRATED:
+        if e.kind not in TOLD or e.kind is EventKind.RATE_CHANGED:
             continue
         text = sentence(e)
         if text is None:

@@ -17,12 +17,17 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-async function press(widget, channel = null, arg = null) {
-  const r = await fetch("/api/press", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ widget, channel, arg }),
-  });
-  if (r.ok) render(await r.json());
+// Presses are sent one after another, in the order made (a key never overtakes the one before it).
+let queue = Promise.resolve();
+function press(widget, channel = null, arg = null) {
+  queue = queue.then(async () => {
+    const r = await fetch("/api/press", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ widget, channel, arg }),
+    });
+    if (r.ok) render(await r.json());
+  }).catch(() => { $("#message").textContent = "The pump did not answer: check the connection."; });
+  return queue;
 }
 
 function button(id, channel, arg = null, label = null, cls = "") {
@@ -126,9 +131,11 @@ function channelCard(ch, s) {
   const drug = ch.drug_name ? `${ch.drug_name}${ch.concentration ? " " + ch.concentration : ""}` : (ch.basic ? "Basic infusion (no library)" : "No drug");
   card.append(el("h2", { id: `ch-${ch.index}` }, `Channel ${ch.label}: ${drug}`));
   card.append(el("p", { class: "status", "data-status": ch.state }, ch.status));
-  card.append(el("p", { class: "big" }, ch.dose ? `${ch.dose}   ${ch.rate}` : ch.rate));
+  const running = ch.state === "infusing" || ch.state === "kvo";
+  card.append(el("p", { class: "big" }, running && ch.dose ? `${ch.dose} = ${ch.rate}` : ch.rate));
   card.append(el("dl", {},
-    row("Programmed", ch.programmed_rate), row("VTBI", ch.vtbi), row("VTBI left", ch.vtbi_left),
+    row("Programmed", ch.programmed_rate ? (ch.dose ? `${ch.dose} = ${ch.programmed_rate}` : ch.programmed_rate) : null),
+    row("VTBI", ch.vtbi), row("VTBI left", ch.vtbi_left),
     row("Infused (primary)", ch.infused_primary), row("Infused (secondary)", ch.infused_secondary !== "0 mL" ? ch.infused_secondary : null),
     row("KVO", ch.infused_kvo !== "0 mL" ? ch.infused_kvo : null), row("Time left", ch.time_left),
     row("Pending change", ch.pending_titration),

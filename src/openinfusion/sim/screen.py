@@ -1,4 +1,4 @@
-"""A read-only snapshot of the pump for its screen: what a nurse sees, as plain JSON-able data.
+"""The virtual pump's screen as data: what a nurse sees, read-only, as plain JSON-able values.
 
 Pure: it reads the core's public state (channels, alarms, power, library) at the pump's present and
 changes nothing. Every number is formatted with its unit here, without trailing zeros (ISMP), so the
@@ -12,7 +12,6 @@ from typing import Any
 
 from openinfusion.pump.alarms import ActiveAlarm
 from openinfusion.pump.channel import Channel
-from openinfusion.pump.dosing import rate_to_dose
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.pump.programs import DoseProgram, SecondaryProgram
 from openinfusion.pump.pump import Pump
@@ -59,17 +58,14 @@ def clock(t: Duration) -> str:
 
 
 def _dose(ch: Channel) -> str | None:
-    """The dose rate running now, in the program's dose unit (next to mL/h on the screen)."""
+    """The programmed dose rate in its unit (shown next to mL/h), as the clinician entered it.
+
+    The rate is the dose converted and rounded to the pump's resolution (dosing.py); the screen shows the
+    dose ordered, not the few-per-mille difference the rounding makes.
+    """
     program = ch.active
-    if isinstance(program, DoseProgram) and ch.state in (
-        ChannelState.INFUSING,
-        ChannelState.PAUSED,
-        ChannelState.ALARM,
-    ):
-        rate = ch.rate() if ch.state is ChannelState.INFUSING else program.primary_rate()
-        dose = rate_to_dose(rate, program.concentration, program.patient, program.dose.unit)
-        return f"{format_decimal(dose.value, 3)} {program.dose.unit.code}"
-    if isinstance(program, DoseProgram):
+    shown = ch.state not in (ChannelState.KVO, ChannelState.COMPLETE)
+    if isinstance(program, DoseProgram) and shown:
         return f"{format_decimal(program.dose.value, 3)} {program.dose.unit.code}"
     return None
 
