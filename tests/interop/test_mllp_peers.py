@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from peers import NodeEhr, free_port, self_signed
 from samples import EXAMPLES, PUMP, library, ward
+from test_device_reports import started
 
 from openinfusion.interop.endpoint import Endpoint
 from openinfusion.interop.hl7.message import read_message
+from openinfusion.interop.hl7.pcd01 import Pcd01Reporter
+from openinfusion.interop.hl7.pcd04 import Pcd04Reporter
+from openinfusion.interop.hl7.pcd10 import Pcd10Reporter
 from openinfusion.interop.hl7.receiver import Receiver
 from openinfusion.interop.hl7.writer import Sender
 from openinfusion.interop.mllp import MllpClient, MllpServer, client_tls, server_tls
+from openinfusion.units import Duration
 
 pytestmark = pytest.mark.asyncio
 ORDER = EXAMPLES / "pcd03-rgv-o15-dopamine.hl7"
@@ -70,3 +75,26 @@ async def test_frames_that_are_not_mllp_or_too_large_get_a_commit_reject() -> No
             text = reply.decode().strip("\x0b\x1c\r")
             assert read_message(text).first("MSA").get(1) == "CR"  # type: ignore[union-attr]
             assert why in text
+
+
+async def test_node_ehr_accepts_our_device_reports() -> None:
+    """PCD-10, PCD-01 and PCD-04 as an independent HL7 implementation reads them (it answers AA)."""
+    w = started()
+    w.advance(Duration.min(1))
+    w.hardware(PUMP).channel(0).set_occlusion("downstream", True)
+    w.advance(Duration.min(5))
+    sender = Sender(clock=w.now)
+    messages = [r.text for r in Pcd10Reporter(w, sender).poll()]
+    messages += [text for _, text in Pcd01Reporter(w, sender).due(w.now())]
+    alerts = [r.text for r in Pcd04Reporter(w, sender).poll()]
+    assert alerts
+    ehr_port = free_port()
+    async with NodeEhr({"listen": ehr_port}) as ehr:
+        client = MllpClient("127.0.0.1", ehr_port)
+        for message in [*messages, *alerts]:
+            ack = read_message((await client.send(message.encode())).decode())
+            assert ack.first("MSA").get(1) == "AA"  # type: ignore[union-attr]
+            assert ack.first("MSA").get(2) == read_message(message).control_id  # type: ignore[union-attr]
+        received = await ehr.wait_for(lambda e: e["event"] == "received", count=len(messages) + len(alerts))
+    types = {e["type"] for e in received}
+    assert types == {"ORU^R42^ORU_R01", "ORU^R01^ORU_R01", "ORU^R40^ORU_R40"}

@@ -116,7 +116,12 @@ class VirtualWard:
         return pump
 
     def pump(self, pump_id: str) -> Pump:
+        """The pump's firmware core (its front panel acts through this)."""
         return self._bed(pump_id).pump
+
+    def hardware(self, pump_id: str) -> VirtualPump:
+        """The pump's virtual hardware, for scenario controls (occlude a line, open a door)."""
+        return self._bed(pump_id).world
 
     def _bed(self, pump_id: str, where: str = "pump") -> _Bed:
         bed = self._beds.get(pump_id)

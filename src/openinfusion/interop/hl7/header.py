@@ -24,6 +24,14 @@ CONSUMED: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("ORU", "R41"): (PROFILE_OIDS["PCD-05"],),  # the B.1 spelling of PCD-05 (interop.md §7.1)
     ("ACK", ""): (),
 }
+#: every IHE PCD message, for checking (``openinfusion hl7 check``) rather than consuming
+PCD_MESSAGES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    **CONSUMED,
+    ("ORU", "R01"): (PROFILE_OIDS["PCD-01"],),
+    ("ORU", "R40"): (PROFILE_OIDS["PCD-04"], "1.3.6.1.4.1.19376.1.6.4.4.1"),  # both OIDs in use (interop.md §7.2)
+    ("ORU", "R42"): (PROFILE_OIDS["PCD-10"], "1.3.6.1.4.1.19376.1.6.1.10.1"),  # and the older IPEC one (§7.3)
+    ("RRG", "O16"): (PROFILE_OIDS["RRG"],),
+}
 _TOLERATED_VERSIONS: Final = frozenset({"2.5", "2.5.1", "2.7", "2.7.1"})
 
 
@@ -35,8 +43,13 @@ class Verdict:
     problems: tuple[Problem, ...]  # errors and tolerated notes, in the order found
 
 
-def accept(message: Message, local: timezone = UTC) -> Verdict:
-    """Check ``message``'s header and structure for acceptance (the commit acknowledgement)."""
+def accept(
+    message: Message, local: timezone = UTC, known: dict[tuple[str, str], tuple[str, ...]] = CONSUMED
+) -> Verdict:
+    """Check ``message``'s header and structure for acceptance (the commit acknowledgement).
+
+    ``known`` maps the message types accepted to their profile OIDs (default: what the gateway consumes).
+    """
     msh = message.msh
     found: list[Problem] = list(message.notes)
     reject: list[Problem] = []
@@ -44,7 +57,7 @@ def accept(message: Message, local: timezone = UTC) -> Verdict:
     key = (code, event if code != "ACK" else "")
     if not code:
         reject.append(problem("MSH", 9, "message type is missing"))
-    elif key not in CONSUMED:
+    elif key not in known:
         reject.append(problem("MSH", 9, f"{code}^{event} is not a message this gateway consumes",
                               Hl7Code.UNSUPPORTED_MESSAGE_TYPE))  # fmt: skip
     version = msh.get(12)
@@ -65,14 +78,14 @@ def accept(message: Message, local: timezone = UTC) -> Verdict:
         parse_ts(msh.get(7), ("MSH", 7), local, found)
     except MessageError as e:
         errors += e.problems
-    if code != "ACK" and key in CONSUMED:
+    if code != "ACK" and key in known:
         if not event or (structure and structure != f"{code}_{event}" and code != "ORU"):
             found.append(tolerated("MSH", 9, f"message structure {structure or '(empty)'} for {code}^{event}"))
         oid = msh.get(21, 3)
         if not oid:
             found.append(tolerated("MSH", 21, "no profile OID in MSH-21.3"))
-        elif oid not in CONSUMED[key]:
-            errors.append(problem("MSH", 21, f"profile OID {oid} is not {' or '.join(CONSUMED[key])}",
+        elif oid not in known[key]:
+            errors.append(problem("MSH", 21, f"profile OID {oid} is not {' or '.join(known[key])}",
                                   Hl7Code.TABLE_VALUE, component=3))  # fmt: skip
     ours = {e.where for e in errors}
     errors += [p for p in check_structure(message) if p.where not in ours]

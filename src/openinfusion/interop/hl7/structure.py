@@ -28,6 +28,10 @@ PROFILE_RELAXATIONS: Final[dict[str, frozenset[str]]] = {
     # [TQ1] optional; RXG-5/-7 empty for a rate change; OBX-11 absent on the pump-ID OBX (TF examples)
     "RGV_O15": frozenset({"RGV_O15_TIMING_GIVE", "RXG_5", "RXG_7", "OBX_11"}),
 }
+#: structures hl7apy's v2.6 tables lack, checked as the v2.6 structure the IHE profile builds them on
+STRUCTURE_ALIASES: Final[dict[str, str]] = {"ORU_R40": "ORU^R01^ORU_R01"}
+#: structures with no v2.6 equivalent in hl7apy (PCD-05 is a v2.7 message): their segments are checked only
+SEGMENTS_ONLY: Final = frozenset({"ORA_R41", "ORU_R41"})
 _FIELD_REF = re.compile(r"\b([A-Z][A-Z0-9]{2})_(\d+)\b")
 _GROUP_FIRST: Final = {"TIMING_GIVE": "TQ1", "GIVE": "RXG", "ORDER": "ORC", "PATIENT": "PID", "OBSERVATION": "OBX"}
 
@@ -42,7 +46,7 @@ def check_structure(message: Message) -> list[Problem]:
         found = _segment_problem(segment.id, raw, relaxed, segment.occurrence)
         if found is not None:
             problems.append(found)
-    if problems:
+    if problems or structure in SEGMENTS_ONLY:
         return problems
     try:
         parsed = parse_message(_as_version(message), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
@@ -57,11 +61,15 @@ def check_structure(message: Message) -> list[Problem]:
 
 
 def _as_version(message: Message) -> str:
-    """The message text with MSH-12 read as v2.6 (tolerated 2.5/2.7 senders are checked against 2.6)."""
+    """The message text with MSH-12 read as v2.6 (tolerated 2.5/2.7 senders are checked against 2.6) and
+    MSH-9 as the structure hl7apy knows (:data:`STRUCTURE_ALIASES`)."""
     msh = list(message.msh.fields)
     while len(msh) <= 12:
         msh.append("")
     msh[12] = VERSION
+    alias = STRUCTURE_ALIASES.get(message.type[2] or f"{message.type[0]}_{message.type[1]}")
+    if alias is not None:
+        msh[9] = alias
     lines = ["MSH|" + "|".join(msh[2:])]
     lines += ["|".join(s.fields) for s in message.segments[1:]]
     return "\r".join(lines)
