@@ -11,19 +11,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from hospitalkit import Station, example_library, run
-from openinfusion.agent.ward import ward_key
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.agent.ward import ward_keys
+from openinfusion.druglib.package import release_package
 from openinfusion.server import library
 from openinfusion.server.db.models import Deployment
 from openinfusion.web.system import LocalSystem
 
-RELEASE = ReleaseInfo("pharmacy author", "pharmacy approver", dt.date(2026, 2, 1))
+RELEASED = dt.date(2026, 2, 1)
+Keys = tuple[Ed25519PrivateKey, Ed25519PrivateKey]
 
 
-def _package(version: str, key: Ed25519PrivateKey) -> bytes:
+def _package(version: str, keys: Keys) -> bytes:
     lib = example_library()
     lib = dataclasses.replace(lib, info=dataclasses.replace(lib.info, version=version))
-    return sign_package(compile_package(lib, RELEASE), key)
+    return release_package(lib, RELEASED, ("pharmacy author", keys[0]), ("pharmacy approver", keys[1]))
 
 
 def _upload(station: Station, package: bytes) -> tuple[int, dict[str, object]]:
@@ -35,7 +36,11 @@ def _upload(station: Station, package: bytes) -> tuple[int, dict[str, object]]:
 
 
 def test_only_packages_signed_by_a_trusted_pharmacy_key_are_accepted(station: Station) -> None:
-    for bad in (b"not a package", _package("9", Ed25519PrivateKey.generate()), _package("9", ward_key(1))[:-20]):
+    for bad in (
+        b"not a package",
+        _package("9", (Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate())),
+        _package("9", ward_keys(1))[:-20],
+    ):
         status, body = _upload(station, bad)
         assert status == 422, body
         assert "package" in str(body["detail"])
@@ -56,7 +61,7 @@ def test_a_release_reaches_a_care_area_through_packet_loss(station: Station) -> 
     system = station.system
     area = system.ward.beds[0].area
     members = [b for b in system.ward.beds if b.area == area]
-    status, release = _upload(station, _package("2026.2", ward_key(1)))
+    status, release = _upload(station, _package("2026.2", ward_keys(1)))
     assert status == 201
     csrf = station.login("pharmacist")
     r = station.client.post(
@@ -83,10 +88,9 @@ def test_drift_foreign_and_rejected_libraries_are_flagged(station: Station) -> N
     hospital = system.hospital
     first, second, third = system.ward.beds
     # a pharmacy key the server trusts but the pumps do not: the pumps refuse the release
-    other = Ed25519PrivateKey.generate()
-    hospital.settings = dataclasses.replace(
-        hospital.settings, library_keys=(ward_key(1).public_key(), other.public_key())
-    )
+    other = (Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate())
+    trusted = (*hospital.settings.library_keys, *(k.public_key() for k in other))
+    hospital.settings = dataclasses.replace(hospital.settings, library_keys=trusted)
     status, refused = _upload(station, _package("2026.3", other))
     assert status == 201
     csrf = station.login("pharmacist")
@@ -94,14 +98,14 @@ def test_drift_foreign_and_rejected_libraries_are_flagged(station: Station) -> N
         f"/api/releases/{refused['id']}/targets", json={"care_areas": [first.area]}, headers={"X-CSRF-Token": csrf}
     )
     # a library loaded at the pump that the server never released
-    second.pump.receive_library(_package("local-copy", ward_key(1)))
+    second.pump.receive_library(_package("2026.4", ward_keys(1)))
     for _ in range(12):
         run(system, 10)
     by_area = {a.care_area: a for a in _compliance(system)}
     assert first.pump.config.pump_id in by_area[first.area].rejected
     assert first.pump.library_identity.version != "2026.3"  # type: ignore[union-attr]
     assert first.pump.config.pump_id in by_area[first.area].drift  # still on the old release
-    if second.pump.library_identity.version == "local-copy":  # type: ignore[union-attr]
+    if second.pump.library_identity.version == "2026.4":  # type: ignore[union-attr]
         assert by_area[second.area].foreign == (second.pump.config.pump_id,)
     else:  # staged while infusing: not active yet, so not foreign yet
         assert by_area[second.area].foreign == ()

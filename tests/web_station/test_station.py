@@ -13,8 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from hospitalkit import ROOT, example_library, make_system, run
-from openinfusion.agent.ward import ward_key
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.agent.ward import ward_release
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.server.broker import free_port
 from openinfusion.web.system import LocalSystem, Served, build_app
@@ -102,7 +101,7 @@ def test_a_library_release_reaches_a_ward(browser: Browser, live: Live) -> None:
     page = login(browser, live, "pharmacist")
     lib = example_library()
     lib = dataclasses.replace(lib, info=dataclasses.replace(lib.info, version="2026.2"))
-    package = sign_package(compile_package(lib, ReleaseInfo("pharmacy", "approver", dt.date(2026, 2, 1))), ward_key(1))
+    package = ward_release(lib, 1, dt.date(2026, 2, 1))
     csrf = page.request.get(f"{live.url}/api/me").json()["csrf"]
     headers = {"X-CSRF-Token": csrf, "Content-Type": "application/octet-stream"}
     release = page.request.post(f"{live.url}/api/releases", data=package, headers=headers).json()

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from openinfusion.agent.agent import AgentConfig, PumpAgent
 from openinfusion.agent.link import PumpLink
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.package import release_package
 from openinfusion.errors import InputError, OpenInfusionError
+from openinfusion.pharmacy.ward import assign_areas, patient_for, recipes
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.programs import KvoSettings, RateLimits
 from openinfusion.pump.pump import Pump, PumpConfig
@@ -40,12 +41,11 @@ from openinfusion.sim.driver import Driver
 from openinfusion.sim.params import VirtualPumpConfig
 from openinfusion.sim.run import WATCHDOG_WINDOW
 from openinfusion.sim.virtual_pump import VirtualPump
-from openinfusion.pharmacy.ward import assign_areas, patient_for, recipes
 from openinfusion.units import Duration, FlowRate, Instant
 
 MAX_PUMPS: Final = 10_000
 P_OCCLUSION: Final = 0.3  # an infusion that occludes once
-_RELEASE: Final = ReleaseInfo("ward author", "ward approver", dt.date(2026, 1, 1))
+_RELEASED: Final = dt.date(2026, 1, 1)
 _KVO: Final = KvoSettings(enabled=True, rate=FlowRate.ml_h(1))
 
 
@@ -62,9 +62,26 @@ class WardSpec:
             raise InputError("--pumps", f"between 1 and {MAX_PUMPS}, got {self.pumps}")
 
 
-def ward_key(seed: int) -> Ed25519PrivateKey:
-    """The pharmacy key of a virtual ward (deterministic per seed; a real pump trusts its hospital's)."""
-    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"virtual-ward:{seed}".encode()).digest())
+def ward_keys(seed: int) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    """The pharmacy's author and approver keys of a virtual ward (deterministic per seed; a real pump trusts its
+    hospital's). Two keys: a pump accepts a library only when two distinct trusted keys signed it."""
+    author, approver = (
+        Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"virtual-ward:{seed}:{role}".encode()).digest())
+        for role in ("author", "approver")
+    )
+    return author, approver
+
+
+def ward_trust(seed: int) -> tuple[Ed25519PublicKey, Ed25519PublicKey]:
+    """The public keys a virtual ward's pumps and server trust for library releases."""
+    author, approver = ward_keys(seed)
+    return author.public_key(), approver.public_key()
+
+
+def ward_release(library: Library, seed: int, released: dt.date = _RELEASED) -> bytes:
+    """``library`` compiled, signed by the ward's author and approved by its second pharmacist."""
+    author, approver = ward_keys(seed)
+    return release_package(library, released, ("ward author", author), ("ward approver", approver))
 
 
 def pump_id(index: int) -> str:
@@ -81,9 +98,7 @@ class Bedside:
         world_rng = np.random.default_rng([spec.seed, index, 1])
         self.world = VirtualPump(VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW, record_series=False), world_rng)
         config = PumpConfig(pump_id=pump_id(index), channels=(ChannelSettings(kvo=_KVO),), care_area=area)
-        self.pump = Pump(
-            self.world.hardware, self.world.calibrations, config, (ward_key(spec.seed).public_key(),), package
-        )
+        self.pump = Pump(self.world.hardware, self.world.calibrations, config, ward_trust(spec.seed), package)
         self.driver = Driver(self.world, self.pump)
         self.agent = PumpAgent(
             self.pump,
@@ -176,8 +191,7 @@ class Ward:
 
     def __init__(self, spec: WardSpec, links: Callable[[str], PumpLink], clock: Clock) -> None:
         self.spec = spec
-        key = ward_key(spec.seed)
-        self.package = sign_package(compile_package(spec.library, _RELEASE), key)
+        self.package = ward_release(spec.library, spec.seed)
         areas = assign_areas(spec.library, spec.pumps)
         self.beds = tuple(
             Bedside(i, areas[i], spec, link=links(pump_id(i)), package=self.package, clock=clock)

@@ -21,15 +21,13 @@ Auto-programming with the nurse in the loop (OI-IOP-1; interop.md §2.2 step 5):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openinfusion.druglib.model import Library
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.package import simulation_release
 from openinfusion.errors import DoseLimitError, InputError, TransitionRefusedError
 from openinfusion.interop.gateway import ChannelStatus, Delivery, OrderRecord, OrderState, PumpStatus
 from openinfusion.interop.mapping import Formulary, Plan, PumpTarget, plan_order
@@ -87,10 +85,7 @@ class VirtualWard:
         self.formulary = Formulary(library)
         self.time_origin = time_origin
         self.seed = seed
-        key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"ward:{seed}".encode()).digest())
-        release = ReleaseInfo("ward pharmacist", "ward approver", dt.date(2026, 1, 1))
-        self._package = sign_package(compile_package(library, release), key)
-        self._keys = (key.public_key(),)
+        self._keys, self._package = simulation_release(library, f"ward:{seed}")
         self._beds: dict[str, _Bed] = {}
         self._orders: dict[str, list[OrderRecord]] = {}
         self._plans: dict[int, Plan] = {}  # id(record) -> the plan it was made from

@@ -152,11 +152,6 @@ class Pump:
             now, EventKind.POWER_CHANGED, None, state="on", on_mains=status.on_mains,
             charge_permille=status.charge_permille,
         )  # fmt: skip
-        stored = self._stored_library
-        if stored is not None:  # the library in non-volatile memory, verified as it loaded
-            kind = EventKind.LIBRARY_REJECTED if stored.kind is LibraryEventKind.REJECTED else EventKind.LIBRARY_LOADED
-            identity: JsonValue = None if stored.identity is None else dict(stored.identity.to_json())
-            self.log.append(now, kind, None, library=identity, reason=stored.reason)
         self.phase = Phase.SELF_TEST
         self._post = PowerOnSelfTest(self.hw, self.cal)
         ok, detail = self._library_integrity()

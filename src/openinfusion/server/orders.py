@@ -9,16 +9,17 @@ keeps a valid one *pending* until a clinician confirms it at the pump. Order sta
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
 
 from openinfusion.agent import messages as m
-from openinfusion.druglib.package import load_private_key, private_key_pem
 from openinfusion.errors import InputError
 from openinfusion.server import audit
 from openinfusion.server.db.models import Order, Pump
@@ -27,13 +28,25 @@ _STATES = {"pending", "confirmed", "refused", "expired"}
 
 
 def order_key(path: Path) -> Ed25519PrivateKey:
-    """The server's order-signing key, created on first use (0600)."""
+    """The server's order-signing key, created on first use, readable by the server's user only (0600).
+
+    Like a TLS server key it is stored unencrypted so that the server starts unattended; the file
+    permission is its protection (pharmacists' library keys, used by people, are encrypted instead).
+    """
     if path.exists():
-        return load_private_key(path.read_bytes(), str(path))
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as e:
+            raise InputError(str(path), f"not an unencrypted PEM private key ({e})") from e
+        if not isinstance(key, Ed25519PrivateKey):
+            raise InputError(str(path), "not an Ed25519 private key")
+        return key
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(private_key_pem(key))
-    path.chmod(0o600)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
     return key
 
 

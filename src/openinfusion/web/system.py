@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from openinfusion.agent.agent import AgentConfig
 from openinfusion.agent.link.inprocess import Bus
-from openinfusion.agent.ward import Clock, Ward, WardSpec, pump_id, ward_key
+from openinfusion.agent.ward import Clock, Ward, WardSpec, pump_id, ward_trust
 from openinfusion.druglib.model import Library
 from openinfusion.server import alarms, auth, fleet, library
 from openinfusion.server.app import create_app
@@ -84,9 +84,8 @@ def local_system(
     resend_after_s: float = 5.0,
 ) -> LocalSystem:
     """Server state, in-process link and ward, set up as a hospital would, in an empty ``data_dir``."""
-    key = ward_key(seed)
     settings = Settings(
-        data_dir=data_dir, db_url=db_url, escalate_after_s=escalate_after_s, library_keys=(key.public_key(),)
+        data_dir=data_dir, db_url=db_url, escalate_after_s=escalate_after_s, library_keys=ward_trust(seed)
     )
     bus = Bus()
     hospital = Hospital(settings, bus.server())

@@ -23,8 +23,8 @@ from openinfusion.druglib.validate import Report
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.sim import run as sim_run
 from openinfusion.sim.run import START, Simulation
-from openinfusion.sim.series import SeriesMode
 from openinfusion.sim.scenario import Scenario
+from openinfusion.sim.series import SeriesMode
 
 F64 = np.ndarray[Any, np.dtype[np.float64]]
 
