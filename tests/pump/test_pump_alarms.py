@@ -279,6 +279,9 @@ def test_every_catalogue_code_is_covered_by_a_sensor_path_test() -> None:
         AlarmCode.UNCONFIRMED_TITRATION, AlarmCode.PCA_FREQUENT_DEMANDS, AlarmCode.SELF_TEST_FAILED,
         AlarmCode.WATCHDOG_FAULT, AlarmCode.DELIVERY_ACCURACY, AlarmCode.REVERSE_DELIVERY, AlarmCode.SYSTEM_FAULT,
         AlarmCode.ENCODER_FAULT, AlarmCode.MAX_DOSE,  # MAX_DOSE: tests/pump/test_pca_clinical.py
+        # tests/pump/test_flow_and_container.py:
+        AlarmCode.OVER_INFUSION, AlarmCode.UNDER_INFUSION, AlarmCode.OVERHEATED, AlarmCode.RESERVOIR_LOW,
+        AlarmCode.RESERVOIR_EMPTY,
     }  # fmt: skip
     assert covered == set(CATALOGUE), set(CATALOGUE) - covered
 

@@ -126,6 +126,11 @@ class AlarmCode(Enum):
     UNCONFIRMED_TITRATION = "unconfirmed_titration"
     PCA_FREQUENT_DEMANDS = "pca_frequent_demands"
     MAX_DOSE = "max_dose"
+    OVER_INFUSION = "over_infusion"
+    UNDER_INFUSION = "under_infusion"
+    OVERHEATED = "overheated"
+    RESERVOIR_LOW = "reservoir_low"
+    RESERVOIR_EMPTY = "reservoir_empty"
     SELF_TEST_FAILED = "self_test_failed"
     WATCHDOG_FAULT = "watchdog_fault"
     SYSTEM_FAULT = "system_fault"
@@ -294,6 +299,49 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
         text="Running on battery",
     ),
     _failsafe(AlarmCode.MOTOR_FAULT, C, "OI-ALM-9", "Motor fault: channel out of service"),
+    # The Open PCA pump's flow-rate checker and temperature sensor (open-pca-requirements.md Table 4, EC7-EC9);
+    # over-infusion halts (EC7's postcondition; Table 4 says KVO, which cannot stop a free flow).
+    _stopping(AlarmCode.OVER_INFUSION, C, "OPENPCA-R6-4-0-2", "Over-infusion: measured flow above the rate"),
+    AlarmSpec(
+        code=AlarmCode.UNDER_INFUSION,
+        priority=Priority.LOW,  # a warning (Table 4: under-infusion warnings are low, the rate continues)
+        latching=False,
+        stops_delivery=False,
+        scope=C,
+        reset_requires_clear=False,
+        requirement="OPENPCA-R6-4-0-3",
+        text="Under-infusion: measured flow below the rate",
+    ),
+    AlarmSpec(
+        code=AlarmCode.OVERHEATED,
+        priority=Priority.MEDIUM,  # Table 4: pump overheated alarm, medium, pump off
+        latching=True,
+        stops_delivery=True,
+        scope=C,
+        reset_requires_clear=True,
+        requirement="OPENPCA-R6-4-0-8",
+        text="Pump overheated: delivery stopped",
+    ),
+    AlarmSpec(
+        code=AlarmCode.RESERVOIR_LOW,
+        priority=Priority.LOW,  # Table 4: low-reservoir warning, low
+        latching=False,
+        stops_delivery=False,
+        scope=C,
+        reset_requires_clear=False,
+        requirement="OPENPCA-R6-8-0-9",
+        text="Container nearly empty",
+    ),
+    AlarmSpec(
+        code=AlarmCode.RESERVOIR_EMPTY,
+        priority=Priority.MEDIUM,  # Table 4: empty-reservoir alarm, medium, pump off
+        latching=True,
+        stops_delivery=True,
+        scope=C,
+        reset_requires_clear=False,
+        requirement="OPENPCA-R6-8-0-10",
+        text="Container (syringe) empty: delivery stopped",
+    ),
     _failsafe(AlarmCode.ENCODER_FAULT, C, "OI-ALM-9", "Encoder fault: channel out of service"),
     _stopping(AlarmCode.PRESSURE_SENSOR_FAULT, C, "OI-ALM-9", "Pressure sensor fault: occlusion cannot be detected"),
     _stopping(AlarmCode.AIR_SENSOR_FAULT, C, "OI-ALM-9", "Air sensor fault: air in line cannot be detected"),

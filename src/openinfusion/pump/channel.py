@@ -71,6 +71,7 @@ from openinfusion.pump.sensing.air import (
     AirMonitor,
 )
 from openinfusion.pump.sensing.backoff import backoff_volume
+from openinfusion.pump.sensing.flowcheck import FlowChecker, FlowVerdict
 from openinfusion.pump.sensing.occlusion import (
     DownstreamOcclusionDetector,
     OcclusionConfig,
@@ -103,6 +104,17 @@ _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
 
+#: How often a stopped channel with a flow sensor looks for free flow (R6.4.0(2): "immediately").
+FLOW_WATCH: Final = Duration.s(5)
+
+#: The shortest wait for a volume to be reached (a container limit, a dose limit): a wake every few ms would
+#: replan the motor's move before it issued a step, and delivery would stall.
+VOLUME_WATCH: Final = Duration.s(1)
+
+#: Container limits: the low warning (Vlra) and the empty alarm (Vers), open-pca-requirements.md R6.8.0(9), (10).
+CONTAINER_LOW: Final = Volume.ml(1)
+CONTAINER_EMPTY: Final = Volume.ml("0.5")
+
 #: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
 _PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
 
@@ -124,6 +136,7 @@ class ChannelSettings:
     air_cumulative: Volume = DEFAULT_CUMULATIVE_LIMIT
     air_window: Volume = DEFAULT_WINDOW
     service_interval: Duration = Duration.min(5)  # the longest a move runs before the core looks again
+    container: Volume | None = None  # what the bag or syringe held when loaded (None: not known)
     max_carry: Volume = Volume.ml("0.05")
 
 
@@ -172,6 +185,7 @@ class Channel:
         self.last_service = now
         self.fixed_move_until: Instant | None = None  # a slack take-up or back-off move runs until then
         self._occlusion_pressure: tuple[float, float] | None = None
+        self.flow_check = FlowChecker()
         self._rising = False
 
     def configure(self, settings: ChannelSettings) -> None:
@@ -649,6 +663,11 @@ class Channel:
             motor_stalled=motor.stalled,
             motor_overcurrent=motor.overcurrent,
             encoder_fault=hw.encoder.health() is SensorHealth.FAULT,
+            flow=self._check_flow(pumping),
+            temperature_mc=None if hw.temperature is None else hw.temperature.read_millicelsius(),
+            container_left=self._container_left(),
+            container_low=CONTAINER_LOW,
+            container_empty=CONTAINER_EMPTY,
         )
         for row in SENSOR_ALARMS:
             present = row.present(findings)
@@ -662,6 +681,21 @@ class Channel:
         self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
         vacuum = float(self.settings.occlusion.upstream_mmhg)
         self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)
+
+    def _check_flow(self, pumping: bool) -> FlowVerdict | None:
+        """The flow sensor's reading judged against the rate (None without a sensor)."""
+        if self.hw.flow is None:
+            return None
+        bolus = self.segment is not None and self.segment.kind in _PCA_BOLUSES
+        return self.flow_check.update(self.hw.flow.read(), self._rate(), pumping, bolus)
+
+    def _container_left(self) -> Volume | None:
+        """What the container still holds by the count: loaded volume less everything delivered from it."""
+        loaded = self.settings.container
+        if loaded is None:
+            return None
+        used = self.counters.delivered + self.counters.kvo
+        return Volume(max(loaded.nl - used.nl, 0))
 
     def conditions(self) -> Conditions:
         """The inputs of the condition-triggered transitions, as the channel stands."""
@@ -737,10 +771,17 @@ class Channel:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
+        if self.hw.flow is not None and rate is None and self.program is not None:
+            due.append(now + FLOW_WATCH)  # stopped with a program: a free flow must be seen within seconds
+        left = self._container_left()
+        if rate is not None and rate.nl_per_h > 0 and left is not None:  # the container warnings come on time
+            for limit in (CONTAINER_LOW, CONTAINER_EMPTY):
+                if left > limit:
+                    due.append(now + max(rate.time_for(left - limit), VOLUME_WATCH))
         if rate is not None and isinstance(self.program, PcaProgram) and self.pca is not None and not self.dose_capped:
             to_limit = self.program.time_to_limit(self.pca, now, rate)  # the cap comes on time (OPENPCA-R5-2-0-5)
             if to_limit is not None:
-                due.append(now + max(to_limit, MIN_MOVE))
+                due.append(now + max(to_limit, VOLUME_WATCH))
         due += timer_due(self._timer_view(now))
         return min(due)
 
