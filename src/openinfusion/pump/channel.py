@@ -115,6 +115,9 @@ VOLUME_WATCH: Final = Duration.s(1)
 CONTAINER_LOW: Final = Volume.ml(1)
 CONTAINER_EMPTY: Final = Volume.ml("0.5")
 
+#: PCA warnings during which the pump runs at KVO (open-pca-requirements.md Table 4).
+_KVO_WARNINGS: Final = frozenset({AlarmCode.BATTERY_LOW, AlarmCode.RESERVOIR_LOW})
+
 #: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
 _PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
 
@@ -176,6 +179,7 @@ class Channel:
         self.books = Accounting(now)
         self.pca: PcaLedger | None = None
         self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
+        self.kvo_held = False  # a PCA warning Table 4 runs at KVO is active (low battery, low container)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
         self.library_identity: JsonValue = None  # the pump's active library, for the log
@@ -290,7 +294,7 @@ class Channel:
         self.segment = self.tracker = None
         self.books.restart(now)
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
-        self.dose_capped = False
+        self.dose_capped = self.kvo_held = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
@@ -509,7 +513,7 @@ class Channel:
         rate = segment.rate
         if segment.kind is SegmentKind.WAIT and self.program is not None:  # between intermittent doses: KVO
             rate = kvo_rate_for(self.program, self.settings.kvo)
-        if self.dose_capped and self.program is not None:  # at the PCA dose limit: KVO (OPENPCA-R5-2-0-5)
+        if (self.dose_capped or self.kvo_held) and self.program is not None:  # KVO: OPENPCA-R5-2-0-5, Table 4
             rate = min(rate, kvo_rate_for(self.program, self.settings.kvo))
         self.segment = segment
         self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
@@ -574,6 +578,7 @@ class Channel:
         self.last_service = now
         self._account(now)
         self._sense(now)
+        self._follow_table_4(now)
         self._fire_triggered(now)
         self._check_timers(now)
         self._drive(now)
@@ -617,16 +622,29 @@ class Channel:
             return
         self._restart_segment(now)
 
+    def _follow_table_4(self, now: Instant) -> None:
+        """A PCA runs at KVO while a warning Table 4 gives the KVO rate is active: low battery, low container
+        (open-pca-requirements.md Table 4, R5.1.0(4)); the basal resumes when it ends (OPENPCA-R5-2-0-5)."""
+        held = isinstance(self.program, PcaProgram) and any(
+            a.code in _KVO_WARNINGS for a in self.alarms.active(self.index)
+        )
+        if held == self.kvo_held:
+            return
+        self.kvo_held = held
+        if self.state in DELIVERING and self.tracker is not None and self.segment is not None:
+            self._restart_segment(now)
+
     def _restart_segment(self, now: Instant) -> None:
         """Begin again what runs now (its rate may have changed); a PCA bolus under a dose cap ends at once."""
         tracker, segment = self._running()
         base = self.controller.carry_into(tracker, self._measured())
         self.segment = None
         bolus = segment.kind in _PCA_BOLUSES
-        rest = None if bolus and self.dose_capped else self._remainder(segment, tracker)
-        if bolus and rest is None:
+        halted = bolus and (self.dose_capped or self.kvo_held)  # any alarm stops a PCA bolus (R5.2.0(6))
+        rest = None if halted else self._remainder(segment, tracker)
+        if halted:
             self._log(now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
-                      halted="dose limit")  # fmt: skip
+                      halted="dose limit" if self.dose_capped else "alarm")  # fmt: skip
         if rest is not None:
             self._begin(now, rest, base)
         else:
