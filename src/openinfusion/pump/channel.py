@@ -190,6 +190,7 @@ class Channel:
         self.fixed_move_until: Instant | None = None  # a slack take-up or back-off move runs until then
         self._occlusion_pressure: tuple[float, float] | None = None
         self.flow_check = FlowChecker()
+        self._sensed_volume = Volume(0)  # the measured volume at the last look at the sensors
         self._rising = False
 
     def configure(self, settings: ChannelSettings) -> None:
@@ -656,7 +657,10 @@ class Channel:
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
         try:
-            verdict = self.down.update(down, self._rate(), pumping)
+            measured = self._measured()
+            pumped = Volume(max(measured.nl - self._sensed_volume.nl, 0))  # since the last look (volume test)
+            self._sensed_volume = measured
+            verdict = self.down.update(down, self._rate(), pumping, pumped)
             upv = self.up.update(up, pumping)
             implausible = ""
         except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
