@@ -49,9 +49,19 @@ def test_a_negative_seed_is_one_line_and_exit_code_1() -> None:
     assert "Traceback" not in result.output
 
 
+SIX = ("lvp-1-high", "lvp-1-low", "lvp-25-high", "lvp-25-low", "syringe50-1-high", "syringe50-1-low")
+
+
+def test_verify_occlusion_refuses_an_unknown_configuration(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["verify", "occlusion", "--out", str(tmp_path), "--only", "lvp-2-high"])
+    assert result.exit_code == 1 and "no configuration lvp-2-high" in result.output
+
+
 def test_verify_occlusion_writes_its_json_page_and_figures(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["verify", "occlusion", "--out", str(tmp_path / "out"), "--seed", "1", "--figures", str(tmp_path / "fig")]
+        app,
+        ["verify", "occlusion", "--out", str(tmp_path / "out"), "--seed", "1", "--figures", str(tmp_path / "fig")]
+        + [arg for key in SIX for arg in ("--only", key)],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out" / "occlusion.json").read_text(encoding="utf-8"))

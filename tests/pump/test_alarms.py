@@ -51,6 +51,8 @@ NON_STOPPING = {
     A.NEAR_END,
     A.BATTERY_LOW,
     A.MAX_DOSE,  # KVO while in effect (open-pca-requirements.md Table 4)
+    A.UNDER_INFUSION,  # a warning: the rate continues (Table 4)
+    A.RESERVOIR_LOW,  # a warning (Table 4)
     A.ON_BATTERY,
     A.CALLBACK_PAUSED,
     A.CALLBACK_PROGRAMMING,

@@ -13,6 +13,8 @@ from openinfusion.pump.eventlog import EventKind, decode_quantity
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.pump.programs import Bolus
 from openinfusion.pump.statechart import ChannelState
+from openinfusion.sim.params import BatteryParams, VirtualPumpConfig
+from openinfusion.sim.run import WATCHDOG_WINDOW
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 
 from rig import Rig
@@ -109,3 +111,18 @@ def test_stop_then_start_resumes_the_basal_and_drops_the_rest_of_a_bolus() -> No
     assert given  # the interrupted demand is ended in the log
     stopped = [e for e in rig.events(EventKind.INFUSION_STOPPED, 0) if "dropped" in e.data]
     assert stopped and ml(Volume.of(decode_quantity(stopped[0].data["dropped"]))) > 0.5
+
+
+@pytest.mark.req("OPENPCA-R5-2-0-5")
+def test_a_pca_runs_at_kvo_while_the_low_battery_warning_is_in_effect() -> None:
+    world = VirtualPumpConfig(watchdog_window=WATCHDOG_WINDOW, on_mains=False,
+                              battery=BatteryParams(initial_charge_fraction=0.12))  # fmt: skip
+    rig = Rig(world=world)
+    rig.pump.program(0, pca(rig))
+    rig.pump.start(0)
+    rig.run_for(Duration.min(6))
+    assert rig.raised(AlarmCode.BATTERY_LOW)
+    assert rates_ml_h(rig)[-1] == 1  # Table 4: low-battery warning, pump rate KVO (not the 2 mL/h basal)
+    rig.world.set_mains(True)
+    rig.run_for(Duration.min(6))
+    assert rates_ml_h(rig)[-1] == 2  # the basal again once the warning has ended

@@ -8,7 +8,7 @@ from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.dosing import Concentration
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.pump.pca import PcaProgram
-from openinfusion.pump.programs import KvoSettings
+from openinfusion.pump.programs import IntermittentProgram, KvoSettings
 from openinfusion.pump.pump import Pump, PumpConfig
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.driver import Driver
@@ -280,6 +280,9 @@ def test_every_catalogue_code_is_covered_by_a_sensor_path_test() -> None:
         AlarmCode.WATCHDOG_FAULT, AlarmCode.DELIVERY_ACCURACY, AlarmCode.REVERSE_DELIVERY, AlarmCode.SYSTEM_FAULT,
         AlarmCode.ENCODER_FAULT, AlarmCode.MAX_DOSE,  # MAX_DOSE: tests/pump/test_pca_clinical.py
         AlarmCode.LIBRARY_FALLBACK,  # tests/pump/test_library_attacks.py
+        # tests/pump/test_flow_and_container.py:
+        AlarmCode.OVER_INFUSION, AlarmCode.UNDER_INFUSION, AlarmCode.OVERHEATED, AlarmCode.RESERVOIR_LOW,
+        AlarmCode.RESERVOIR_EMPTY,
     }  # fmt: skip
     assert covered == set(CATALOGUE), set(CATALOGUE) - covered
 
@@ -304,3 +307,32 @@ def test_a_door_opened_after_a_cleared_occlusion_is_not_answered_with_a_back_off
     assert rig.raised(AlarmCode.DOOR_OPEN)
     again = [e for e in rig.events(EventKind.INFUSION_STOPPED, 0) if e.data.get("reason") == "occlusion back-off"]
     assert again == backoffs  # the door stop withdrew nothing
+
+
+def _pulsed(rig: Rig) -> IntermittentProgram:
+    """Small doses as an insulin-like pulsed delivery: 0.05 mL at 100 mL/h every 15 s, KVO between them."""
+    return IntermittentProgram(dose_volume=Volume.ml("0.05"), rate=FlowRate.ml_h(100), interval=Duration.s(15),
+                               doses=200, limits=rig.limits())  # fmt: skip
+
+
+@pytest.mark.req("OI-ALM-2")
+@pytest.mark.parametrize("closed_after_s", [120, 127, 133])
+def test_a_blocked_line_in_pulsed_delivery_alarms_within_30_s(closed_after_s: int) -> None:
+    rig = Rig()
+    rig.pump.program(0, _pulsed(rig))
+    rig.pump.start(0)
+    rig.run_for(Duration.s(closed_after_s))
+    closed = rig.now
+    rig.world.channel(0).set_occlusion("downstream", True)
+    rig.run_for(Duration.s(40))
+    (raised,) = rig.raised(AlarmCode.OCCLUSION_DOWNSTREAM)
+    assert raised.t.since(closed) <= Duration.s(30)  # at the default (medium) sensitivity, 300 mmHg
+
+
+@pytest.mark.req("OI-ALM-2")
+def test_pulsed_delivery_into_an_open_line_raises_no_occlusion() -> None:
+    rig = Rig()
+    rig.pump.program(0, _pulsed(rig))
+    rig.pump.start(0)
+    rig.run_for(Duration.min(15))
+    assert not rig.raised(AlarmCode.OCCLUSION_DOWNSTREAM)

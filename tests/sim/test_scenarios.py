@@ -64,7 +64,8 @@ PROMISES: dict[str, list[tuple[str, set[AlarmCode]]]] = {
     "power_cycle.yaml": [("infusing", set())],
     "pca_max_dose.yaml": [("infusing", {A.MAX_DOSE})],
     "partial_occlusion.yaml": [("alarm", {A.OCCLUSION_DOWNSTREAM})],
-    "free_flow.yaml": [("alarm", {A.DOOR_OPEN})],
+    "free_flow.yaml": [("alarm", {A.DOOR_OPEN, A.OVER_INFUSION})],
+    "syringe_empty.yaml": [("alarm", {A.RESERVOIR_LOW, A.RESERVOIR_EMPTY})],
     "reservoir_empty.yaml": [("infusing", {A.OCCLUSION_UPSTREAM})],
     "faults_air_sensor.yaml": [("alarm", {A.AIR_SENSOR_FAULT})],
     "faults_watchdog.yaml": [("failsafe", {A.WATCHDOG_FAULT})],
@@ -78,6 +79,8 @@ COVERED_ELSEWHERE = {
     A.SYSTEM_FAULT: "tests/pump/test_driver_failures.py (a driver that raises)",
     A.SELF_TEST_FAILED: "tests/pump/test_pump_alarms.py (POST runs before scenario time 0)",
     A.LIBRARY_FALLBACK: "tests/pump/test_library_attacks.py (a corrupt stored library at power-on)",
+    A.UNDER_INFUSION: "tests/pump/test_flow_and_container.py (the flow checker against a short flow)",
+    A.OVERHEATED: "tests/pump/test_flow_and_container.py (a temperature sensor above 55 C)",
 }
 
 

@@ -102,6 +102,10 @@ def occlusion_test(
     out: Annotated[Path, typer.Option(help="Output directory")] = Path("out/verify/occlusion"),
     seed: Seed = 1,
     figures: Figures = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only the configuration of this key (e.g. lvp-1-high); repeatable."),
+    ] = None,
 ) -> None:
     """Downstream occlusion: time to alarm, back-off and release bolus at HIGH and LOW sensitivity, at 0.1, 0.5,
     1, 5 and 25 mL/h, on an LVP and 10 mL and 50 mL syringes, with the standard set and a 3x compliant one.
@@ -109,7 +113,14 @@ def occlusion_test(
     Writes occlusion.json and report.html into OUT.
     """
     _check_seed(seed)
-    results = _run_all(occlusion.SETUPS, lambda s: s.label, lambda s, p: occlusion.run_occlusion(s, seed, p))
+    setups = occlusion.SETUPS
+    if only:
+        keys = {s.key for s in setups}
+        unknown = sorted(set(only) - keys)
+        if unknown:
+            raise InputError("--only", f"no configuration {', '.join(unknown)}; known: {', '.join(sorted(keys))}")
+        setups = tuple(s for s in setups if s.key in only)
+    results = _run_all(setups, lambda s: s.label, lambda s, p: occlusion.run_occlusion(s, seed, p))
     written = report.write_occlusion(out, results, seed, _command(), figures)
     table = Table(title=f"Downstream occlusion, seed {seed}")
     for col in ("configuration", "threshold", "alarm after", "bolus", "ECRI", "state"):

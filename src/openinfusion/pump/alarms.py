@@ -126,6 +126,11 @@ class AlarmCode(Enum):
     UNCONFIRMED_TITRATION = "unconfirmed_titration"
     PCA_FREQUENT_DEMANDS = "pca_frequent_demands"
     MAX_DOSE = "max_dose"
+    OVER_INFUSION = "over_infusion"
+    UNDER_INFUSION = "under_infusion"
+    OVERHEATED = "overheated"
+    RESERVOIR_LOW = "reservoir_low"
+    RESERVOIR_EMPTY = "reservoir_empty"
     SELF_TEST_FAILED = "self_test_failed"
     WATCHDOG_FAULT = "watchdog_fault"
     SYSTEM_FAULT = "system_fault"
@@ -209,6 +214,20 @@ def _stopping(code: AlarmCode, scope: Scope, requirement: str, text: str) -> Ala
     )
 
 
+def _warning(code: AlarmCode, requirement: str, text: str) -> AlarmSpec:
+    """A low-priority channel warning: not latching, delivery goes on (its rate is the channel's business)."""
+    return AlarmSpec(
+        code=code,
+        priority=Priority.LOW,
+        latching=False,
+        stops_delivery=False,
+        scope=Scope.CHANNEL,
+        reset_requires_clear=False,
+        requirement=requirement,
+        text=text,
+    )
+
+
 C, P = Scope.CHANNEL, Scope.PUMP
 
 _ROWS: Final[tuple[AlarmSpec, ...]] = (
@@ -260,16 +279,7 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
         requirement="OI-ALM-7",
         text="Volume to be infused complete: delivery ended",
     ),
-    AlarmSpec(
-        code=AlarmCode.NEAR_END,
-        priority=Priority.LOW,
-        latching=False,
-        stops_delivery=False,
-        scope=C,
-        reset_requires_clear=False,
-        requirement="OI-ALM-7",
-        text="Infusion near end",
-    ),
+    _warning(AlarmCode.NEAR_END, "OI-ALM-7", "Infusion near end"),
     AlarmSpec(
         code=AlarmCode.BATTERY_LOW,
         priority=Priority.MEDIUM,
@@ -295,6 +305,32 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
         text="Running on battery",
     ),
     _failsafe(AlarmCode.MOTOR_FAULT, C, "OI-ALM-9", "Motor fault: channel out of service"),
+    # The Open PCA pump's flow-rate checker and temperature sensor (open-pca-requirements.md Table 4, EC7-EC9);
+    # over-infusion halts (EC7's postcondition; Table 4 says KVO, which cannot stop a free flow).
+    _stopping(AlarmCode.OVER_INFUSION, C, "OPENPCA-R6-4-0-2", "Over-infusion: measured flow above the rate"),
+    # Table 4's warnings are low priority: under-infusion (the rate continues), low reservoir, max dose (KVO).
+    _warning(AlarmCode.UNDER_INFUSION, "OPENPCA-R6-4-0-3", "Under-infusion: measured flow below the rate"),
+    AlarmSpec(
+        code=AlarmCode.OVERHEATED,
+        priority=Priority.MEDIUM,  # Table 4: pump overheated alarm, medium, pump off
+        latching=True,
+        stops_delivery=True,
+        scope=C,
+        reset_requires_clear=True,
+        requirement="OPENPCA-R6-4-0-8",
+        text="Pump overheated: delivery stopped",
+    ),
+    _warning(AlarmCode.RESERVOIR_LOW, "OPENPCA-R6-8-0-9", "Container nearly empty"),
+    AlarmSpec(
+        code=AlarmCode.RESERVOIR_EMPTY,
+        priority=Priority.MEDIUM,  # Table 4: empty-reservoir alarm, medium, pump off
+        latching=True,
+        stops_delivery=True,
+        scope=C,
+        reset_requires_clear=False,
+        requirement="OPENPCA-R6-8-0-10",
+        text="Container (syringe) empty: delivery stopped",
+    ),
     _failsafe(AlarmCode.ENCODER_FAULT, C, "OI-ALM-9", "Encoder fault: channel out of service"),
     _stopping(AlarmCode.PRESSURE_SENSOR_FAULT, C, "OI-ALM-9", "Pressure sensor fault: occlusion cannot be detected"),
     _stopping(AlarmCode.AIR_SENSOR_FAULT, C, "OI-ALM-9", "Air sensor fault: air in line cannot be detected"),
@@ -352,16 +388,8 @@ _ROWS: Final[tuple[AlarmSpec, ...]] = (
         requirement="UMN-GPCA-REQ-26",
         text="Frequent patient demands during lockout",
     ),
-    AlarmSpec(
-        code=AlarmCode.MAX_DOSE,
-        priority=Priority.LOW,  # "max dose warning", delayed onset, low (open-pca-requirements.md Table 4)
-        latching=False,
-        stops_delivery=False,  # the pump runs at KVO while it is in effect (Table 4, EC13)
-        scope=C,
-        reset_requires_clear=False,
-        requirement="OPENPCA-R5-2-0-5",
-        text="Maximum dose reached: running at KVO",
-    ),
+    # "max dose warning", delayed onset, low; the pump runs at KVO while it is in effect (Table 4, EC13).
+    _warning(AlarmCode.MAX_DOSE, "OPENPCA-R5-2-0-5", "Maximum dose reached: running at KVO"),
     _failsafe(AlarmCode.SELF_TEST_FAILED, P, "OI-POST-1", "Self-test failed: pump out of service"),
     _failsafe(AlarmCode.WATCHDOG_FAULT, P, "OI-POST-2", "Watchdog fault: pump out of service"),
     _failsafe(AlarmCode.SYSTEM_FAULT, P, "OI-SAFE-3", "System fault: pump out of service"),

@@ -71,6 +71,7 @@ from openinfusion.pump.sensing.air import (
     AirMonitor,
 )
 from openinfusion.pump.sensing.backoff import backoff_volume
+from openinfusion.pump.sensing.flowcheck import FlowChecker, FlowVerdict
 from openinfusion.pump.sensing.occlusion import (
     DownstreamOcclusionDetector,
     OcclusionConfig,
@@ -103,6 +104,20 @@ _NO_OCCLUSION: Final = OcclusionVerdict(False, None, None, None, None, None)
 _NO_UPSTREAM: Final = UpstreamVerdict(False, None, None)
 _FIXED_PROGRAMS: Final = (VolumeOverTimeProgram, MultistepProgram, RampTaperProgram, IntermittentProgram)
 
+#: How often a stopped channel with a flow sensor looks for free flow (R6.4.0(2): "immediately").
+FLOW_WATCH: Final = Duration.s(5)
+
+#: The shortest wait for a volume to be reached (a container limit, a dose limit): a wake every few ms would
+#: replan the motor's move before it issued a step, and delivery would stall.
+VOLUME_WATCH: Final = Duration.s(1)
+
+#: Container limits: the low warning (Vlra) and the empty alarm (Vers), open-pca-requirements.md R6.8.0(9), (10).
+CONTAINER_LOW: Final = Volume.ml(1)
+CONTAINER_EMPTY: Final = Volume.ml("0.5")
+
+#: PCA warnings during which the pump runs at KVO (open-pca-requirements.md Table 4).
+_KVO_WARNINGS: Final = frozenset({AlarmCode.BATTERY_LOW, AlarmCode.RESERVOIR_LOW})
+
 #: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
 _PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
 
@@ -124,6 +139,7 @@ class ChannelSettings:
     air_cumulative: Volume = DEFAULT_CUMULATIVE_LIMIT
     air_window: Volume = DEFAULT_WINDOW
     service_interval: Duration = Duration.min(5)  # the longest a move runs before the core looks again
+    container: Volume | None = None  # what the bag or syringe held when loaded (None: not known)
     max_carry: Volume = Volume.ml("0.05")
 
 
@@ -163,6 +179,7 @@ class Channel:
         self.books = Accounting(now)
         self.pca: PcaLedger | None = None
         self.dose_capped = False  # at the PCA dose limit: KVO until the window has room (OPENPCA-R5-2-0-5)
+        self.kvo_held = False  # a PCA warning Table 4 runs at KVO is active (low battery, low container)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
         self.library_identity: JsonValue = None  # the pump's active library, for the log
@@ -172,6 +189,8 @@ class Channel:
         self.last_service = now
         self.fixed_move_until: Instant | None = None  # a slack take-up or back-off move runs until then
         self._occlusion_pressure: tuple[float, float] | None = None
+        self.flow_check = FlowChecker()
+        self._sensed_volume = Volume(0)  # the measured volume at the last look at the sensors
         self._rising = False
 
     def configure(self, settings: ChannelSettings) -> None:
@@ -276,7 +295,7 @@ class Channel:
         self.segment = self.tracker = None
         self.books.restart(now)
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
-        self.dose_capped = False
+        self.dose_capped = self.kvo_held = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
@@ -495,7 +514,7 @@ class Channel:
         rate = segment.rate
         if segment.kind is SegmentKind.WAIT and self.program is not None:  # between intermittent doses: KVO
             rate = kvo_rate_for(self.program, self.settings.kvo)
-        if self.dose_capped and self.program is not None:  # at the PCA dose limit: KVO (OPENPCA-R5-2-0-5)
+        if (self.dose_capped or self.kvo_held) and self.program is not None:  # KVO: OPENPCA-R5-2-0-5, Table 4
             rate = min(rate, kvo_rate_for(self.program, self.settings.kvo))
         self.segment = segment
         self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
@@ -560,6 +579,7 @@ class Channel:
         self.last_service = now
         self._account(now)
         self._sense(now)
+        self._follow_table_4(now)
         self._fire_triggered(now)
         self._check_timers(now)
         self._drive(now)
@@ -603,16 +623,29 @@ class Channel:
             return
         self._restart_segment(now)
 
+    def _follow_table_4(self, now: Instant) -> None:
+        """A PCA runs at KVO while a warning Table 4 gives the KVO rate is active: low battery, low container
+        (open-pca-requirements.md Table 4, R5.1.0(4)); the basal resumes when it ends (OPENPCA-R5-2-0-5)."""
+        held = isinstance(self.program, PcaProgram) and any(
+            a.code in _KVO_WARNINGS for a in self.alarms.active(self.index)
+        )
+        if held == self.kvo_held:
+            return
+        self.kvo_held = held
+        if self.state in DELIVERING and self.tracker is not None and self.segment is not None:
+            self._restart_segment(now)
+
     def _restart_segment(self, now: Instant) -> None:
         """Begin again what runs now (its rate may have changed); a PCA bolus under a dose cap ends at once."""
         tracker, segment = self._running()
         base = self.controller.carry_into(tracker, self._measured())
         self.segment = None
         bolus = segment.kind in _PCA_BOLUSES
-        rest = None if bolus and self.dose_capped else self._remainder(segment, tracker)
-        if bolus and rest is None:
+        halted = bolus and (self.dose_capped or self.kvo_held)  # any alarm stops a PCA bolus (R5.2.0(6))
+        rest = None if halted else self._remainder(segment, tracker)
+        if halted:
             self._log(now, EventKind.BOLUS_COMPLETED, volume=encode_volume(Volume(base.nl - tracker.base.nl)),
-                      halted="dose limit")  # fmt: skip
+                      halted="dose limit" if self.dose_capped else "alarm")  # fmt: skip
         if rest is not None:
             self._begin(now, rest, base)
         else:
@@ -624,7 +657,10 @@ class Channel:
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
         try:
-            verdict = self.down.update(down, self._rate(), pumping)
+            measured = self._measured()
+            pumped = Volume(max(measured.nl - self._sensed_volume.nl, 0))  # since the last look (volume test)
+            self._sensed_volume = measured
+            verdict = self.down.update(down, self._rate(), pumping, pumped)
             upv = self.up.update(up, pumping)
             implausible = ""
         except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
@@ -649,6 +685,11 @@ class Channel:
             motor_stalled=motor.stalled,
             motor_overcurrent=motor.overcurrent,
             encoder_fault=hw.encoder.health() is SensorHealth.FAULT,
+            flow=self._check_flow(pumping),
+            temperature_mc=None if hw.temperature is None else hw.temperature.read_millicelsius(),
+            container_left=self._container_left(),
+            container_low=CONTAINER_LOW,
+            container_empty=CONTAINER_EMPTY,
         )
         for row in SENSOR_ALARMS:
             present = row.present(findings)
@@ -662,6 +703,21 @@ class Channel:
         self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
         vacuum = float(self.settings.occlusion.upstream_mmhg)
         self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)
+
+    def _check_flow(self, pumping: bool) -> FlowVerdict | None:
+        """The flow sensor's reading judged against the rate (None without a sensor)."""
+        if self.hw.flow is None:
+            return None
+        bolus = self.segment is not None and self.segment.kind in _PCA_BOLUSES
+        return self.flow_check.update(self.hw.flow.read(), self._rate(), pumping, bolus)
+
+    def _container_left(self) -> Volume | None:
+        """What the container still holds by the count: loaded volume less everything delivered from it."""
+        loaded = self.settings.container
+        if loaded is None:
+            return None
+        used = self.counters.delivered + self.counters.kvo
+        return Volume(max(loaded.nl - used.nl, 0))
 
     def conditions(self) -> Conditions:
         """The inputs of the condition-triggered transitions, as the channel stands."""
@@ -737,10 +793,17 @@ class Channel:
             end = self.tracker.time_to_end()
             if end is not None:
                 due.append(now + max(end, MIN_MOVE))
+        if self.hw.flow is not None and rate is None and self.program is not None:
+            due.append(now + FLOW_WATCH)  # stopped with a program: a free flow must be seen within seconds
+        left = self._container_left()
+        if rate is not None and rate.nl_per_h > 0 and left is not None:  # the container warnings come on time
+            for limit in (CONTAINER_LOW, CONTAINER_EMPTY):
+                if left > limit:
+                    due.append(now + max(rate.time_for(left - limit), VOLUME_WATCH))
         if rate is not None and isinstance(self.program, PcaProgram) and self.pca is not None and not self.dose_capped:
             to_limit = self.program.time_to_limit(self.pca, now, rate)  # the cap comes on time (OPENPCA-R5-2-0-5)
             if to_limit is not None:
-                due.append(now + max(to_limit, MIN_MOVE))
+                due.append(now + max(to_limit, VOLUME_WATCH))
         due += timer_due(self._timer_view(now))
         return min(due)
 

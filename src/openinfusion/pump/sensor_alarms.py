@@ -22,6 +22,7 @@ from typing import Final
 
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.sensing.air import AirVerdict
+from openinfusion.pump.sensing.flowcheck import FlowDeviation, FlowVerdict
 from openinfusion.pump.sensing.occlusion import OcclusionVerdict, UpstreamVerdict
 from openinfusion.units import Volume
 
@@ -52,6 +53,18 @@ class Findings:
     motor_stalled: bool
     motor_overcurrent: bool
     encoder_fault: bool
+    flow: FlowVerdict | None  # None: no flow sensor fitted
+    temperature_mc: int | None  # housing temperature, milli-degrees Celsius (None: no sensor)
+    overheat_mc: int = 55_000  # Tpoh, open-pca-requirements.md R6.4.0(8)
+    container_left: Volume | None  # what the container (bag, syringe) still holds by the count
+    container_low: Volume  # Vlra, R6.8.0(9)
+    container_empty: Volume  # Vers, R6.8.0(10)
+
+    @property
+    def at_end_stop(self) -> bool:
+        """The driver stalls with the container all but empty by the count: a syringe run to its end."""
+        left = self.container_left
+        return self.motor_stalled and left is not None and left <= self.container_low
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,29 @@ def _while_pumping(occluded: bool, pumping: bool) -> bool | None:
     return True if pumping else None
 
 
+def _flow(f: Findings, deviation: FlowDeviation) -> bool | None:
+    """A flow deviation: present, absent once a window was judged, else (window filling, no sensor) unknown."""
+    if f.flow is None or not f.flow.decided:
+        return None
+    return f.flow.deviation is deviation
+
+
+def _flow_detail(f: Findings) -> str:
+    if f.flow is None:
+        return ""
+    free = "free flow: " if f.flow.free_flow else ""
+    return f"{free}measured {f.flow.measured}, programmed {f.flow.programmed}"
+
+
+def _container_low(f: Findings) -> bool:
+    return f.has_program and f.container_left is not None and f.container_left <= f.container_low
+
+
+def _container_empty(f: Findings) -> bool:
+    left = f.container_left
+    return f.has_program and left is not None and (left <= f.container_empty or f.at_end_stop)
+
+
 def _occlusion_detail(f: Findings) -> str:
     cause = f.occlusion.cause.value if f.occlusion.cause else ""
     return f"{f.occlusion.pressure_mmhg or 0.0:.0f} mmHg ({cause})"
@@ -79,7 +115,8 @@ def _occlusion_detail(f: Findings) -> str:
 
 C = AlarmCode
 
-#: Sensor conditions and the alarms they raise (OI-ALM-3, OI-ALM-4, OI-ALM-5, OI-ALM-12), in order.
+#: Sensor conditions and the alarms they raise (OI-ALM-3, OI-ALM-4, OI-ALM-5, OI-ALM-12, OPENPCA-R6-4-0-2,
+#: OPENPCA-R6-4-0-3, OPENPCA-R6-4-0-8, OPENPCA-R6-8-0-9, OPENPCA-R6-8-0-10), in order.
 SENSOR_ALARMS: Final[tuple[SensorAlarm, ...]] = (
     SensorAlarm(
         C.PRESSURE_SENSOR_FAULT, "a pressure transducer reports a fault or an implausible sample",
@@ -116,8 +153,29 @@ SENSOR_ALARMS: Final[tuple[SensorAlarm, ...]] = (
         lambda f: f.has_program and f.door_closed and not f.set_loaded, lambda f: "set not loaded", Clear.WHEN_ABSENT,
     ),
     SensorAlarm(
-        C.MOTOR_FAULT, "the motor driver reports a stall or an overcurrent",
-        lambda f: f.motor_stalled or f.motor_overcurrent,
+        C.RESERVOIR_EMPTY, "the container holds less than the empty limit, or a syringe was driven to its end",
+        _container_empty, lambda f: f"{f.container_left} left", Clear.WHEN_ABSENT,
+    ),
+    SensorAlarm(
+        C.RESERVOIR_LOW, "the container holds less than the low limit while a program runs",
+        _container_low, lambda f: f"{f.container_left} left", Clear.WHEN_ABSENT,
+    ),
+    SensorAlarm(
+        C.OVER_INFUSION, "the flow sensor measures more than the rate, or flow while stopped (free flow)",
+        lambda f: _flow(f, FlowDeviation.OVER), _flow_detail, Clear.WHEN_ABSENT,
+    ),
+    SensorAlarm(
+        C.UNDER_INFUSION, "the flow sensor measures less than the rate over the persistence window",
+        lambda f: _flow(f, FlowDeviation.UNDER), _flow_detail, Clear.WHEN_ABSENT,
+    ),
+    SensorAlarm(
+        C.OVERHEATED, "the housing temperature is above Tpoh",
+        lambda f: f.temperature_mc is not None and f.temperature_mc > f.overheat_mc,
+        lambda f: f"{(f.temperature_mc or 0) / 1000:.1f} C", Clear.WHEN_ABSENT,
+    ),
+    SensorAlarm(
+        C.MOTOR_FAULT, "the motor driver reports a stall (not at a syringe's end) or an overcurrent",
+        lambda f: (f.motor_stalled and not f.at_end_stop) or f.motor_overcurrent,
         lambda f: "stall" if f.motor_stalled else "overcurrent", Clear.NEVER,
     ),
     SensorAlarm(

@@ -176,15 +176,17 @@ def titration(event: TitrateEvent) -> Titration:
     return Titration(event.dose)
 
 
-def channel_settings(spec: PumpSpec, compliance_nl_per_mmhg: int) -> ChannelSettings:
+def channel_settings(spec: PumpSpec, compliance_nl_per_mmhg: int, container: Volume | None) -> ChannelSettings:
     """Channel settings from the scenario's pump section (KVO defaults: 1 mL/h LVP, 0.1 mL/h syringe), with the
-    nominal compliance of the channel's own set or syringe line for its occlusion back-off."""
+    nominal compliance of the channel's own set or syringe line for its occlusion back-off, and the container
+    volume the pump knows (a syringe's from its plunger position, an LVP bag's as the nurse entered it)."""
     default_kvo = FlowRate.ml_h(1) if spec.mechanism == "peristaltic" else FlowRate.ml_h("0.1")
     kvo_rate = FlowRate.of(spec.kvo.rate) if spec.kvo.rate is not None else default_kvo
     settings = ChannelSettings(
         kvo=KvoSettings(enabled=spec.kvo.enabled, rate=kvo_rate),
         sensitivity=Sensitivity[spec.sensitivity.upper()],
         occlusion=OcclusionConfig(compliance=LineCompliance(compliance_nl_per_mmhg)),
+        container=container,
     )
     if spec.near_end is not None:
         settings = replace(settings, near_end=NearEndSettings(Duration.of(spec.near_end)))

@@ -32,6 +32,7 @@ from openinfusion.druglib.package import simulation_release
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import DoseLimitError, InputError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.eventlog import EventKind
+from openinfusion.pump.mechanism import MechanismKind
 from openinfusion.pump.programs import Program
 from openinfusion.pump.pump import Pump, PumpConfig
 from openinfusion.sim import build
@@ -55,6 +56,7 @@ from openinfusion.sim.scenario import (
     ActionEvent,
     AirEvent,
     BolusEvent,
+    ChannelSpec,
     DoorEvent,
     FaultEvent,
     FillEvent,
@@ -156,6 +158,14 @@ def world_config(scenario: Scenario) -> VirtualPumpConfig:
     return config
 
 
+def _told_container(config: ChannelConfig, spec: ChannelSpec) -> Volume | None:
+    """The container volume the pump knows: a syringe's from its plunger position (its fill, or full), an LVP
+    bag's only if the nurse entered it (``container``)."""
+    if config.mechanism is MechanismKind.SYRINGE:
+        return config.syringe.fill if config.syringe.fill is not None else config.syringe.spec.capacity
+    return None if spec.container is None else Volume.of(spec.container)
+
+
 def _library_package(scenario: Scenario, file: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes | None]:
     """The scenario's library, validated, compiled and signed with keys made for this run only.
 
@@ -196,7 +206,8 @@ class Simulation:
         self.world = VirtualPump(world, self.rng)
         cals = self.world.calibrations
         settings = tuple(
-            build.channel_settings(scenario.pump, nominal_compliance_nl_per_mmhg(c)) for c in world.channels
+            build.channel_settings(scenario.pump, nominal_compliance_nl_per_mmhg(c), _told_container(c, spec))
+            for c, spec in zip(world.channels, scenario.channels, strict=True)
         )
         config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
         keys, package = _library_package(scenario, file)

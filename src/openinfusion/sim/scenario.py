@@ -219,10 +219,11 @@ class ChannelSpec(_Model):
     program: ProgramSpec | None = None
     head_height_m: float = Field(0.0, ge=-1.5, le=1.5)
     fill: Q | None = None  # volume in the LVP container or the syringe at the start (None: endless / full)
+    container: Q | None = None  # the LVP container's volume as the nurse enters it into the pump (None: not entered)
     flow_sensor: bool = False  # fit the optional in-line flow sensor
     temperature_sensor: bool = False  # fit the optional housing temperature sensor (reads 22 C until changed)
 
-    @field_validator("fill")
+    @field_validator("fill", "container")
     @classmethod
     def _fill(cls, q: Quantity | None) -> Quantity | None:
         if q is not None and (not q.unit.same_dimension(Quantity.of(1, "mL").unit) or q.value < 0):

@@ -59,7 +59,7 @@ from scipy.ndimage import median_filter
 from openinfusion.errors import ConfigError, InputError
 from openinfusion.pump.hal import PressureBatch, SensorHealth
 from openinfusion.pump.sensing.flow import LineCompliance
-from openinfusion.units import US_PER_S, Duration, FlowRate, Instant
+from openinfusion.units import US_PER_S, Duration, FlowRate, Instant, Volume
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -77,8 +77,9 @@ _EMPTY_I: Final[IntArray] = np.empty(0, dtype=np.int64)
 _MIN_THRESHOLD_MMHG: Final = 50
 _MAX_THRESHOLD_MMHG: Final = 1034
 _VACUUM_MMHG: Final = -760  # gauge pressure cannot fall below absolute vacuum (sea level)
-_LVP_SET_COMPLIANCE: Final = LineCompliance(1000)
-_MAX_TREND_WINDOW: Final = Duration.min(10)  # ~1 uL/mmHg, a typical LVP administration set
+_LVP_SET_COMPLIANCE: Final = LineCompliance(1000)  # ~1 uL/mmHg, a typical LVP administration set
+_MAX_TREND_WINDOW: Final = Duration.min(10)
+_TOLERANCE_MMHG: Final = 1e-6  # a baseline equal to its window's mean (not held back by the creep limit)
 
 
 class Sensitivity(Enum):
@@ -94,6 +95,7 @@ class OcclusionCause(Enum):
 
     THRESHOLD = "threshold"  # filtered pressure above the sensitivity's threshold
     TREND = "trend"  # rising like a blocked line, and risen by at least the minimum rise
+    VOLUME = "volume"  # the volume pumped since the baseline is held in the line as a blocked line holds it
 
 
 def _whole(value: object, where: str) -> int:
@@ -334,6 +336,9 @@ class DownstreamOcclusionDetector:
         self._baseline: float | None = None  # from the last steady window while pumping
         self._baseline_u = math.inf  # baseline less its allowed creep since time 0 (see _limited_baseline)
         self._stepped = False  # the pressure stepped up since the last steady window
+        self._pumped_total_nl = 0  # displaced since the detector started (the volume test)
+        self._pumped_log: list[tuple[int, int]] = []  # (batch end us, total then), the last 20 min
+        self._baseline_at_us: int | None = None  # when the line was at the baseline's level
         self._floor = math.nan  # lowest filtered pressure seen, the reference before a baseline exists
 
     def _reference_mmhg(self) -> float | None:
@@ -349,12 +354,17 @@ class DownstreamOcclusionDetector:
         reference = self._reference_mmhg()
         return threshold if reference is None else min(threshold, reference + self.config.min_rise_mmhg / 2)
 
-    def update(self, batch: PressureBatch, rate: FlowRate, pumping: bool) -> OcclusionVerdict:
-        """Examine the downstream samples of ``batch``, pumped at ``rate`` when ``pumping``.
+    def update(
+        self, batch: PressureBatch, rate: FlowRate, pumping: bool, pumped: Volume = Volume(0)
+    ) -> OcclusionVerdict:
+        """Examine the downstream samples of ``batch``, pumped at ``rate`` when ``pumping``; ``pumped`` is the
+        volume the mechanism displaced since the previous update (from the encoder).
 
         The threshold test applies whether or not the pump runs; the trend test only while pumping at a
-        positive rate. A batch from a faulty sensor is ignored (the sensor-fault alarm is the core's).
+        positive rate; the volume test (:meth:`_volume_test`) whenever something was pumped since the baseline.
+        A batch from a faulty sensor is ignored (the sensor-fault alarm is the core's).
         """
+        self._pumped_total_nl += max(pumped.nl, 0)
         if batch.health is not SensorHealth.OK or batch.count == 0:
             if batch.health is not SensorHealth.OK:
                 self._restart()
@@ -364,7 +374,39 @@ class DownstreamOcclusionDetector:
         geometry = _geometry(self.config, batch.period, rate if pumping else FlowRate(0))
         keep = _geometry(self.config, batch.period, FlowRate(1)).trend  # the longest window: history to keep
         verdicts = [self._examine(chunk, geometry, keep, rate, pumping) for chunk in _chunks(batch, _CHUNK_SAMPLES)]
-        return next((v for v in verdicts if v.occluded), verdicts[-1])
+        found = next((v for v in verdicts if v.occluded), None)
+        self._pumped_log.append((batch.last_time.us, self._pumped_total_nl))
+        horizon = batch.last_time.us - _MAX_TREND_WINDOW.us * 2
+        while len(self._pumped_log) > 1 and self._pumped_log[1][0] <= horizon:
+            self._pumped_log.pop(0)
+        return found or self._volume_test(batch, geometry, verdicts[-1])
+
+    def _pumped_since(self, t_us: int) -> int:
+        """Volume (nL) displaced since ``t_us``, counted at the ends of the batches that reported it."""
+        before = [total for at, total in self._pumped_log if at <= t_us]
+        return self._pumped_total_nl - (before[-1] if before else 0)
+
+    def _volume_test(self, batch: PressureBatch, g: _Geometry, last: OcclusionVerdict) -> OcclusionVerdict:
+        """Pulsed delivery (intermittent doses, many small boluses, OI-ALM-2): each stroke into a blocked line
+        stays in it, so the pressure above the baseline holds what was pumped since: ``V / C``.
+
+        Declared when, at the batch's end, the filtered pressure has held at least ``min_rise`` above the baseline
+        for ``trend_confirm`` and that rise is what the volume pumped since the baseline explains: between
+        ``trend_factor * V / C`` (a set up to 4x softer) and ``1.5 * V / C`` (a step of venous pressure, which no
+        pumped volume explains, is not an occlusion). An open line lets a stroke go within a second or two.
+        """
+        baseline, since = self._baseline, self._baseline_at_us
+        tail = self._filtered_tail[-g.confirm :] / _MILLI
+        pumped_nl = 0 if since is None else self._pumped_since(since)
+        if baseline is None or pumped_nl <= 0 or tail.shape[0] < g.confirm:
+            return last
+        config = self.config
+        rise = float(np.min(tail)) - baseline
+        explained = pumped_nl / config.compliance.nl_per_mmhg
+        if rise < config.min_rise_mmhg or not config.trend_factor * explained <= rise <= 1.5 * explained:
+            return last
+        return OcclusionVerdict(True, OcclusionCause.VOLUME, float(tail[-1]), baseline, last.slope_mmhg_s,
+                                batch.last_time)  # fmt: skip
 
     def _restart(self) -> None:
         self._stream.reset()
@@ -444,6 +486,12 @@ class DownstreamOcclusionDetector:
         baseline = np.where(last_steady >= 0, self._limited_baseline(chunk, steady, slope, mean, blocked_slope), before)
         if last_steady[-1] >= 0:
             self._baseline = float(baseline[-1])
+            # The baseline is the older half's mean: the level of the line three quarters of a window earlier; a
+            # baseline held back by the creep limit is the line's level from before, so its time stays.
+            j = int(last_steady[-1])
+            if abs(baseline[-1] - mean[j]) < _TOLERANCE_MMHG:
+                steady_at = chunk.first + chunk.period * j
+                self._baseline_at_us = steady_at.us - chunk.period.us * (3 * g.trend // 4)
 
         condition = (half_slope >= config.trend_factor * blocked_slope) & (pressure - baseline >= config.min_rise_mmhg)
         last_unmet = np.maximum.accumulate(np.where(condition, -1, index))
