@@ -234,6 +234,17 @@ def test_corrupt_stored_library_falls_back_to_the_last_known_good_one_with_an_al
     assert b.pump.library_identity.version == "2"
 
 
+@pytest.mark.req("OI-LIB-PKG-4")
+def test_a_corrupt_last_known_good_copy_alone_is_logged_and_the_pump_runs() -> None:
+    stored = _stored_after_upgrade()
+    assert stored.last_good is not None
+    b = Bench(dataclasses.replace(stored, last_good=stored.last_good[:-3]))
+    assert b.pump.phase is Phase.RUNNING
+    assert b.pump.library_identity is not None and b.pump.library_identity.version == "2"
+    assert not any(a.code is AlarmCode.LIBRARY_FALLBACK for a in b.pump.alarms.active())
+    assert "stored package refused" in str(b.rejections()[0]["reason"])
+
+
 @pytest.mark.req("OI-LIB-PKG-4", "OI-LIB-PKG-1")
 def test_without_a_good_stored_library_the_pump_stays_out_of_service() -> None:
     stored = _stored_after_upgrade()

@@ -196,9 +196,11 @@ class Pump:
             detail = "; ".join(e.reason for e in self._stored_events)
             self._record(self.alarms.activate(AlarmCode.LIBRARY_FALLBACK, None, now, detail[:200]))
             return True, f"last known good library {self.library_identity}"
+        if self.library.active is not None:  # a refused last known good copy alone is logged, not a failure
+            return True, str(self.library_identity)
         if LibraryEventKind.REJECTED in kinds:
             return False, next(e.reason for e in self._stored_events if e.kind is LibraryEventKind.REJECTED)
-        return (True, str(self.library_identity)) if self.library.active is not None else (True, "no library stored")
+        return True, "no library stored"
 
     def _finish_post(self, now: Instant) -> None:
         assert self._post is not None
