@@ -21,6 +21,7 @@ from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.pump.programs import Bolus, DoseProgram, RateLimits, Titration
+from openinfusion.pump.pump import Pump
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim import build
 from openinfusion.sim.realtime import Realtime
@@ -73,7 +74,7 @@ class PanelSession:
         self.names = {d.id: d.display_name for d in self.library.drugs} if self.library else {}
 
     @property
-    def pump(self) -> Any:
+    def pump(self) -> Pump:
         return self.rt.sim.pump
 
     def now_us(self) -> int:
@@ -150,6 +151,8 @@ class PanelSession:
             raise InputError("library", "no drug library on this pump")
         channel = self.pump.channels[ch]
         area = self.pump.config.care_area
+        if area is None:
+            raise InputError("care_area", "the pump has no care area: programming from the library needs one")
         cal = self.rt.sim.world.calibrations[ch]
         limits = RateLimits.of(cal)
         area_max = self.library_area_max(area)
@@ -158,10 +161,10 @@ class PanelSession:
         if task in ("titrate", "bolus"):
             if running is None:
                 raise TransitionRefusedError(channel.state.value, task, "nothing is running on this channel")
-            if task == "titrate":
-                dose = isinstance(running, DoseProgram)
-                flow.current = running.dose.value if dose else running.primary_rate().in_ml_h
-                flow.current_unit = running.dose.unit.code if dose else "mL/h"
+            if task == "titrate" and isinstance(running, DoseProgram):
+                flow.current, flow.current_unit = running.dose.value, running.dose.unit.code
+            elif task == "titrate":
+                flow.current, flow.current_unit = running.primary_rate().in_ml_h, "mL/h"
             conc = getattr(running, "concentration", None)
             if isinstance(conc, Concentration):
                 flow.running_conc, flow.running_patient = conc, getattr(running, "patient", None)
@@ -174,7 +177,7 @@ class PanelSession:
         self.alerts.pop(ch, None)
         return ""
 
-    def library_area_max(self, area: str | None) -> Fraction:
+    def library_area_max(self, area: str) -> Fraction:
         assert self.library is not None
         found = next((a for a in self.library.care_areas if a.id == area), None)
         return Fraction(999) if found is None else found.max_rate.in_("mL/h")
