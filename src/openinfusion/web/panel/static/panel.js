@@ -66,11 +66,14 @@ function sound(ann) {
   for (const [f, dt] of p.pulses) pulse(f, t0 + dt);
   nextSound = audio.currentTime + p.every;
 }
-$("#sound").addEventListener("click", () => {
+// Browsers start sound only after a user gesture: the first click anywhere turns the alarm sound on.
+function enableSound() {
   if (!audio) audio = new AudioContext();
-  $("#sound").textContent = "Sound on";
+  $("#sound").textContent = "Alarm sound on";
   $("#sound").setAttribute("aria-pressed", "true");
-});
+}
+document.addEventListener("click", enableSound, { once: true });
+$("#sound").addEventListener("click", enableSound);
 
 // --- drawing -------------------------------------------------------------------------------------
 function row(label, value) { return value ? [el("dt", {}, label), el("dd", {}, value)] : []; }
