@@ -59,6 +59,8 @@ def program_dose(page: Any, drug: str, conc: str, dose: str, *, weight: str | No
         widget(page, f"key_{k}").click()
     widget(page, "key_enter").click()
     page.get_by_text("Review and confirm").wait_for()
+    assert "Volume to be infused" in page.locator(".screen").inner_text()  # the review lists every answer
+    no_axe_violations(page)
     widget(page, "confirm").click()
 
 

@@ -36,7 +36,7 @@ from openinfusion.sim.scenario import (
     SecondarySpec,
     read_library,
 )
-from openinfusion.sim.screen import pump_status
+from openinfusion.sim.screen import LABELS, pump_status
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
 from openinfusion.web.panel.widgets import BY_ID, as_data
@@ -100,6 +100,8 @@ class PanelSession:
             self._record(channel, widget, arg, True, detail)
         except (TransitionRefusedError, DoseLimitError, InputError) as e:
             self._record(channel, widget, arg, False, str(e))
+            if channel in self.alerts:  # the channel's screen shows the limit; the message line points to it
+                self.message = f"Drug library limit on channel {LABELS[channel]}: see its screen"
         self.rt.sim.driver.service()
 
     def _record(self, channel: int | None, widget: str, arg: str | None, ok: bool, detail: str) -> None:
