@@ -1,4 +1,4 @@
-"""``openinfusion train`` and ``panel`` refuse bad input with one line (the servers themselves run in test_panel_browser)."""
+"""``openinfusion train`` and ``panel`` refuse bad input with one line (servers run in test_panel_browser)."""
 
 from __future__ import annotations
 
