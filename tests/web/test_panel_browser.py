@@ -204,3 +204,15 @@ def test_pca_by_the_patient_button_and_the_simulation_report_is_accessible(
     assert result.exit_code == 0
     page.goto((tmp_path / "report.html").as_uri())
     no_axe_violations(page)
+
+
+def test_a_bad_injection_is_refused_with_its_reason(serve: Any, page: Any) -> None:
+    path = Path("examples/exercises/air_in_line.yaml")
+    exercise = load_exercise(path)
+    server = serve(training_app(exercise, PanelSession(exercise.situation, str(path), speed=1.0)))
+    bad = page.request.post(f"{server.url}/api/inject", data={"do": "air", "channel": 1, "volume": "lots"})
+    assert bad.status == 400 and "volume" in bad.json()["detail"]
+    missing = page.request.post(f"{server.url}/api/inject", data={"do": "door", "channel": 3, "closed": False})
+    assert missing.status == 400 and "channel" in missing.json()["detail"]
+    ok = page.request.post(f"{server.url}/api/inject", data={"do": "door", "channel": 1, "closed": False})
+    assert ok.status == 200
