@@ -25,10 +25,10 @@ if command -v npm >/dev/null && { [ ! -f "$installed" ] || [ "$peers/package-loc
 fi
 # Browser tests (central station): Debian's Chromium, never a browser download by Playwright; axe-core from npm.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "warning: could not install chromium"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "warning: could not install chromium"
 fi
 if [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null 2>&1 || echo "warning: could not install mosquitto"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto) >/dev/null 2>&1 || echo "warning: could not install mosquitto"
 fi
 if [ ! -f .node/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
   npm install --silent --no-audit --no-fund --prefix .node axe-core@4.14.1 >/dev/null 2>&1 || echo "warning: could not install axe-core"

@@ -118,3 +118,10 @@ def test_a_drug_is_chosen_by_a_synonym_and_a_misspelling_names_the_nearest(tmp_p
     assert chosen is not None and chosen.from_library is not None and chosen.from_library.drug == "norepinephrine"
     with pytest.raises(ScenarioError, match=r"'norepinephrin' is not in the library \(did you mean norepinephrine\?\)"):
         load_scenario(scenario_text(tmp_path, f"channels:\n  - program: {program % 'norepinephrin'}\n"))
+
+
+def test_dose_is_told_next_to_the_rate() -> None:
+    """ders_picu: 0.08 ug/kg/min for 20 kg of 16 ug/mL is 6 mL/h; the titration to 0.15 is 11.25 mL/h."""
+    told = [row[3] for row in story_of("ders_picu.yaml").timeline]
+    assert "Program confirmed: 0.08 ug/kg/min = 6 mL/h, no VTBI" in told
+    assert any(t.startswith("New rate 0.15 ug/kg/min = 11.25 mL/h entered; 6 mL/h continues") for t in told)

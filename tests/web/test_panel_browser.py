@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from openinfusion.sim.scenario import load_scenario
+from openinfusion.cli import app
+from openinfusion.sim.scenario import PumpSpec, load_scenario
 from openinfusion.web.panel.app import create_app
 from openinfusion.web.panel.session import PanelSession
 from openinfusion.web.training.app import training_app
@@ -59,6 +61,8 @@ def program_dose(page: Any, drug: str, conc: str, dose: str, *, weight: str | No
         widget(page, f"key_{k}").click()
     widget(page, "key_enter").click()
     page.get_by_text("Review and confirm").wait_for()
+    assert "Volume to be infused" in page.locator(".screen").inner_text()  # the review lists every answer
+    no_axe_violations(page)
     widget(page, "confirm").click()
 
 
@@ -84,6 +88,7 @@ def test_weight_based_infusion_programmed_by_clicks_and_keys(serve: Any, page: A
     assert ch.patient is not None and ch.patient.weight is not None and ch.patient.weight.value == 70
 
 
+@pytest.mark.req("OI-DERS-3")
 def test_soft_limit_override_with_reason(serve: Any, page: Any) -> None:
     server, session = bedside(serve)
     page.goto(server.url)
@@ -98,6 +103,7 @@ def test_soft_limit_override_with_reason(serve: Any, page: Any) -> None:
     assert [e.data["reason"] for e in overrides] == ["Dose verified with prescriber's order"]
 
 
+@pytest.mark.req("OI-DERS-3")
 def test_hard_limit_blocks_and_the_dose_is_changed(serve: Any, page: Any) -> None:
     server, session = bedside(serve)
     page.goto(server.url)
@@ -120,6 +126,7 @@ def test_hard_limit_blocks_and_the_dose_is_changed(serve: Any, page: Any) -> Non
     assert len(blocked) == 1
 
 
+@pytest.mark.req("OI-UI-1")
 def test_digit_beyond_resolution_refused_on_screen(serve: Any, page: Any) -> None:
     server, _ = bedside(serve)
     page.goto(server.url)
@@ -171,3 +178,41 @@ def test_instructor_injects_an_event_live(serve: Any, page: Any) -> None:
     page.get_by_text(re.compile("Done at")).wait_for()
     codes = [a.code.value for a in session.pump.alarms.active()]
     assert "door_open" in codes
+
+
+def test_pca_by_the_patient_button_and_the_simulation_report_is_accessible(
+    serve: Any, page: Any, tmp_path: Path
+) -> None:
+    scenario, _ = load_scenario(BEDSIDE)
+    scenario = scenario.model_copy(update={"pump": PumpSpec(care_area="MED-SURG")})
+    session = PanelSession(scenario, str(BEDSIDE), speed=1.0)
+    server = serve(create_app(session))
+    page.goto(server.url)
+    widget(page, "pca").click()
+    choose(page, "morphine/pca")
+    choose(page, "1 mg/1 mL")
+    for value in ("1", "8", "20"):  # demand dose (mg), lockout (min), 4-hour limit (mg)
+        page.locator('[data-display="0"]').wait_for()
+        keys(page, value)
+    widget(page, "confirm").click()
+    widget(page, "start").click()
+    widget(page, "pca_demand").click()
+    widget(page, "pca_demand").click()  # within the lockout: denied, and counted
+    page.get_by_text(re.compile(r"1 given / 1 denied of 2")).wait_for()
+    no_axe_violations(page)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    page.goto((tmp_path / "report.html").as_uri())
+    no_axe_violations(page)
+
+
+def test_a_bad_injection_is_refused_with_its_reason(serve: Any, page: Any) -> None:
+    path = Path("examples/exercises/air_in_line.yaml")
+    exercise = load_exercise(path)
+    server = serve(training_app(exercise, PanelSession(exercise.situation, str(path), speed=1.0)))
+    bad = page.request.post(f"{server.url}/api/inject", data={"do": "air", "channel": 1, "volume": "lots"})
+    assert bad.status == 400 and "volume" in bad.json()["detail"]
+    missing = page.request.post(f"{server.url}/api/inject", data={"do": "door", "channel": 3, "closed": False})
+    assert missing.status == 400 and "channel" in missing.json()["detail"]
+    ok = page.request.post(f"{server.url}/api/inject", data={"do": "door", "channel": 1, "closed": False})
+    assert ok.status == 200

@@ -86,6 +86,7 @@ def test_injected_event_goes_through_the_scenario_engine() -> None:
     assert "air_in_line" in codes
 
 
+@pytest.mark.req("OI-UI-1", "OI-PROG-9")
 def test_titration_flags_tenfold_then_waits_for_confirmation() -> None:
     s, clock = session()
     k = Keys(s)
@@ -130,6 +131,7 @@ def test_soft_limit_needs_a_listed_reason_and_hard_limit_offers_none() -> None:
     assert EventKind.DERS_CANCEL in kinds  # an error caught
 
 
+@pytest.mark.req("OI-PCA-1")
 def test_pca_with_the_patient_button_and_lockout() -> None:
     s, clock = session("MED-SURG")
     k = Keys(s)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from openinfusion.cli.common import console, guarded
 from openinfusion.errors import ScenarioError
-from openinfusion.sim.scenario import load_scenario
+from openinfusion.sim.scenario import ChannelSpec, load_scenario
 from openinfusion.web.panel.app import create_app
 from openinfusion.web.panel.session import PanelSession
 from openinfusion.web.training.app import training_app
@@ -44,9 +44,14 @@ def panel(
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser")] = False,
     situation: Annotated[Path, typer.Option(help="Scenario giving the pump, library and what runs")] = BEDSIDE,
     speed: Annotated[float, typer.Option(help="Pump time per real second (1 = real time, up to 600)")] = 1.0,
+    channels: Annotated[
+        int | None, typer.Option(help="Channels on the pump (1-4; default: the situation's)", min=1, max=4)
+    ] = None,
 ) -> None:
     """Open the front panel of a virtual pump (the real core on virtual hardware) at http://127.0.0.1:PORT/."""
     scenario, _ = load_scenario(situation)
+    if channels is not None:
+        scenario = scenario.model_copy(update={"channels": [*scenario.channels, *[ChannelSpec()] * 4][:channels]})
     session = PanelSession(scenario, str(situation), speed)
     console.print(f"virtual pump: {scenario.name}, {len(scenario.channels)} channel(s)")
     serve(create_app(session), port, not no_browser, ["/"])

@@ -77,13 +77,18 @@ def _findings(data: Mapping[str, JsonValue]) -> str:
     return "; ".join(parts)
 
 
-def sentence(e: LoggedEvent) -> str | None:
-    """One event as a nurse would say it (None for a routine library check that passed)."""
+def sentence(e: LoggedEvent, dose: str = "") -> str | None:
+    """One event as a nurse would say it (None for a routine library check that passed).
+
+    ``dose`` is the dose the library check of this program or titration saw, shown next to its mL/h.
+    """
     d = e.data
     prio = str(d.get("priority", "")).upper()
     detail = f" - {d['detail']}" if d.get("detail") else ""
     program = d.get("program")
     rate = q(program.get("rate")) if isinstance(program, Mapping) else ""
+    if dose and rate:
+        rate = f"{dose} = {rate}"
     match e.kind:
         case EventKind.ALARM_RAISED:
             return f"{d.get('text')} ({prio}){detail}"
@@ -234,7 +239,13 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
     secondary: dict[int, str] = {}
     drugs: dict[int, str] = {}  # what each channel is running now
     spans: dict[int, AlarmSpan] = {}
+    doses: dict[int | None, str] = {}  # the dose the last library check of each channel saw
     for e in sim.pump.log.events():
+        values = e.data.get("values")
+        if e.kind is EventKind.DERS_CHECK and isinstance(values, Mapping):
+            doses[e.channel] = q(values.get("dose"))
+        elif e.kind is EventKind.BASIC_INFUSION:
+            doses.pop(e.channel, None)  # no library check: no dose to show
         ch = "pump" if e.channel is None else LABELS[e.channel]
         label = _drug_label(e.data, names)
         if e.channel is not None:
@@ -243,7 +254,7 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
         if e.kind in (EventKind.DERS_CHECK, EventKind.DERS_OVERRIDE):
             _ders(e, ch, label or "", story)
         if e.kind in TOLD:
-            text = sentence(e)
+            text = sentence(e, doses.get(e.channel, "") if e.kind in _DOSED else "")
             if text is not None:
                 drug = drugs.get(e.channel, "") if e.channel is not None else ""
                 story.timeline.append((since_start(e.t), ch, drug, text))
@@ -306,6 +317,8 @@ def _ders(e: LoggedEvent, ch: str, drug: str, story: Story) -> None:
         (since_start(e.t), ch, str(d.get("action")), drug, shown, f"{outcome}. {_findings(d)}".strip(" ."))
     )
 
+
+_DOSED: Final = {EventKind.PROGRAM_CONFIRMED, EventKind.TITRATION_PENDING}  # events whose program the check saw
 
 _OUTCOMES: Final = {  # (outcome, verdict) of a DERS check
     ("proceed", "ok"): "within limits",

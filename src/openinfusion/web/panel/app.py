@@ -36,8 +36,6 @@ def create_app(session: PanelSession, extra: Callable[[FastAPI, asyncio.Lock], N
     """The panel app around ``session``; ``extra`` adds routes (training) sharing the same lock."""
     app = FastAPI(title="openinfusion front panel", docs_url=None, redoc_url=None)
     lock = asyncio.Lock()
-    app.state.session = session
-    app.state.lock = lock
 
     @app.get("/")
     async def page() -> FileResponse:
@@ -45,25 +43,25 @@ def create_app(session: PanelSession, extra: Callable[[FastAPI, asyncio.Lock], N
 
     @app.get("/api/widgets")
     async def widgets() -> list[dict[str, Any]]:
-        return app.state.session.widgets()  # type: ignore[no-any-return]
+        return session.widgets()
 
     @app.get("/api/state")
     async def state() -> dict[str, Any]:
         async with lock:
-            return app.state.session.state()  # type: ignore[no-any-return]
+            return session.state()
 
     @app.post("/api/press")
     async def press(body: PressBody) -> dict[str, Any]:
         async with lock:
-            app.state.session.press(body.widget, body.channel, body.arg)
-            return app.state.session.state()  # type: ignore[no-any-return]
+            session.press(body.widget, body.channel, body.arg)
+            return session.state()
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
             while not await request.is_disconnected():
                 async with lock:
-                    data = app.state.session.state()
+                    data = session.state()
                 yield f"data: {json.dumps(data)}\n\n"
                 await asyncio.sleep(TICK_S)
 

@@ -21,6 +21,7 @@ from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
 from openinfusion.pump.eventlog import EventKind
 from openinfusion.pump.programs import Bolus, DoseProgram, RateLimits, Titration
+from openinfusion.pump.pump import Pump
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim import build
 from openinfusion.sim.realtime import Realtime
@@ -35,7 +36,7 @@ from openinfusion.sim.scenario import (
     SecondarySpec,
     read_library,
 )
-from openinfusion.sim.screen import pump_status
+from openinfusion.sim.screen import LABELS, pump_status
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
 from openinfusion.web.panel.widgets import BY_ID, as_data
@@ -73,7 +74,7 @@ class PanelSession:
         self.names = {d.id: d.display_name for d in self.library.drugs} if self.library else {}
 
     @property
-    def pump(self) -> Any:
+    def pump(self) -> Pump:
         return self.rt.sim.pump
 
     def now_us(self) -> int:
@@ -99,6 +100,8 @@ class PanelSession:
             self._record(channel, widget, arg, True, detail)
         except (TransitionRefusedError, DoseLimitError, InputError) as e:
             self._record(channel, widget, arg, False, str(e))
+            if channel in self.alerts:  # the channel's screen shows the limit; the message line points to it
+                self.message = f"Drug library limit on channel {LABELS[channel]}: see its screen"
         self.rt.sim.driver.service()
 
     def _record(self, channel: int | None, widget: str, arg: str | None, ok: bool, detail: str) -> None:
@@ -150,6 +153,8 @@ class PanelSession:
             raise InputError("library", "no drug library on this pump")
         channel = self.pump.channels[ch]
         area = self.pump.config.care_area
+        if area is None:
+            raise InputError("care_area", "the pump has no care area: programming from the library needs one")
         cal = self.rt.sim.world.calibrations[ch]
         limits = RateLimits.of(cal)
         area_max = self.library_area_max(area)
@@ -158,10 +163,10 @@ class PanelSession:
         if task in ("titrate", "bolus"):
             if running is None:
                 raise TransitionRefusedError(channel.state.value, task, "nothing is running on this channel")
-            if task == "titrate":
-                dose = isinstance(running, DoseProgram)
-                flow.current = running.dose.value if dose else running.primary_rate().in_ml_h
-                flow.current_unit = running.dose.unit.code if dose else "mL/h"
+            if task == "titrate" and isinstance(running, DoseProgram):
+                flow.current, flow.current_unit = running.dose.value, running.dose.unit.code
+            elif task == "titrate":
+                flow.current, flow.current_unit = running.primary_rate().in_ml_h, "mL/h"
             conc = getattr(running, "concentration", None)
             if isinstance(conc, Concentration):
                 flow.running_conc, flow.running_patient = conc, getattr(running, "patient", None)
@@ -174,7 +179,7 @@ class PanelSession:
         self.alerts.pop(ch, None)
         return ""
 
-    def library_area_max(self, area: str | None) -> Fraction:
+    def library_area_max(self, area: str) -> Fraction:
         assert self.library is not None
         found = next((a for a in self.library.care_areas if a.id == area), None)
         return Fraction(999) if found is None else found.max_rate.in_("mL/h")

@@ -11,10 +11,11 @@ import asyncio
 from pathlib import Path
 from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from openinfusion.errors import OpenInfusionError
 from openinfusion.sim.scenario import TimelineEvent
 from openinfusion.web.panel.app import create_app
 from openinfusion.web.panel.session import PanelSession
@@ -48,9 +49,17 @@ def training_app(exercise: Exercise, session: PanelSession) -> FastAPI:
 
         @app.post("/api/inject")
         async def inject(event: dict[str, Any]) -> dict[str, Any]:
-            parsed = EVENT.validate_python({"at": "0 s", **event})
+            """Apply ``event`` (a timeline event without ``at``) now; a bad one is a 400 naming what is wrong."""
+            try:
+                parsed = EVENT.validate_python({**event, "at": "0 s"})
+            except ValidationError as e:
+                where = ".".join(str(p) for p in e.errors()[0]["loc"])
+                raise HTTPException(400, f"{where}: {e.errors()[0]['msg']}") from None
             async with lock:
-                session.rt.inject(parsed)
+                try:
+                    session.rt.inject(parsed)
+                except OpenInfusionError as e:
+                    raise HTTPException(400, str(e)) from None
                 return session.state()
 
         @app.post("/api/pace")

@@ -13,7 +13,7 @@ function el(tag, attrs = {}, ...children) {
     else if (k === "onclick") e.addEventListener("click", v);
     else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c.nodeType ? c : String(c));
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) e.append(c.nodeType ? c : String(c));
   return e;
 }
 
@@ -66,11 +66,14 @@ function sound(ann) {
   for (const [f, dt] of p.pulses) pulse(f, t0 + dt);
   nextSound = audio.currentTime + p.every;
 }
-$("#sound").addEventListener("click", () => {
+// Browsers start sound only after a user gesture: the first click anywhere turns the alarm sound on.
+function enableSound() {
   if (!audio) audio = new AudioContext();
-  $("#sound").textContent = "Sound on";
+  $("#sound").textContent = "Alarm sound on";
   $("#sound").setAttribute("aria-pressed", "true");
-});
+}
+document.addEventListener("click", enableSound, { once: true });
+$("#sound").addEventListener("click", enableSound);
 
 // --- drawing -------------------------------------------------------------------------------------
 function row(label, value) { return value ? [el("dt", {}, label), el("dd", {}, value)] : []; }
@@ -87,6 +90,7 @@ function screenFor(ch, scr) {
     const hard = a.kind === "hard";
     box.append(el("div", { class: hard ? "alert-hard" : "alert-soft", role: "alert" },
       el("h3", {}, hard ? "HARD LIMIT: cannot be given" : "Soft limit: check the order"), el("p", {}, a.why)));
+    if (scr.lines && scr.lines.length) box.append(el("dl", {}, scr.lines.map(([k, v]) => row(k, v))));
     if (!hard) {
       box.append(el("p", {}, "To proceed, choose the reason for the override:"),
         el("div", { class: "options" }, a.reasons.map((r) => button("override", ch.index, r, `Override: ${r}`))));
@@ -128,7 +132,10 @@ const CONTROLS = {
 function channelCard(ch, s) {
   const top = s.alarms.find((a) => a.channel_index === ch.index || a.channel_index === null);
   const card = el("article", { class: `channel ${top ? "alarm-" + top.priority : ""}`, "aria-labelledby": `ch-${ch.index}`, "data-channel": ch.index });
-  const drug = ch.drug_name ? `${ch.drug_name}${ch.concentration ? " " + ch.concentration : ""}` : (ch.basic ? "Basic infusion (no library)" : "No drug");
+  const entering = (s.screens[String(ch.index)] || {}).lines || [];
+  const chosen = entering.filter(([k]) => k === "Drug" || k === "Concentration").map(([, v]) => v).join(" ");
+  const drug = ch.drug_name ? `${ch.drug_name}${ch.concentration ? " " + ch.concentration : ""}`
+    : (ch.basic ? "Basic infusion (no library)" : (chosen ? `${chosen} (being programmed)` : "No drug"));
   card.append(el("h2", { id: `ch-${ch.index}` }, `Channel ${ch.label}: ${drug}`));
   card.append(el("p", { class: "status", "data-status": ch.state }, ch.status));
   const running = ch.state === "infusing" || ch.state === "kvo";
