@@ -216,3 +216,14 @@ def test_enhanced_mode_fields_decide_which_acks_are_sent(icu: VirtualWard) -> No
     assert icu.pending(PUMP, 1) is not None
     original = receive(icu, rgv({"MSH-15": "", "MSH-16": "", "ORC-2": "ORD-2^BCMA", "MSH-10": "M2"}))
     assert original.commit is None and original.application_here and msa(original.application) == "AR"
+
+
+def test_a_gateway_failure_is_answered_not_raised(icu: VirtualWard) -> None:
+    class Broken:
+        def deliver(self, order: object) -> object:
+            raise RuntimeError("database down")
+
+    answer = Receiver(Broken(), Sender(clock=icu.now)).receive(rgv())  # type: ignore[arg-type]
+    ack = read_message(answer.commit or "")
+    assert ack.first("MSA").get(1) == "CR" and ack.first("MSA").get(2) == "MSG00001"  # type: ignore[union-attr]
+    assert "internal error: RuntimeError" in (ack.first("ERR").get(8))  # type: ignore[union-attr]

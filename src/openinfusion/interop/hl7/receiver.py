@@ -22,7 +22,7 @@ from openinfusion.interop.hl7.header import accept
 from openinfusion.interop.hl7.message import Message, read_message
 from openinfusion.interop.hl7.pcd03 import read_order
 from openinfusion.interop.hl7.pcd05 import AlertStatus, read_alert_status
-from openinfusion.interop.hl7.problems import Hl7Code, Location, MessageError, Problem, Severity
+from openinfusion.interop.hl7.problems import Hl7Code, Location, MessageError, Problem, Severity, problem
 from openinfusion.interop.hl7.writer import Sender
 from openinfusion.interop.orders import NOT_CONTENT, OrderError
 
@@ -72,7 +72,18 @@ class Receiver:
     acks: list[tuple[str, str]] = field(default_factory=list)  # (acked control ID, MSA-1)
 
     def receive(self, data: bytes | str) -> Answer:
-        """Process one message (see the module docstring); never raises on bad input."""
+        """Process one message (see the module docstring); never raises.
+
+        A failure inside the gateway (a defect, not the message) is answered as a commit reject with HL7 error
+        207 (application internal error), so the sender knows the order was not taken.
+        """
+        try:
+            return self._receive(data)
+        except Exception as e:  # the boundary: a connection must never die on one message
+            internal = (problem("MSH", 0, f"internal error: {type(e).__name__}", Hl7Code.APPLICATION_INTERNAL),)
+            return Answer("refused", commit=commit_ack(self.sender, None, "CR", internal, _raw_control_id(data)))
+
+    def _receive(self, data: bytes | str) -> Answer:
         try:
             message = read_message(data)
         except MessageError as e:
