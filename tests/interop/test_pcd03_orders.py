@@ -227,3 +227,15 @@ def test_a_gateway_failure_is_answered_not_raised(icu: VirtualWard) -> None:
     ack = read_message(answer.commit or "")
     assert ack.first("MSA").get(1) == "CR" and ack.first("MSA").get(2) == "MSG00001"  # type: ignore[union-attr]
     assert "internal error: RuntimeError" in (ack.first("ERR").get(8))  # type: ignore[union-attr]
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_pending_order_expires(icu: VirtualWard) -> None:
+    receive(icu, rgv())
+    record = icu.pending(PUMP, 1)
+    assert record is not None
+    icu.advance(Duration.min(31))
+    outcome = icu.confirm(PUMP, 1, Confirmation("RN7", "MRN12345", "dopamine", record.rate, record.dose))
+    assert not outcome.started and "sent again" in outcome.problems[0]
+    assert record.state is OrderState.EXPIRED and icu.pending(PUMP, 1) is None
+    assert icu.pump(PUMP).channels[0].state is ChannelState.IDLE

@@ -12,7 +12,8 @@ Auto-programming with the nurse in the loop (OI-IOP-1; interop.md §2.2 step 5):
    PENDING on the channel. Nothing moves.
 2. At the pump the clinician :meth:`confirm` s what they verified: patient ID, drug, dose and rate.
    Any mismatch with the order is shown (returned) and logged in the pump's event log as a refused
-   confirmation; nothing starts. A soft limit needs the override reason here.
+   confirmation; nothing starts. A soft limit needs the override reason here. An order left pending for
+   more than 30 minutes expires and must be sent again.
 3. Only then is the program entered through the core (which runs its own DERS gate again) and started.
    The order record keeps the sequence number of the program's PROGRAM_CONFIRMED event, which links
    every later event of that program to the order (PCD-10, FHIR MedicationAdministration).
@@ -46,6 +47,7 @@ from openinfusion.units import Duration, FlowRate, Instant, Quantity
 
 MAX_ORDER_AGE: Final = dt.timedelta(minutes=15)  # older requests are stale (9022)
 MAX_CLOCK_SKEW: Final = dt.timedelta(minutes=5)  # requests further in the future are invalid
+PENDING_LIFETIME: Final = dt.timedelta(minutes=30)  # a pending order not confirmed by then expires
 _FREE: Final = frozenset({ChannelState.IDLE, ChannelState.COMPLETE, ChannelState.PROGRAMMING})
 
 
@@ -209,6 +211,9 @@ class VirtualWard:
         mismatches = _mismatches(record, confirmation)
         pump, index = bed.pump, channel - 1
         now = bed.world.now
+        if self.now() - record.received_at > PENDING_LIFETIME:
+            record.state = OrderState.EXPIRED
+            mismatches = [f"the order was pending for more than {_minutes(PENDING_LIFETIME)}: it must be sent again"]
         if mismatches:
             reason = f"order {record.order.reference}: " + "; ".join(mismatches)
             pump.log.append(now, EventKind.EVENT_REFUSED, index, event="confirm_order", reason=reason)
