@@ -1,4 +1,4 @@
-"""Regenerate the sample messages in this folder from a scripted ward.
+"""Regenerate the sample messages in this folder (and the FHIR resources in ../fhir) from a scripted ward.
 
 Run: ``.venv/bin/python examples/hl7/make_examples.py`` (pcd05-ora-r41-delivered.hl7 is written by hand:
 it is what an Alert Manager sends us).
@@ -8,6 +8,7 @@ Every sample is produced by the gateway's own code on virtual pumps, so they are
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,12 @@ sys.path.insert(0, str(HERE.parents[1] / "tests" / "interop"))
 
 from samples import PUMP, library, rgv, ward  # noqa: E402
 
+from openinfusion.interop.fhir.resources import (  # noqa: E402
+    device_metrics,
+    devices,
+    medication_administrations,
+    observations,
+)
 from openinfusion.interop.hl7.pcd01 import Pcd01Reporter  # noqa: E402
 from openinfusion.interop.hl7.pcd04 import Pcd04Reporter  # noqa: E402
 from openinfusion.interop.hl7.pcd10 import Pcd10Reporter  # noqa: E402
@@ -52,6 +59,16 @@ def main() -> None:
     pcd10 = Pcd10Reporter(w, sender).poll()
     write("pcd10-oru-r42-delivery-start.hl7", pcd10[0].text)
     write("pcd10-oru-r42-delivery-stop.hl7", pcd10[1].text)
+    status = w.status(PUMP)
+    fhir = {
+        "device.json": devices(status),
+        "devicemetric.json": device_metrics(status),
+        "observation.json": observations(status),
+        "medicationadministration.json": medication_administrations(w, PUMP),
+    }
+    for name, resources in fhir.items():
+        text = json.dumps(resources, indent=2, default=str, ensure_ascii=False) + "\n"
+        (HERE.parent / "fhir" / name).write_text(text, encoding="utf-8")
     w.pump(PUMP).resume(0)
     write("pcd01-oru-r01-status.hl7", Pcd01Reporter(w, sender).due(w.now())[0][1])
     w.hardware(PUMP).channel(0).set_occlusion("downstream", True)

@@ -153,3 +153,11 @@ def test_search_by_patient_device_and_date() -> None:
     observations_found = c.get("/fhir/Observation", params={"device": "WARD-PUMP-01"}, headers=TOKEN).json()
     assert observations_found["total"] == 2 and schema_errors(observations_found) == []
     assert c.get("/fhir/Observation", params={"date": "yesterday"}, headers=TOKEN).status_code == 400
+
+
+def test_the_fhir_samples_are_valid_r4() -> None:
+    folder = ROOT / "examples" / "fhir"
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for resource in data if isinstance(data, list) else [data]:
+            assert schema_errors(resource) == [], path.name

@@ -216,3 +216,67 @@ def test_enhanced_mode_fields_decide_which_acks_are_sent(icu: VirtualWard) -> No
     assert icu.pending(PUMP, 1) is not None
     original = receive(icu, rgv({"MSH-15": "", "MSH-16": "", "ORC-2": "ORD-2^BCMA", "MSH-10": "M2"}))
     assert original.commit is None and original.application_here and msa(original.application) == "AR"
+
+
+def test_a_gateway_failure_is_answered_not_raised(icu: VirtualWard) -> None:
+    class Broken:
+        def deliver(self, order: object) -> object:
+            raise RuntimeError("database down")
+
+    answer = Receiver(Broken(), Sender(clock=icu.now)).receive(rgv())  # type: ignore[arg-type]
+    ack = read_message(answer.commit or "")
+    assert ack.first("MSA").get(1) == "CR" and ack.first("MSA").get(2) == "MSG00001"  # type: ignore[union-attr]
+    assert "internal error: RuntimeError" in (ack.first("ERR").get(8))  # type: ignore[union-attr]
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_pending_order_expires(icu: VirtualWard) -> None:
+    receive(icu, rgv())
+    record = icu.pending(PUMP, 1)
+    assert record is not None
+    icu.advance(Duration.min(31))
+    outcome = icu.confirm(PUMP, 1, Confirmation("RN7", "MRN12345", "dopamine", record.rate, record.dose))
+    assert not outcome.started and "sent again" in outcome.problems[0]
+    assert record.state is OrderState.EXPIRED and icu.pending(PUMP, 1) is None
+    assert icu.pump(PUMP).channels[0].state is ChannelState.IDLE
+
+
+def _running(w: VirtualWard) -> None:
+    receive(w, rgv())
+    record = w.pending(PUMP, 1)
+    assert record is not None
+    assert w.confirm(PUMP, 1, Confirmation("RN7", "MRN12345", "dopamine", record.rate, record.dose)).started
+
+
+XO = {"ORC-1": "XO", "MSH-10": "MSG00002", "RXG-5": "", "RXG-7": "", "ORC-9": "20260115083000-0500"}
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_rate_change_order_waits_for_confirmation_at_the_pump(icu: VirtualWard) -> None:
+    _running(icu)
+    answer = receive(icu, rgv(XO | {"RXG-15": "7"}))
+    assert msa(answer.application) == "AA", errs(answer.application)
+    channel = icu.pump(PUMP).channels[0]
+    assert channel.pending is not None and channel.rate() == FlowRate.ml_h("13.12")  # the old rate runs on
+    icu.pump(PUMP).confirm_titration(0)
+    assert channel.rate() == FlowRate.ml_h("18.38")  # 7 ug/kg/min
+
+
+@pytest.mark.req("OI-IOP-2")
+@pytest.mark.parametrize(
+    ("changes", "piv_code", "where"),
+    [
+        ({"ORC-2": "ORD-9999^BCMA"}, "9004", "ORC^1^2^1"),
+        ({"RXG-15": "35"}, "9024", "RXG^1^15^1"),
+        ({"RXG-16": "265266^MDC_DIM_MILLI_L_PER_HR^MDC"}, "9009", "RXG^1^16^1"),
+        ({"PID-3": "MRN99999"}, "9012", "PID^1^3^1"),
+    ],
+)
+def test_bad_rate_changes_are_refused_and_change_nothing(
+    icu: VirtualWard, changes: dict[str, str], piv_code: str, where: str
+) -> None:
+    _running(icu)
+    answer = receive(icu, rgv(XO | {"RXG-15": "7"} | changes))
+    assert msa(answer.application) == "AE" and piv(answer.application) == (piv_code, where)
+    channel = icu.pump(PUMP).channels[0]
+    assert channel.pending is None and channel.rate() == FlowRate.ml_h("13.12")

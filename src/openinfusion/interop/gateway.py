@@ -30,6 +30,7 @@ class OrderState(Enum):
     RUNNING = "running"  # confirmed, programmed and started
     PROGRAMMED = "programmed"  # confirmed and programmed, not yet started (e.g. door open at start)
     REJECTED = "rejected"  # the clinician rejected it at the pump
+    EXPIRED = "expired"  # not confirmed in time: it must be sent again
     REPLACED = "replaced"  # cleared: another program took the channel
 
 

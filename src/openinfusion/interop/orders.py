@@ -105,6 +105,7 @@ class InfusionOrder:
     """A validated infusion order (new order; one step). Quantities carry UCUM units."""
 
     order_id: str  # placer order number (ORC-2.1 / MedicationRequest.identifier)
+    control: str = "RE"  # RE: a new order; XO: a new rate or dose for the running program of this order
     order_namespace: str = ""
     requested_at: datetime  # when the clinician initiated the request (ORC-9 / authoredOn), aware
     caregiver: str  # who initiated it (ORC-19.1 / requester)

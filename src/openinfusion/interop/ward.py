@@ -12,7 +12,8 @@ Auto-programming with the nurse in the loop (OI-IOP-1; interop.md §2.2 step 5):
    PENDING on the channel. Nothing moves.
 2. At the pump the clinician :meth:`confirm` s what they verified: patient ID, drug, dose and rate.
    Any mismatch with the order is shown (returned) and logged in the pump's event log as a refused
-   confirmation; nothing starts. A soft limit needs the override reason here.
+   confirmation; nothing starts. A soft limit needs the override reason here. An order left pending for
+   more than 30 minutes expires and must be sent again.
 3. Only then is the program entered through the core (which runs its own DERS gate again) and started.
    The order record keeps the sequence number of the program's PROGRAM_CONFIRMED event, which links
    every later event of that program to the order (PCD-10, FHIR MedicationAdministration).
@@ -34,16 +35,17 @@ from openinfusion.interop.mapping import Formulary, Plan, PumpTarget, plan_order
 from openinfusion.interop.orders import InfusionOrder, OrderError, PivCode
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
-from openinfusion.pump.programs import DoseProgram, KvoSettings, RateLimits
+from openinfusion.pump.programs import DoseProgram, KvoSettings, RateLimits, Titration
 from openinfusion.pump.pump import Phase, Pump, PumpConfig
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.driver import Driver
 from openinfusion.sim.params import ChannelConfig, VirtualPumpConfig
 from openinfusion.sim.virtual_pump import VirtualPump
-from openinfusion.units import Duration, FlowRate, Instant, Quantity
+from openinfusion.units import ML_PER_H, Duration, FlowRate, Instant, Quantity
 
 MAX_ORDER_AGE: Final = dt.timedelta(minutes=15)  # older requests are stale (9022)
 MAX_CLOCK_SKEW: Final = dt.timedelta(minutes=5)  # requests further in the future are invalid
+PENDING_LIFETIME: Final = dt.timedelta(minutes=30)  # a pending order not confirmed by then expires
 _FREE: Final = frozenset({ChannelState.IDLE, ChannelState.COMPLETE, ChannelState.PROGRAMMING})
 
 
@@ -142,10 +144,43 @@ class VirtualWard:
 
     def deliver(self, order: InfusionOrder) -> Delivery:
         try:
+            if order.control == "XO":
+                return self._change(order)
             record = self._pending(order)
         except OrderError as e:
             return Delivery(order, False, e.code, e.where, e.why)
         return Delivery(order, True, warnings=record.findings, notes=self._plans[id(record)].notes)
+
+    def _change(self, order: InfusionOrder) -> Delivery:
+        """XO: a new rate or dose for the order's running program, held by the pump until the clinician confirms it."""
+        bed = self._bed(order.pump_id, order.at("pump"))
+        self._check_time(order)
+        record = next((r for r in reversed(self._orders[order.pump_id])
+                       if r.order.order_id == order.order_id and r.state is OrderState.RUNNING), None)  # fmt: skip
+        if record is None:
+            raise OrderError(order.at("order_id"), f"no running order {order.order_id} on pump {order.pump_id}",
+                             PivCode.INVALID_PARAMETER)  # fmt: skip
+        if order.patient_id != record.order.patient_id:
+            raise OrderError(order.at("patient"), f"order {order.order_id} is for {record.order.patient_id}",
+                             PivCode.PATIENT_MISMATCH)  # fmt: skip
+        if order.rate is None:
+            raise OrderError(order.at("rate"), "a change needs the new rate or dose rate", PivCode.MISSING_PARAMETER)
+        expected = record.dose.unit if record.dose is not None else ML_PER_H
+        if not order.rate.unit.same_dimension(expected):
+            raise OrderError(order.at("rate_unit"), f"{order.rate.unit.code} cannot change a program dosed in "
+                             f"{expected.code}", PivCode.UNITS_NOT_LIBRARY)  # fmt: skip
+        change = Titration(order.rate if record.dose is not None else FlowRate.of(order.rate))
+        try:
+            bed.pump.titrate(record.channel - 1, change)
+        except DoseLimitError as e:
+            code = PivCode.HARD_LIMIT if "hard limit" in e.why else PivCode.OUT_OF_RANGE
+            raise OrderError(order.at("rate"), e.why, code) from None
+        except TransitionRefusedError as e:
+            raise OrderError(order.at("pump"), e.reason, PivCode.CANNOT_ACCEPT) from None
+        except InputError as e:
+            raise OrderError(order.at("rate"), e.why, PivCode.INVALID_PARAMETER) from None
+        record.history.append((self.now(), f"change to {order.rate} requested; waits for confirmation at the pump"))
+        return Delivery(order, True, notes=order.notes)
 
     def _pending(self, order: InfusionOrder) -> OrderRecord:
         bed = self._bed(order.pump_id, order.at("pump"))
@@ -204,6 +239,9 @@ class VirtualWard:
         mismatches = _mismatches(record, confirmation)
         pump, index = bed.pump, channel - 1
         now = bed.world.now
+        if self.now() - record.received_at > PENDING_LIFETIME:
+            record.state = OrderState.EXPIRED
+            mismatches = [f"the order was pending for more than {_minutes(PENDING_LIFETIME)}: it must be sent again"]
         if mismatches:
             reason = f"order {record.order.reference}: " + "; ".join(mismatches)
             pump.log.append(now, EventKind.EVENT_REFUSED, index, event="confirm_order", reason=reason)

@@ -22,7 +22,7 @@ def err(p: Problem) -> str:
     """One ERR segment for ``p``."""
     code = components(str(p.code.value), p.code.text, "HL70357")
     piv = "" if p.piv is None else components(str(p.piv.value), PIV_TEXT.get(p.piv, p.piv.name), "HL70533")
-    return segment("ERR", "", p.where.erl(), code, p.severity.value, piv, "", "", text(p.text[:1000]))
+    return segment("ERR", "", components(*p.where.erl()), code, p.severity.value, piv, "", "", text(p.text[:1000]))
 
 
 def _receiver(message: Message | None) -> str:

@@ -1,8 +1,8 @@
 """PCD-03 Communicate Infusion Order (``RGV^O15``) in: the message to an :class:`InfusionOrder`.
 
 Segment order ``MSH PID [PV1] { ORC { RXG [TQ1] RXR { OBX } } }`` (interop.md §2.2). Read here:
-ORC-1 (RE new order; XO/CH are refused as unsupported), ORC-2 placer number, ORC-9 request time,
-ORC-19 caregiver, PID-3 patient, RXG-4 give code, RXG-5/7 VTBI, RXG-15/16 rate or dose rate,
+ORC-1 (RE new order; XO a new rate or dose for the running order; CH bolus is refused), ORC-2 placer
+number, ORC-9 request time, ORC-19 caregiver, PID-3 patient, RXG-4 give code, RXG-5/7 VTBI, RXG-15/16 rate or dose rate,
 RXG-17/18 strength, RXG-22 indication (the library therapy), RXG-23/24 container volume, TQ1-13
 duration, RXR route and pump type, the pump-ID OBX (``69986^MDC_DEV_PUMP_INFUS_VMD``, ID in OBX-18
 EI-1 as ``<pump id>/<channel>``) and the patient OBX (weight, BSA), and a care-area OBX if sent.
@@ -46,8 +46,10 @@ def read_order(message: Message, local: timezone = UTC) -> InfusionOrder:
     control = _required(orc, "ORC", 1, "order control", PivCode.MISSING_PARAMETER)
     if control in {"CH"}:
         raise OrderError("ORC-1", "bolus orders (CH) are not supported", PivCode.BOLUS_UNSUPPORTED)
-    if control not in {"RE", "NW"}:
-        raise OrderError("ORC-1", f"order control {control!r} is not supported (RE: new order)", PivCode.OTHER)
+    if control not in {"RE", "NW", "XO"}:
+        raise OrderError(
+            "ORC-1", f"order control {control!r} is not supported (RE new order, XO change)", PivCode.OTHER
+        )
     if control == "NW":
         notes.append("ORC-1: NW read as RE (new order)")
     rxg = gives[0] if gives else None
@@ -57,7 +59,7 @@ def read_order(message: Message, local: timezone = UTC) -> InfusionOrder:
         "drug": "RXG-4", "vtbi": "RXG-5", "vtbi_unit": "RXG-7", "rate": "RXG-15", "rate_unit": "RXG-16",
         "strength": "RXG-17", "diluent": "RXG-23", "indication": "RXG-22", "duration": "TQ1-13",
         "pump": "OBX-18", "weight": "OBX-5", "bsa": "OBX-5", "care_area": "OBX-5", "patient": "PID-3",
-        "requested_at": "ORC-9", "dose": "RXG-15",
+        "requested_at": "ORC-9", "dose": "RXG-15", "order_id": "ORC-2",
     }  # fmt: skip
     order_id = _required(orc, "ORC", 2, "placer order number", PivCode.MISSING_PARAMETER)
     assert orc is not None
@@ -90,7 +92,8 @@ def read_order(message: Message, local: timezone = UTC) -> InfusionOrder:
     bsa = _observation(message, BSA_OBX, "BSA", notes)
     area = _text_observation(message, CARE_AREA_OBX)
     return InfusionOrder(
-        order_id=order_id, order_namespace=orc.get(2, 2), requested_at=requested, caregiver=caregiver,
+        order_id=order_id, control="XO" if control == "XO" else "RE", order_namespace=orc.get(2, 2),
+        requested_at=requested, caregiver=caregiver,
         patient_id=patient_id, patient_name=" ".join(p for p in (pid.get(5, 2), pid.get(5, 1)) if p),
         drug_code=code, drug_system=system, drug_text=text_, indication=rxg.get(22, 2) or rxg.get(22, 1),
         vtbi=vtbi, rate=rate, strength=strength, diluent=diluent, duration=duration, pump_id=pump_id,

@@ -19,7 +19,7 @@ from openinfusion.interop import terminology as mdc
 from openinfusion.interop.gateway import EventSource
 from openinfusion.interop.hl7.message import format_ts
 from openinfusion.interop.hl7.observations import Obx, obx_segments, pump_rows
-from openinfusion.interop.hl7.pcd10 import Report
+from openinfusion.interop.hl7.pcd10 import Report, new_events
 from openinfusion.interop.hl7.writer import Sender, components, join, segment, text
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
 
@@ -48,18 +48,13 @@ class Pcd04Reporter:
 
     def poll(self) -> list[Report]:
         reports: list[Report] = []
-        for pump_id in self.source.pump_ids():
-            events = self.source.events(pump_id, self.cursors.get(pump_id, 0))
-            if not events:
-                continue
-            status = self.source.status(pump_id)
+        for pump_id, status, events in new_events(self.source, self.cursors):
             for event in events:
                 if event.kind in (EventKind.AUDIO_PAUSED, EventKind.AUDIO_PAUSE_ENDED):
                     self.paused[pump_id] = event.kind is EventKind.AUDIO_PAUSED
                 elif event.kind in _PHASES and "instance" in event.data:
                     when = status.time_origin + timedelta(microseconds=event.t.us)
                     reports.append(self._report(pump_id, event, when, status.library, status.patient_id))
-            self.cursors[pump_id] = events[-1].seq
         return reports
 
     def _report(self, pump_id: str, event: LoggedEvent, when: datetime, library: str | None,

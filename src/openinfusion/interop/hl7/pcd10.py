@@ -15,14 +15,14 @@ program cleared (PROG_CLEARED). Volumes infused are in every stop, complete and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Final
 
 from openinfusion.interop import terminology as mdc
-from openinfusion.interop.gateway import EventSource, OrderRecord
+from openinfusion.interop.gateway import EventSource, OrderRecord, PumpStatus
 from openinfusion.interop.hl7.message import format_ts
 from openinfusion.interop.hl7.observations import (
     ChannelView,
@@ -43,6 +43,17 @@ NOT_DELIVERING: Final = "pump-delivery-status-not-delivering"
 TRANSITIONING: Final = "pump-delivery-status-transitioning"
 KVO: Final = "pump-delivery-status-kvo"
 CLINICIAN: Final = "pump-source-info-clinician"
+
+
+def new_events(
+    source: EventSource, cursors: dict[str, int]
+) -> Iterator[tuple[str, PumpStatus, tuple[LoggedEvent, ...]]]:
+    """Per pump with events past its cursor: (pump id, status, the new events); advances the cursor."""
+    for pump_id in source.pump_ids():
+        events = source.events(pump_id, cursors.get(pump_id, 0))
+        if events:
+            yield pump_id, source.status(pump_id), events
+            cursors[pump_id] = events[-1].seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +89,10 @@ class Pcd10Reporter:
     def poll(self) -> list[Report]:
         """PCD-10 messages for every event logged since the last poll, in log order."""
         reports: list[Report] = []
-        for pump_id in self.source.pump_ids():
-            events = self.source.events(pump_id, self.cursors.get(pump_id, 0))
-            if not events:
-                continue
-            status = self.source.status(pump_id)
+        for pump_id, status, events in new_events(self.source, self.cursors):
             orders = self.source.orders(pump_id)
             for event in sorted(events, key=_same_time_order):
                 reports += self._event(pump_id, event, status.time_origin, status.library, orders)
-            self.cursors[pump_id] = events[-1].seq
         return reports
 
     def _event(self, pump_id: str, event: LoggedEvent, origin: datetime, library: str | None,

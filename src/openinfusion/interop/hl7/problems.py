@@ -60,14 +60,14 @@ class Location:
                 text += f".{self.component}"
         return text
 
-    def erl(self) -> str:
-        """ERR-2 (ERL): ``RXG^1^16^1^1``."""
+    def erl(self) -> tuple[str, ...]:
+        """ERR-2 (ERL) components, unescaped: ``("RXG", "1", "16", "1", "1")``."""
         parts = [self.segment, str(self.occurrence)]
         if self.field:
             parts += [str(self.field), "1"]
             if self.component:
                 parts.append(str(self.component))
-        return "^".join(parts)
+        return tuple(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ application work. An ``RGV^O15`` becomes an :class:`InfusionOrder` delivered thr
 :class:`OrderGateway` (pending at the pump), answered by ``RRG^O16`` (AA, or AE/AR with the PIV code
 naming segment and field); an ``ORA^R41`` (PCD-05) is logged and acknowledged; an ``ACK`` to one of
 our reports is recorded. Which acknowledgements are sent follows MSH-15/16 (enhanced mode); with both
-empty (original mode) the application ACK alone is returned on the same connection.
+empty (original mode) the application ACK alone is returned on the same connection. A message that is
+not accepted (CE/CR) is always answered, whatever its MSH-15 says: an order must never vanish silently.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from openinfusion.interop.hl7.header import accept
 from openinfusion.interop.hl7.message import Message, read_message
 from openinfusion.interop.hl7.pcd03 import read_order
 from openinfusion.interop.hl7.pcd05 import AlertStatus, read_alert_status
-from openinfusion.interop.hl7.problems import Hl7Code, Location, MessageError, Problem, Severity
+from openinfusion.interop.hl7.problems import Hl7Code, Location, MessageError, Problem, Severity, problem
 from openinfusion.interop.hl7.writer import Sender
 from openinfusion.interop.orders import NOT_CONTENT, OrderError
 
+_ACK_MODES = frozenset({"", "AL", "ER", "SU", "NE"})
 _WHERE = re.compile(r"([A-Z][A-Z0-9]{2})(?:-(\d+)(?:\.(\d+))?)?")
 
 
@@ -70,18 +72,30 @@ class Receiver:
     acks: list[tuple[str, str]] = field(default_factory=list)  # (acked control ID, MSA-1)
 
     def receive(self, data: bytes | str) -> Answer:
-        """Process one message (see the module docstring); never raises on bad input."""
+        """Process one message (see the module docstring); never raises.
+
+        A failure inside the gateway (a defect, not the message) is answered as a commit reject with HL7 error
+        207 (application internal error), so the sender knows the order was not taken.
+        """
+        try:
+            return self._receive(data)
+        except Exception as e:  # the boundary: a connection must never die on one message
+            internal = (problem("MSH", 0, f"internal error: {type(e).__name__}", Hl7Code.APPLICATION_INTERNAL),)
+            return Answer("refused", commit=commit_ack(self.sender, None, "CR", internal, _raw_control_id(data)))
+
+    def _receive(self, data: bytes | str) -> Answer:
         try:
             message = read_message(data)
         except MessageError as e:
             refusal = commit_ack(self.sender, None, "CR", e.problems, _raw_control_id(data))
             return Answer("refused", commit=refusal, problems=e.problems)
         verdict = accept(message, self.local)
-        msh15, msh16 = message.msh.get(15), message.msh.get(16)
+        # an MSH-15/16 outside table 0155 is answered as AL: a sender is never left without an answer
+        msh15, msh16 = (v if v in _ACK_MODES else "AL" for v in (message.msh.raw(15), message.msh.raw(16)))
         original = not msh15 and not msh16
         ok = verdict.code == "CA"
         commit: str | None = None
-        if (wants_ack(msh15, ok) or (original and not ok)) and message.type[0] != "ACK":
+        if (wants_ack(msh15, ok) or not ok) and message.type[0] != "ACK":  # a refusal is always answered
             commit = commit_ack(self.sender, message, verdict.code if not original else "A" + verdict.code[1],
                                 verdict.problems)  # fmt: skip
         if not ok:
