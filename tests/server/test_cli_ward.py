@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hospitalkit import ROOT
 from typer.testing import CliRunner
 
+from hospitalkit import ROOT
 from openinfusion.cli import app
 from openinfusion.server.broker import free_port
 
