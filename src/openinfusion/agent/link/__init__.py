@@ -7,11 +7,13 @@ transport (offline), and inbound messages wait in a queue until their reader dra
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import queue
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
 
-Handler = Callable[[str, bytes], None]
-"""Called by a server link with the authenticated pump id and a message's bytes."""
+Handler = Callable[[Sequence[tuple[str, bytes]]], None]
+"""Called by a server link with messages in arrival order: (authenticated pump id, message bytes) each."""
+MAX_BATCH: Final = 500  # messages handed to the handler at once (one database transaction on the server)
 
 
 class PumpLink(Protocol):
@@ -38,9 +40,33 @@ class ServerLink(Protocol):
     """The server's end: one for all pumps."""
 
     def start(self, handler: Handler) -> None:
-        """Deliver each pump message to ``handler`` (from the link's own thread, in arrival order)."""
+        """Deliver the pumps' messages to ``handler`` from the link's own thread, in arrival order, in batches of
+        whatever has arrived (at most :data:`MAX_BATCH`)."""
         ...
 
     def publish(self, pump: str, data: bytes) -> bool: ...
 
     def stop(self) -> None: ...
+
+
+def take_batch(source: queue.Queue[tuple[str, bytes] | None]) -> list[tuple[str, bytes]] | None:
+    """Wait for a message, then take whatever else has arrived (up to :data:`MAX_BATCH`); None: stop.
+
+    The stop marker is acknowledged (``task_done``) here; the caller acknowledges the batch it got.
+    """
+    first = source.get()
+    if first is None:
+        source.task_done()
+        return None
+    batch = [first]
+    while len(batch) < MAX_BATCH:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            source.put(None)  # stop after this batch
+            source.task_done()
+            break
+        batch.append(item)
+    return batch

@@ -14,7 +14,7 @@ import random
 import threading
 from collections import deque
 
-from openinfusion.agent.link import Handler
+from openinfusion.agent.link import Handler, take_batch
 
 
 class Bus:
@@ -116,12 +116,12 @@ class InProcessServerLink:
 
     def start(self, handler: Handler) -> None:
         def run() -> None:
-            while (item := self._bus.uplink.get()) is not None:
+            while (batch := take_batch(self._bus.uplink)) is not None:
                 try:
-                    handler(*item)
+                    handler(batch)
                 finally:
-                    self._bus.uplink.task_done()
-            self._bus.uplink.task_done()
+                    for _ in batch:
+                        self._bus.uplink.task_done()
 
         self._thread = threading.Thread(target=run, name="inprocess-link", daemon=True)
         self._thread.start()

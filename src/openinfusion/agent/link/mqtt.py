@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from openinfusion.agent.link import Handler
+from openinfusion.agent.link import Handler, take_batch
 from openinfusion.errors import InputError
 
 PREFIX: Final = "oi/v1/pumps"
@@ -171,8 +171,12 @@ class MqttServerLink:
                 self._queue.put((parts[3], bytes(message.payload)))
 
         def work() -> None:
-            while (item := self._queue.get()) is not None:
-                handler(*item)
+            while (batch := take_batch(self._queue)) is not None:
+                try:
+                    handler(batch)
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
 
         self._client.on_connect = on_connect
         self._client.on_disconnect = on_disconnect
