@@ -165,7 +165,7 @@ def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int) -> dict[st
         if slack > 0:
             time.sleep(slack)
     offered_s = time.monotonic() - start
-    lag = wait_events(hospital, before + events, 120)
+    lag = wait_events(hospital, before + events, 60)
     return {"pumps": n, "msgs_per_s": (n * seconds + events) / offered_s, "send_s": offered_s, "drain_lag_s": lag}
 
 

@@ -8,6 +8,7 @@ transport (offline), and inbound messages wait in a queue until their reader dra
 from __future__ import annotations
 
 import queue
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
@@ -34,6 +35,35 @@ class PumpLink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class PumpEnd:
+    """What both transports' pump ends share: the inbound queue and the connection state with its epoch."""
+
+    def __init__(self, pump_id: str) -> None:
+        self.pump_id = pump_id
+        self._inbox: deque[bytes] = deque()
+        self._connected = False
+        self._epoch = 0
+
+    def _set_connected(self, online: bool) -> None:
+        if online and not self._connected:
+            self._epoch += 1
+        self._connected = online
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def receive(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self._inbox:
+            out.append(self._inbox.popleft())
+        return out
 
 
 class ServerLink(Protocol):
