@@ -63,6 +63,7 @@ def _commission(hospital: Hospital, where: Path) -> dict[str, tuple[Path, Path]]
     return creds
 
 
+@pytest.mark.req("OI-NET-1", "OI-NET-2")
 def test_a_ward_through_a_broker_restart_loses_and_duplicates_nothing(
     tmp_path: Path, hospital: Hospital, broker: Broker
 ) -> None:

@@ -1,4 +1,4 @@
-"""The event store: every event of every pump exactly once (unique (pump, seq)), queryable.
+"""The event store: every event of every pump exactly once (unique (pump, seq); OI-NET-2), queryable.
 
 Events arrive in batches, possibly again (the agent resends what was not acknowledged) and possibly out of
 order. :func:`store` inserts only the sequence numbers not yet held and advances ``Pump.stored_through``,
