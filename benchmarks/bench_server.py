@@ -198,9 +198,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--release-pumps", type=int, default=1000)
     parser.add_argument("--reconnect-clients", type=int, default=500)
+    parser.add_argument("--phases", default="load,alarms,release,reconnect")
+    parser.add_argument("--release-status-every", type=int, default=5, help="seconds between a pump's statuses")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    total = max(max(levels), args.release_pumps, 1000)
+    total = max(*levels, args.release_pumps, 1000)
     work = Path(tempfile.mkdtemp(prefix="oi-bench-"))
     key = ward_key(1)
     settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=(key.public_key(),), reoffer_after_s=20)
@@ -214,7 +216,9 @@ def main() -> None:
         for i, pump in enumerate(ids):
             fleet.commission(db, pump, care_area=f"AREA-{i % 4}", location="", actor="bench", ca=None)
     server_endpoint = files.endpoint(*client_files(hospital.ca, SERVER_IDENTITY, work / "c"))
-    server = mp.get_context("spawn").Process(target=serve, args=(dataclasses.replace(settings, library_keys=()), server_endpoint), daemon=True)
+    server = mp.get_context("spawn").Process(
+        target=serve, args=(dataclasses.replace(settings, library_keys=()), server_endpoint), daemon=True
+    )
     server.start()
     time.sleep(4)
     gen = LoadGen(files.endpoint(*client_files(hospital.ca, LOADGEN, work / "c")))
@@ -223,8 +227,9 @@ def main() -> None:
         pumps.event(ids[0])
         if wait_events(hospital, 1, 1.0) < 1.0:
             break
+    phases = set(args.phases.split(","))
     results: dict[str, Any] = {"levels": []}
-    for n in levels:
+    for n in levels if "load" in phases else []:
         r = sustained(hospital, pumps, n, args.seconds)
         results["levels"].append(r)
         print(f"sustained {n:>5} pumps: {r['msgs_per_s']:7.0f} msg/s offered, drained {r['drain_lag_s']:.2f} s after")
@@ -241,19 +246,49 @@ def main() -> None:
             stop.wait(max(0.0, 1 - (time.monotonic() - t0)))
 
     loader = threading.Thread(target=background, daemon=True)
+    if "alarms" in phases:
+        alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
+    if "release" in phases:
+        release_phase(hospital, gen, pumps, ids, args, settings, key, results)
+    gen.close()
+    if "reconnect" in phases:
+        reconnect_phase(hospital, files, broker, work, args, results)
+    server.terminate()
+    broker.stop()
+    out = ROOT / "out" / "bench_server.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {out}")
+
+
+def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, pumps: Pumps, ids: list[str], loader: threading.Thread, stop: threading.Event,
+    load_n: int, results: dict[str, Any],
+) -> None:  # fmt: skip
     loader.start()
     lat = alarm_latency(hospital, pumps, ids[:200], 0.05)
     stop.set()
     loader.join()
     results["alarm_latency_at_load"] = {"pumps": load_n, "p50_ms": 1000 * statistics.median(lat),
                                         "p99_ms": 1000 * pct(lat, 0.99)}  # fmt: skip
-    print(f"alarm latency at {load_n} pumps: p50 {1000 * statistics.median(lat):.0f} ms, p99 {1000 * pct(lat, 0.99):.0f} ms")
+    print(
+        f"alarm latency at {load_n} pumps: p50 {1000 * statistics.median(lat):.0f} ms, "
+        f"p99 {1000 * pct(lat, 0.99):.0f} ms"
+    )
     time.sleep(2)
     burst = alarm_latency(hospital, pumps, ids[200:1200], 0.001)
     results["alarm_burst_1000"] = {"p50_ms": 1000 * statistics.median(burst), "p99_ms": 1000 * pct(burst, 0.99)}
     print(f"burst of 1000 alarms: p50 {1000 * statistics.median(burst):.0f} ms, p99 {1000 * pct(burst, 0.99):.0f} ms")
+
+
+def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, gen: LoadGen, pumps: Pumps, ids: list[str], args: argparse.Namespace,
+    settings: Settings, key: Any, results: dict[str, Any],
+) -> None:  # fmt: skip
     lib = read_yaml(ROOT / "examples/library/example-library.yaml").require()
-    package = sign_package(compile_package(lib, ReleaseInfo("bench author", "bench approver", dt.date(2026, 1, 1))), key)
+    package = sign_package(
+        compile_package(lib, ReleaseInfo("bench author", "bench approver", dt.date(2026, 1, 1))), key
+    )
     release_ids = ids[: args.release_pumps]
     with hospital.sessions.begin() as db:
         release = library.upload(db, package, "bench", settings.library_keys)
@@ -266,11 +301,15 @@ def main() -> None:
     done_at = None
     while time.monotonic() - start < 600:
         t0 = time.monotonic()
-        for pump in release_ids:
-            gen.send(pump, status(None, pumps.seq[pump]))
+        second = int(time.monotonic() - start)
+        for i, pump in enumerate(release_ids):
+            if (i + second) % args.release_status_every == 0:
+                gen.send(pump, status(None, pumps.seq[pump]))
         with hospital.sessions() as db:
             staged = db.execute(
-                select(func.count()).select_from(Deployment).where(Deployment.release_id == rid, Deployment.state == "staged")
+                select(func.count())
+                .select_from(Deployment)
+                .where(Deployment.release_id == rid, Deployment.state == "staged")
             ).scalar_one()
         if staged >= len(release_ids):
             done_at = time.monotonic() - start
@@ -278,8 +317,11 @@ def main() -> None:
         time.sleep(max(0.0, 1 - (time.monotonic() - t0)))
     results["release"] = {"pumps": len(release_ids), "package_bytes": len(package), "staged_all_s": done_at}
     print(f"release of {len(package)} bytes staged on {len(release_ids)} pumps in {done_at} s")
-    gen.close()
-    # reconnection
+
+
+def reconnect_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, files: Any, broker: Broker, work: Path, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
     cert, keyf = client_files(hospital.ca, LOADGEN, work / "c")
     clients = []
     connected = [0]
@@ -309,12 +351,6 @@ def main() -> None:
     print(f"reconnection of {len(clients)} clients after a broker restart: {time.monotonic() - t0:.1f} s")
     for c in clients:
         c.loop_stop()
-    server.terminate()
-    broker.stop()
-    out = ROOT / "out" / "bench_server.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"results: {out}")
 
 
 if __name__ == "__main__":
