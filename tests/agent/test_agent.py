@@ -28,6 +28,7 @@ def _all_acked(system: LocalSystem) -> bool:
     return all(b.agent.acked == b.pump.log.last_seq for b in system.ward.beds)
 
 
+@pytest.mark.req("OI-NET-2")
 def test_every_event_reaches_the_server_exactly_once_through_outage_and_loss(system: LocalSystem) -> None:
     run(system, 300)
     system.bus.set_online(False)  # the whole network is down for 15 minutes
@@ -79,6 +80,7 @@ def bed(system: LocalSystem) -> Bedside:
     return first
 
 
+@pytest.mark.req("OI-NET-1")
 def test_a_remote_order_waits_at_the_pump_until_a_clinician_confirms_it(system: LocalSystem, bed: Bedside) -> None:
     command = _order(system, bed)
     before = bed.pump.log.last_seq
@@ -95,6 +97,7 @@ def test_a_remote_order_waits_at_the_pump_until_a_clinician_confirms_it(system: 
     assert "ders_check" in kinds and "infusion_started" in kinds  # the same guarded path as the keypad
 
 
+@pytest.mark.req("OI-NET-1")
 def test_a_confirmed_order_still_meets_the_drug_library_limits(system: LocalSystem, bed: Bedside) -> None:
     command = _order(system, bed, rate="1500")  # beyond the pump's range / library limits
     _send(system, bed, command)
@@ -110,6 +113,7 @@ def _refusals(system: LocalSystem) -> list[str]:
         return list(db.execute(select(LinkRejection.reason).where(LinkRejection.side == "pump")).scalars())
 
 
+@pytest.mark.req("OI-NET-1")
 def test_replayed_expired_forged_and_misaddressed_orders_are_refused_and_logged(
     system: LocalSystem, bed: Bedside
 ) -> None:

@@ -63,6 +63,7 @@ def _commission(hospital: Hospital, where: Path) -> dict[str, tuple[Path, Path]]
     return creds
 
 
+@pytest.mark.req("OI-NET-1", "OI-NET-2")
 def test_a_ward_through_a_broker_restart_loses_and_duplicates_nothing(
     tmp_path: Path, hospital: Hospital, broker: Broker
 ) -> None:
@@ -147,7 +148,7 @@ def test_the_broker_admits_only_certified_pumps_and_confines_each_to_its_own_top
     server = _endpoint(files, hospital.ca, SERVER_IDENTITY, tmp_path / "s")
     seen: list[tuple[str, bytes]] = []
     link = MqttServerLink(server, "server-acl")
-    link.start(lambda p, d: seen.append((p, d)))
+    link.start(seen.extend)
     spy, spy_ok = _client(files, a, "vp-0001-spy")
     spied: list[bytes] = []
     spy.on_message = lambda _c, _u, msg: spied.append(msg.payload)

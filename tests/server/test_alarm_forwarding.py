@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from hospitalkit import Station, run, settle
@@ -37,6 +38,7 @@ def _alarms(system: LocalSystem) -> list[Alarm]:
         return list(db.execute(select(Alarm).where(Alarm.active.is_(True))).scalars())
 
 
+@pytest.mark.req("OI-NET-3")
 def test_alarm_forwarded_escalated_and_acknowledged(station: Station) -> None:
     system = station.system
     bed = _infusing(system)
@@ -62,6 +64,7 @@ def test_alarm_forwarded_escalated_and_acknowledged(station: Station) -> None:
     assert not [a for a in _alarms(system) if a.id == alarm.id]
 
 
+@pytest.mark.req("OI-NET-3")
 def test_a_pump_alarms_locally_while_the_server_is_unreachable(system: LocalSystem) -> None:
     bed = _infusing(system)
     system.bus.set_online(False)

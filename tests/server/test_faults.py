@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy import func, select
 
 from hospitalkit import PG_ADMIN, make_system, run, settle, wait_for
@@ -37,6 +38,7 @@ def _logs(system: LocalSystem) -> dict[str, str]:
     return {bed.pump.config.pump_id: bed.pump.log.to_jsonl() for bed in system.ward.beds}
 
 
+@pytest.mark.req("OI-NET-1", "OI-NET-2")
 def test_faults_change_no_infusion_and_lose_or_duplicate_no_event(tmp_path: Path, pg_url: str) -> None:
     reference = make_system(tmp_path / "reference", pumps=PUMPS)
     faulty = make_system(tmp_path / "faulty", pumps=PUMPS, db_url=pg_url)

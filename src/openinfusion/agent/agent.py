@@ -14,7 +14,7 @@ runs on a network thread and the core never waits on it. Each poll:
    again (the server stores each (pump, seq) once);
 3. sends a status every ``status_interval_s`` and at once when a channel state, an alarm or a library changes.
 
-Commands never change a running infusion by themselves:
+Commands never change a running infusion by themselves (OI-NET-1); events reach the server exactly once (OI-NET-2):
 
 * a library release is pulled in chunks (resumable from the bytes held), its SHA-256 checked, then handed to
   :meth:`Pump.receive_library`, which verifies the signature and only stages it; the core activates it

@@ -1,4 +1,4 @@
-"""The alarm manager: a distributed, secondary alarm system (IEC 60601-1-8 §6.11), never the primary one.
+"""The alarm manager: a distributed, secondary alarm system (IEC 60601-1-8 §6.11), never the primary one (OI-NET-3).
 
 The pump always alarms locally whether or not the server answers (the agent only reports what the core
 did). Here each alarm the pump raised is forwarded to the nurse assigned to its care area; if nobody

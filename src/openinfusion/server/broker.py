@@ -41,14 +41,17 @@ class BrokerFiles:
         return Endpoint("127.0.0.1", self.port, self.ca, cert, key)
 
 
-def write_config(directory: Path, ca: CertificateAuthority, port: int, host: str = "127.0.0.1") -> BrokerFiles:
-    """Broker certificate, ACL, CRL and mosquitto.conf in ``directory``."""
+def write_config(
+    directory: Path, ca: CertificateAuthority, port: int, host: str = "127.0.0.1", extra_acl: str = ""
+) -> BrokerFiles:
+    """Broker certificate, ACL (plus ``extra_acl`` lines, e.g. a benchmark's load generator), CRL and
+    mosquitto.conf in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     issued = ca.issue("mqtt-broker", server_hosts=(host, "localhost"))
     (directory / "broker.key").write_bytes(issued.key_pem)
     (directory / "broker.key").chmod(0o600)
     (directory / "broker.pem").write_bytes(issued.cert_pem)
-    (directory / "acl").write_text(acl(SERVER_IDENTITY))
+    (directory / "acl").write_text(extra_acl + "\n" + acl(SERVER_IDENTITY))
     if not ca.crl_path.exists():
         ca.write_crl([])
     conf = directory / "mosquitto.conf"

@@ -1,4 +1,4 @@
-"""The event store: every event of every pump exactly once (unique (pump, seq)), queryable.
+"""The event store: every event of every pump exactly once (unique (pump, seq); OI-NET-2), queryable.
 
 Events arrive in batches, possibly again (the agent resends what was not acknowledged) and possibly out of
 order. :func:`store` inserts only the sequence numbers not yet held and advances ``Pump.stored_through``,
@@ -41,15 +41,14 @@ def _patient(data: Mapping[str, Any]) -> str | None:
 
 
 def store(db: Db, pump: Pump, records: Iterable[m.EventRecord]) -> list[Event]:
-    """Insert the events not yet stored; returns the new rows (in seq order)."""
+    """Insert the events not yet stored; returns the new rows (in seq order). One query: the seqs held from
+    the first one that could matter (those beyond the batch arrived out of order earlier)."""
     batch = sorted({r.seq: r for r in records}.values(), key=lambda r: r.seq)
     if not batch:
         return []
-    held = set(
-        db.execute(
-            select(Event.seq).where(Event.pump_id == pump.id, Event.seq.between(batch[0].seq, batch[-1].seq))
-        ).scalars()
-    )
+    db.flush()  # earlier messages of the same batch may hold events of this pump
+    first = min(batch[0].seq, pump.stored_through + 1)
+    held = set(db.execute(select(Event.seq).where(Event.pump_id == pump.id, Event.seq >= first)).scalars())
     new = [
         Event(
             pump_id=pump.id,
@@ -66,27 +65,12 @@ def store(db: Db, pump: Pump, records: Iterable[m.EventRecord]) -> list[Event]:
         if r.seq not in held
     ]
     db.add_all(new)
-    db.flush()
-    _advance(db, pump)
-    return new
-
-
-def _advance(db: Db, pump: Pump) -> None:
+    known = held | {r.seq for r in batch}
     through = pump.stored_through
-    while True:
-        seqs = list(
-            db.execute(
-                select(Event.seq).where(Event.pump_id == pump.id, Event.seq > through).order_by(Event.seq).limit(500)
-            ).scalars()
-        )
-        for seq in seqs:
-            if seq != through + 1:
-                pump.stored_through = through
-                return
-            through = seq
-        if len(seqs) < 500:
-            pump.stored_through = through
-            return
+    while through + 1 in known:
+        through += 1
+    pump.stored_through = through
+    return new
 
 
 def query(

@@ -20,10 +20,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as Db
 
@@ -32,7 +33,7 @@ from openinfusion.agent.link import ServerLink
 from openinfusion.errors import InputError
 from openinfusion.server import alarms, events, fleet, library, orders
 from openinfusion.server.db import engine_for, migrate, sessions
-from openinfusion.server.db.models import LinkRejection, Pump, Tick
+from openinfusion.server.db.models import LinkRejection, Pump, ReleaseTarget, Tick
 from openinfusion.server.pki import CertificateAuthority
 from openinfusion.server.settings import Settings
 
@@ -57,6 +58,7 @@ class Hospital:
         self.link = link
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._last_tick = 0.0
+        self._targets: dict[str, ReleaseTarget] = {}  # care area -> current release, read once per batch
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         with self.sessions.begin() as db:
@@ -67,7 +69,7 @@ class Hospital:
 
     def start(self) -> None:
         if self.link is not None:
-            self.link.start(self.handle)
+            self.link.start(self.handle_many)
         self._timer = threading.Thread(target=self._housekeeping, name="alarm-escalation", daemon=True)
         self._timer.start()
 
@@ -123,41 +125,61 @@ class Hospital:
 
     def handle(self, sender: str, data: bytes) -> None:
         """One message from the pump authenticated as ``sender``."""
+        self.handle_many([(sender, data)])
+
+    def _checked(self, sender: str, data: bytes) -> m.UpMessage | None:
         try:
             message = m.decode_up(data)
         except m.LinkError as e:
             self.reject(sender, str(e))
-            return
+            return None
         if message.pump != sender:
             self.reject(sender, f"message claims to be from pump {message.pump}")
-            return
+            return None
         if message.id in self._seen:
             self.reject(sender, f"duplicate message id {message.id}")
+            return None
+        return message
+
+    def handle_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Messages in arrival order, stored in one transaction (one by one if that transaction fails)."""
+        checked = [(sender, msg) for sender, data in items if (msg := self._checked(sender, data)) is not None]
+        if not checked:
             return
-        replies: list[DownBody] = []
+        refused: list[tuple[str, str]] = []
+        replies: list[tuple[str, DownBody]] = []
         try:
-            with self.sessions.begin() as db:
-                pump = db.get(Pump, sender)
-                if pump is None or pump.lifecycle != "commissioned":
-                    problem = "unknown pump" if pump is None else "decommissioned pump"
-                    db.add(LinkRejection(pump_id=sender, side="server", at=datetime.now(UTC), reason=problem))
-                    log.warning("link message refused from pump %s: %s", sender, problem)
-                    return
-                replies = self._dispatch(db, pump, message.body)
+            with self.sessions.begin() as db, db.no_autoflush:
+                senders = {sender for sender, _ in checked}
+                db.execute(select(Pump).where(Pump.id.in_(senders))).scalars().all()  # one query for the batch
+                self._targets = {t.care_area: t for t in db.execute(select(ReleaseTarget)).scalars()}
+                for sender, message in checked:
+                    try:
+                        replies += [(sender, r) for r in self._apply(db, sender, message.body)]
+                    except InputError as e:  # raised before the message wrote anything
+                        refused.append((sender, str(e)))
                 self._tick(db)
-        except InputError as e:
-            self.reject(sender, str(e))
-            return
         except SQLAlchemyError as e:
-            log.warning(
-                "pump %s message not stored (database unavailable: %s); the pump will resend", sender, type(e).__name__
-            )
+            if len(checked) > 1:
+                for sender, message in checked:
+                    self.handle_many([(sender, message.model_dump_json().encode())])
+                return
+            log.warning("pump %s message not stored (%s); nothing acknowledged, the pump resends", checked[0][0], e)
             return
-        self._seen[message.id] = None
+        for sender, reason in refused:
+            self.reject(sender, reason)
+        for _, message in checked:
+            self._seen[message.id] = None
         while len(self._seen) > SEEN_IDS:
             self._seen.popitem(last=False)
-        for reply in replies:
+        for sender, reply in replies:
             self.send(sender, reply)
+
+    def _apply(self, db: Db, sender: str, body: m.UpBody) -> list[DownBody]:
+        pump = db.get(Pump, sender)
+        if pump is None or pump.lifecycle != "commissioned":
+            raise InputError("pump", "unknown pump" if pump is None else "decommissioned pump")
+        return self._dispatch(db, pump, body)
 
     def _dispatch(self, db: Db, pump: Pump, body: m.UpBody) -> list[DownBody]:
         now = datetime.now(UTC)
@@ -168,7 +190,8 @@ class Hospital:
                     raise InputError("status", "stale (older than the status already held)")
                 pump.last_seen = now
                 fleet.apply_status(db, pump, body, now)
-                offer = library.on_status(db, pump, now, timedelta(seconds=self.settings.reoffer_after_s))
+                goal = self._targets.get(pump.care_area)
+                offer = library.on_status(db, pump, goal, now, timedelta(seconds=self.settings.reoffer_after_s))
                 return [offer] if offer is not None else []
             case m.Events():
                 pump.last_seen = now

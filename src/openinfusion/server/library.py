@@ -95,9 +95,10 @@ def _deployment(db: Db, pump: Pump, release: Release, now: datetime) -> Deployme
     return row
 
 
-def on_status(db: Db, pump: Pump, now: datetime, reoffer_after: timedelta) -> m.LibraryOffer | None:
-    """Update the pump's deployment from its status; the offer to send it, if one is due."""
-    goal = db.get(ReleaseTarget, pump.care_area)
+def on_status(
+    db: Db, pump: Pump, goal: ReleaseTarget | None, now: datetime, reoffer_after: timedelta
+) -> m.LibraryOffer | None:
+    """Update the pump's deployment from its status (``goal``: its care area's target); the offer to send, if due."""
     if goal is None:
         return None
     release = db.get(Release, goal.release_id)

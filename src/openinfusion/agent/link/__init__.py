@@ -7,11 +7,14 @@ transport (offline), and inbound messages wait in a queue until their reader dra
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import queue
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
 
-Handler = Callable[[str, bytes], None]
-"""Called by a server link with the authenticated pump id and a message's bytes."""
+Handler = Callable[[Sequence[tuple[str, bytes]]], None]
+"""Called by a server link with messages in arrival order: (authenticated pump id, message bytes) each."""
+MAX_BATCH: Final = 500  # messages handed to the handler at once (one database transaction on the server)
 
 
 class PumpLink(Protocol):
@@ -34,13 +37,66 @@ class PumpLink(Protocol):
     def close(self) -> None: ...
 
 
+class PumpEnd:
+    """What both transports' pump ends share: the inbound queue and the connection state with its epoch."""
+
+    def __init__(self, pump_id: str) -> None:
+        self.pump_id = pump_id
+        self._inbox: deque[bytes] = deque()
+        self._connected = False
+        self._epoch = 0
+
+    def _set_connected(self, online: bool) -> None:
+        if online and not self._connected:
+            self._epoch += 1
+        self._connected = online
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def receive(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self._inbox:
+            out.append(self._inbox.popleft())
+        return out
+
+
 class ServerLink(Protocol):
     """The server's end: one for all pumps."""
 
     def start(self, handler: Handler) -> None:
-        """Deliver each pump message to ``handler`` (from the link's own thread, in arrival order)."""
+        """Deliver the pumps' messages to ``handler`` from the link's own thread, in arrival order, in batches of
+        whatever has arrived (at most :data:`MAX_BATCH`)."""
         ...
 
     def publish(self, pump: str, data: bytes) -> bool: ...
 
     def stop(self) -> None: ...
+
+
+def take_batch(source: queue.Queue[tuple[str, bytes] | None]) -> list[tuple[str, bytes]] | None:
+    """Wait for a message, then take whatever else has arrived (up to :data:`MAX_BATCH`); None: stop.
+
+    The stop marker is acknowledged (``task_done``) here; the caller acknowledges the batch it got.
+    """
+    first = source.get()
+    if first is None:
+        source.task_done()
+        return None
+    batch = [first]
+    while len(batch) < MAX_BATCH:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            source.put(None)  # stop after this batch
+            source.task_done()
+            break
+        batch.append(item)
+    return batch

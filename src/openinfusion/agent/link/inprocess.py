@@ -12,9 +12,8 @@ from __future__ import annotations
 import queue
 import random
 import threading
-from collections import deque
 
-from openinfusion.agent.link import Handler
+from openinfusion.agent.link import Handler, PumpEnd, take_batch
 
 
 class Bus:
@@ -71,26 +70,14 @@ class Bus:
         return True
 
 
-class InProcessPumpLink:
+class InProcessPumpLink(PumpEnd):
     def __init__(self, bus: Bus, pump_id: str) -> None:
+        super().__init__(pump_id)
         self._bus = bus
-        self.pump_id = pump_id
-        self._inbox: deque[bytes] = deque()
-        self._connected = bus.is_online(pump_id)
-        self._epoch = 1 if self._connected else 0
+        self._set_connected(bus.is_online(pump_id))
 
     def _sync(self, online: bool) -> None:
-        if online and not self._connected:
-            self._epoch += 1
-        self._connected = online
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
+        self._set_connected(online)
 
     def publish(self, data: bytes) -> bool:
         if not self._connected:
@@ -98,12 +85,6 @@ class InProcessPumpLink:
         if not self._bus._lost():
             self._bus.uplink.put((self.pump_id, data))
         return True
-
-    def receive(self) -> list[bytes]:
-        out: list[bytes] = []
-        while self._inbox:
-            out.append(self._inbox.popleft())
-        return out
 
     def close(self) -> None:
         self._connected = False
@@ -116,12 +97,12 @@ class InProcessServerLink:
 
     def start(self, handler: Handler) -> None:
         def run() -> None:
-            while (item := self._bus.uplink.get()) is not None:
+            while (batch := take_batch(self._bus.uplink)) is not None:
                 try:
-                    handler(*item)
+                    handler(batch)
                 finally:
-                    self._bus.uplink.task_done()
-            self._bus.uplink.task_done()
+                    for _ in batch:
+                        self._bus.uplink.task_done()
 
         self._thread = threading.Thread(target=run, name="inprocess-link", daemon=True)
         self._thread.start()

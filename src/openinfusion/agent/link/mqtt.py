@@ -15,7 +15,6 @@ from __future__ import annotations
 import queue
 import ssl
 import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from openinfusion.agent.link import Handler
+from openinfusion.agent.link import Handler, PumpEnd, take_batch
 from openinfusion.errors import InputError
 
 PREFIX: Final = "oi/v1/pumps"
@@ -94,14 +93,11 @@ def _connect(client: mqtt.Client, endpoint: Endpoint) -> None:
     client.loop_start()
 
 
-class MqttPumpLink:
+class MqttPumpLink(PumpEnd):
     """A pump's end: connects in the background and keeps reconnecting; never blocks the caller."""
 
     def __init__(self, endpoint: Endpoint, pump_id: str) -> None:
-        self.pump_id = pump_id
-        self._inbox: deque[bytes] = deque()
-        self._connected = False
-        self._epoch = 0
+        super().__init__(pump_id)
         self._client = _client(endpoint, pump_id)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -111,8 +107,7 @@ class MqttPumpLink:
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
             client.subscribe(down_topic(self.pump_id), qos=1)
-            self._epoch += 1
-            self._connected = True
+            self._set_connected(True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _r: Any, _p: Any) -> None:
         self._connected = False
@@ -120,25 +115,11 @@ class MqttPumpLink:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.append(bytes(message.payload))
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
     def publish(self, data: bytes) -> bool:
         if not self._connected:
             return False
         info = self._client.publish(up_topic(self.pump_id), data, qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
-
-    def receive(self) -> list[bytes]:
-        out: list[bytes] = []
-        while self._inbox:
-            out.append(self._inbox.popleft())
-        return out
 
     def close(self) -> None:
         self._client.disconnect()
@@ -171,8 +152,12 @@ class MqttServerLink:
                 self._queue.put((parts[3], bytes(message.payload)))
 
         def work() -> None:
-            while (item := self._queue.get()) is not None:
-                handler(*item)
+            while (batch := take_batch(self._queue)) is not None:
+                try:
+                    handler(batch)
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
 
         self._client.on_connect = on_connect
         self._client.on_disconnect = on_disconnect

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
 from sqlalchemy import select
 
 from openinfusion.agent import messages as m
@@ -26,6 +26,7 @@ from openinfusion.server.api.schemas import (
 from openinfusion.server.db.models import Assignment, AuditEntry, LinkRejection, Pump, Release
 
 router = APIRouter(dependencies=[Guard])
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Json = dict[str, Any]
 
 
@@ -166,7 +167,7 @@ def alarm_board(db: Database, include_ended: bool = False) -> list[Json]:
 
 
 @router.post("/api/alarms/{alarm_id}/ack", name="alarm_ack", tags=["alarms"])
-def alarm_ack(alarm_id: int, db: Database, who: Who) -> Json:
+def alarm_ack(alarm_id: RowId, db: Database, who: Who) -> Json:
     try:
         alarm = alarms.acknowledge(db, alarm_id, who.name)
     except InputError as e:

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from openinfusion.errors import InputError
 from openinfusion.server import alarms, auth, events, fleet, library, views
 from openinfusion.server.api.deps import Database, Guard, Home, Who
-from openinfusion.server.api.routes import open_session
+from openinfusion.server.api.routes import RowId, open_session
 from openinfusion.server.db.models import Pump
 
 router = APIRouter(prefix="/station", dependencies=[Guard], include_in_schema=False)
@@ -100,7 +100,7 @@ def alarms_page(request: Request, db: Database, home: Home, who: Who) -> Respons
 
 
 @router.post("/alarms/{alarm_id}/ack", name="station_alarm_ack")
-def alarm_ack(alarm_id: int, db: Database, who: Who) -> Response:
+def alarm_ack(alarm_id: RowId, db: Database, who: Who) -> Response:
     try:
         alarms.acknowledge(db, alarm_id, who.name)
     except InputError as e:

@@ -1,0 +1,364 @@
+"""Hospital-server benchmark over a real Mosquitto (TLS, client certificates): one server process.
+
+    .venv/bin/python benchmarks/bench_server.py [--db URL] [--levels 250,500,1000,2000] [--seconds 10]
+
+Measures, each step bounded to seconds or a few minutes:
+1. sustained load: N pumps sending 1 status/s plus an event message per pump every 5 s, for each N; the
+   server keeps up when the last message is handled within a second of being sent (the knee is the largest
+   N that keeps up);
+2. alarm latency pump -> server (alarm row stored, as the central station reads it) at a sustained load;
+3. a burst of 1,000 alarms in 1 s;
+4. a library release (72 kB package) staged on 1,000 online pumps: offers, chunk requests and acknowledgements
+   through the server;
+5. reconnection of 500 MQTT clients after a broker restart.
+
+Pumps are simulated at the protocol level by a load generator (a ``loadgen`` identity the benchmark's broker
+ACL lets publish for every pump), so the server process is the one being measured. The server runs in a
+process of its own; both processes are on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import multiprocessing as mp
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import func, select
+
+from openinfusion.agent import messages as m
+from openinfusion.agent.link.mqtt import Endpoint, MqttServerLink, up_topic
+from openinfusion.agent.ward import ward_key
+from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.druglib.yamlio import read_yaml
+from openinfusion.server import fleet, library
+from openinfusion.server.broker import SERVER_IDENTITY, Broker, client_files, free_port, write_config
+from openinfusion.server.db.models import Alarm, Deployment, Event
+from openinfusion.server.hospital import Hospital
+from openinfusion.server.settings import Settings
+
+LOADGEN = "loadgen"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(settings: Settings, endpoint: Endpoint) -> None:
+    hospital = Hospital(settings, MqttServerLink(endpoint, "bench-server"))
+    hospital.start()
+    while True:
+        time.sleep(3600)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LoadGen:
+    """Publishes pump messages for many pump ids over a few connections; answers chunk offers as pumps do."""
+
+    def __init__(self, endpoint: Endpoint, clients: int = 4) -> None:
+        self.clients = []
+        self.offers: dict[str, m.LibraryOffer] = {}
+        self.downloads: dict[str, int] = {}
+        self.lock = threading.Lock()
+        for i in range(clients):
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{LOADGEN}-{i}", protocol=mqtt.MQTTv5)
+            c.tls_set(ca_certs=str(endpoint.ca), certfile=str(endpoint.cert), keyfile=str(endpoint.key))
+            c.max_inflight_messages_set(1000)
+            c.max_queued_messages_set(0)
+            if i == 0:
+                c.on_message = self._down
+            c.connect(endpoint.host, endpoint.port, keepalive=30)
+            c.loop_start()
+            self.clients.append(c)
+        time.sleep(1.0)
+        self.clients[0].subscribe("oi/v1/pumps/+/down", qos=1)
+        self.n = 0
+
+    def send(self, pump: str, body: Any) -> None:
+        self.n += 1
+        data = m.encode(m.up(pump, now(), body))
+        self.clients[self.n % len(self.clients)].publish(up_topic(pump), data, qos=1)
+
+    def _down(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        pump = message.topic.split("/")[3]
+        body = m.decode_down(bytes(message.payload)).body
+        if isinstance(body, m.LibraryOffer):
+            with self.lock:
+                if pump in self.downloads:
+                    return
+                self.offers[pump], self.downloads[pump] = body, 0
+            self.send(pump, m.ChunkRequest(release=body.release, offset=0))
+        elif isinstance(body, m.LibraryChunk):
+            offer = self.offers[pump]
+            size = len(body.data) * 3 // 4 - body.data.count("=")
+            done = body.offset + size
+            if done < offer.size:
+                self.send(pump, m.ChunkRequest(release=body.release, offset=done))
+            else:
+                self.send(pump, m.CommandAck(command=body.release, outcome="staged", reason="verified"))
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.loop_stop()
+            c.disconnect()
+
+
+def status(library_: m.WireLibrary | None, last_seq: int) -> m.Status:
+    zero = m.WireQuantity(value="0", unit="mL")
+    return m.Status(
+        model="bench", firmware="1", t_us=last_seq, phase="running", on_mains=True, battery_permille=800,
+        battery_remaining=m.WireQuantity(value="3600", unit="s"), library=library_, staged_library=None,
+        last_seq=last_seq, alarms=(),
+        channels=(m.ChannelReport(index=0, state="infusing", drug="heparin",
+                                  rate=m.WireQuantity(value="12.5", unit="mL/h"), infused=zero),),
+    )  # fmt: skip
+
+
+class Pumps:
+    def __init__(self, gen: LoadGen, ids: list[str]) -> None:
+        self.gen, self.ids = gen, ids
+        self.seq = dict.fromkeys(ids, 0)
+
+    def event(self, pump: str, kind: str = "volume_report", data: dict[str, Any] | None = None) -> None:
+        self.seq[pump] += 1
+        record = m.EventRecord(
+            seq=self.seq[pump], t_us=self.seq[pump], at=now(), kind=kind, channel=0, data=data or {"n": self.seq[pump]}
+        )
+        self.gen.send(pump, m.Events(events=(record,)))
+
+
+def stored(hospital: Hospital) -> int:
+    with hospital.sessions() as db:
+        return int(db.execute(select(func.count()).select_from(Event)).scalar_one())
+
+
+def wait_events(hospital: Hospital, target: int, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if stored(hospital) >= target:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    return float("inf")
+
+
+def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int) -> dict[str, float]:
+    ids = pumps.ids[:n]
+    before = stored(hospital)
+    events = 0
+    start = time.monotonic()
+    for second in range(seconds):
+        tick = start + second
+        for i, pump in enumerate(ids):
+            pumps.gen.send(pump, status(None, pumps.seq[pump]))
+            if (i + second) % 5 == 0:
+                pumps.event(pump)
+                events += 1
+        slack = tick + 1 - time.monotonic()
+        if slack > 0:
+            time.sleep(slack)
+    offered_s = time.monotonic() - start
+    lag = wait_events(hospital, before + events, 60)
+    return {"pumps": n, "msgs_per_s": (n * seconds + events) / offered_s, "send_s": offered_s, "drain_lag_s": lag}
+
+
+def alarm_latency(hospital: Hospital, pumps: Pumps, ids: list[str], pace_s: float) -> list[float]:
+    sent: dict[str, float] = {}
+    for pump in ids:
+        pumps.event(pump, "alarm_raised", {"instance": pumps.seq[pump] + 1, "code": "occlusion_downstream",
+                                           "priority": "high", "text": "bench"})  # fmt: skip
+        sent[pump] = time.time()
+        if pace_s:
+            time.sleep(pace_s)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with hospital.sessions() as db:
+            rows = list(db.execute(select(Alarm.pump_id, Alarm.received_at).where(Alarm.pump_id.in_(ids))).all())
+        if len(rows) >= len(ids):
+            return sorted(received.timestamp() - sent[pump] for pump, received in rows)
+        time.sleep(0.1)
+    raise RuntimeError("alarms did not all arrive")
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--levels", default="250,500,1000,2000")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--release-pumps", type=int, default=1000)
+    parser.add_argument("--reconnect-clients", type=int, default=500)
+    parser.add_argument("--phases", default="load,alarms,release,reconnect")
+    parser.add_argument("--release-status-every", type=int, default=5, help="seconds between a pump's statuses")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    total = max(*levels, args.release_pumps, 1000)
+    work = Path(tempfile.mkdtemp(prefix="oi-bench-"))
+    key = ward_key(1)
+    settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=(key.public_key(),), reoffer_after_s=20)
+    hospital = Hospital(settings)
+    acl = f"user {LOADGEN}\ntopic write oi/v1/pumps/+/up\ntopic read oi/v1/pumps/+/down\n"
+    files = write_config(work / "broker", hospital.ca, free_port(), extra_acl=acl)
+    broker = Broker(files)
+    broker.start()
+    ids = [f"b-{i:05d}" for i in range(total)]
+    with hospital.sessions.begin() as db:
+        for i, pump in enumerate(ids):
+            fleet.commission(db, pump, care_area=f"AREA-{i % 4}", location="", actor="bench", ca=None)
+    server_endpoint = files.endpoint(*client_files(hospital.ca, SERVER_IDENTITY, work / "c"))
+    server = mp.get_context("spawn").Process(
+        target=serve, args=(dataclasses.replace(settings, library_keys=()), server_endpoint), daemon=True
+    )
+    server.start()
+    time.sleep(4)
+    gen = LoadGen(files.endpoint(*client_files(hospital.ca, LOADGEN, work / "c")))
+    pumps = Pumps(gen, ids)
+    for _ in range(60):  # wait until the server process is subscribed: a probe event is stored
+        pumps.event(ids[0])
+        if wait_events(hospital, 1, 1.0) < 1.0:
+            break
+    phases = set(args.phases.split(","))
+    results: dict[str, Any] = {"levels": []}
+    for n in levels if "load" in phases else []:
+        r = sustained(hospital, pumps, n, args.seconds)
+        results["levels"].append(r)
+        print(f"sustained {n:>5} pumps: {r['msgs_per_s']:7.0f} msg/s offered, drained {r['drain_lag_s']:.2f} s after")
+    keeping = [r["pumps"] for r in results["levels"] if r["drain_lag_s"] <= 1.0]
+    results["knee_pumps"] = max(keeping) if keeping else 0
+    load_n = results["knee_pumps"] or levels[0]
+    stop = threading.Event()
+
+    def background() -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            for pump in ids[:load_n]:
+                gen.send(pump, status(None, pumps.seq[pump]))
+            stop.wait(max(0.0, 1 - (time.monotonic() - t0)))
+
+    loader = threading.Thread(target=background, daemon=True)
+    if "alarms" in phases:
+        alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
+    if "release" in phases:
+        release_phase(hospital, gen, pumps, ids, args, settings, key, results)
+    gen.close()
+    if "reconnect" in phases:
+        reconnect_phase(hospital, files, broker, work, args, results)
+    server.terminate()
+    broker.stop()
+    out = ROOT / "out" / "bench_server.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {out}")
+
+
+def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, pumps: Pumps, ids: list[str], loader: threading.Thread, stop: threading.Event,
+    load_n: int, results: dict[str, Any],
+) -> None:  # fmt: skip
+    loader.start()
+    lat = alarm_latency(hospital, pumps, ids[:200], 0.05)
+    stop.set()
+    loader.join()
+    results["alarm_latency_at_load"] = {"pumps": load_n, "p50_ms": 1000 * statistics.median(lat),
+                                        "p99_ms": 1000 * pct(lat, 0.99)}  # fmt: skip
+    print(
+        f"alarm latency at {load_n} pumps: p50 {1000 * statistics.median(lat):.0f} ms, "
+        f"p99 {1000 * pct(lat, 0.99):.0f} ms"
+    )
+    time.sleep(2)
+    burst = alarm_latency(hospital, pumps, ids[200:1200], 0.001)
+    results["alarm_burst_1000"] = {"p50_ms": 1000 * statistics.median(burst), "p99_ms": 1000 * pct(burst, 0.99)}
+    print(f"burst of 1000 alarms: p50 {1000 * statistics.median(burst):.0f} ms, p99 {1000 * pct(burst, 0.99):.0f} ms")
+
+
+def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, gen: LoadGen, pumps: Pumps, ids: list[str], args: argparse.Namespace,
+    settings: Settings, key: Any, results: dict[str, Any],
+) -> None:  # fmt: skip
+    lib = read_yaml(ROOT / "examples/library/example-library.yaml").require()
+    package = sign_package(
+        compile_package(lib, ReleaseInfo("bench author", "bench approver", dt.date(2026, 1, 1))), key
+    )
+    release_ids = ids[: args.release_pumps]
+    with hospital.sessions.begin() as db:
+        release = library.upload(db, package, "bench", settings.library_keys)
+        library.target(db, release.id, [f"AREA-{i}" for i in range(4)], "bench")
+        rid = release.id
+    with hospital.sessions.begin() as db:
+        for pump in ids[args.release_pumps :]:
+            fleet.decommission(db, pump, actor="bench", ca=None)
+    start = time.monotonic()
+    done_at = None
+    while time.monotonic() - start < 600:
+        t0 = time.monotonic()
+        second = int(time.monotonic() - start)
+        for i, pump in enumerate(release_ids):
+            if (i + second) % args.release_status_every == 0:
+                gen.send(pump, status(None, pumps.seq[pump]))
+        with hospital.sessions() as db:
+            staged = db.execute(
+                select(func.count())
+                .select_from(Deployment)
+                .where(Deployment.release_id == rid, Deployment.state == "staged")
+            ).scalar_one()
+        if staged >= len(release_ids):
+            done_at = time.monotonic() - start
+            break
+        time.sleep(max(0.0, 1 - (time.monotonic() - t0)))
+    results["release"] = {"pumps": len(release_ids), "package_bytes": len(package), "staged_all_s": done_at}
+    print(f"release of {len(package)} bytes staged on {len(release_ids)} pumps in {done_at} s")
+
+
+def reconnect_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
+    hospital: Hospital, files: Any, broker: Broker, work: Path, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
+    cert, keyf = client_files(hospital.ca, LOADGEN, work / "c")
+    clients = []
+    connected: set[str] = set()
+
+    def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            connected.add(str(client._client_id.decode()))
+
+    def on_disconnect(client: mqtt.Client, *_a: Any) -> None:
+        connected.discard(str(client._client_id.decode()))
+
+    for i in range(args.reconnect_clients):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"r-{i}", protocol=mqtt.MQTTv5)
+        c.tls_set(ca_certs=str(files.ca), certfile=str(cert), keyfile=str(keyf))
+        c.reconnect_delay_set(1, 30)
+        c.on_connect = on_connect
+        c.on_disconnect = on_disconnect
+        c.connect_async("127.0.0.1", files.port, keepalive=10)
+        c.loop_start()
+        clients.append(c)
+    t0 = time.monotonic()
+    while len(connected) < len(clients) and time.monotonic() - t0 < 120:
+        time.sleep(0.1)
+    before = len(connected)
+    broker.stop()
+    while connected and time.monotonic() - t0 < 240:
+        time.sleep(0.05)
+    broker.start()
+    t0 = time.monotonic()
+    while len(connected) < before and time.monotonic() - t0 < 120:
+        time.sleep(0.05)
+    back_s = time.monotonic() - t0
+    results["reconnect"] = {"clients": len(clients), "connected_before": before, "back": len(connected), "s": back_s}
+    print(f"reconnection after a broker restart: {len(connected)} of {before} connected clients back in {back_s:.1f} s")
+    for c in clients:
+        c.loop_stop()
+
+
+if __name__ == "__main__":
+    main()
