@@ -44,6 +44,7 @@ PROPERTIES: Final[dict[str, tuple[str, ...]]] = {
     "release_bolus": ("OI-ALM-3",),
     "required_alarm": ("OI-ALM-2", "OI-ALM-4", "UMN-GPCA-REQ-21", "OI-ALM-6", "OI-ALM-8", "OI-POST-2"),
     "monitor_trip": ("OI-SAFE-1", "OI-ALM-9"),
+    "run_crashed": ("OI-SAFE-3",),  # an exception escaped the pump on its hardware (the runner records it)
 }
 
 

@@ -170,7 +170,7 @@ class _Draw:
     def t(self, lo: float = 0.0, hi: float | None = None) -> float:
         """A random time (s, 0.1 s resolution) in [lo, hi] of the run."""
         hi = self.duration_s if hi is None else min(hi, self.duration_s)
-        return round(float(self.rng.uniform(lo, max(lo, hi))), 1)
+        return min(round(float(self.rng.uniform(lo, max(lo, hi))), 1), float(self.duration_s))
 
     def max_rate(self) -> float:
         return 1200.0 if self.mechanism == "peristaltic" else 150.0
@@ -335,7 +335,7 @@ class _Draw:
         c = self.spec.clinician
         lo = float(c.response_min.in_("s"))
         hi = float(c.late_max.in_("s")) if self.rng.random() < c.late_response else max(lo, 120.0)
-        return round(float(self.rng.uniform(lo, max(lo, hi))), 1)
+        return min(round(float(self.rng.uniform(lo, max(lo, hi))), 1), float(self.duration_s))
 
     def clinician(self, start_s: float) -> None:
         c, rng = self.spec.clinician, self.rng
