@@ -29,6 +29,7 @@ from openinfusion.errors import UnitError
 from openinfusion.lab.campaign.observe import Observation
 from openinfusion.lab.campaign.spec import Oracle
 from openinfusion.pump.dosing import Concentration
+from openinfusion.sim.devices import CLOCK_TOLERANCE_FRACTION, CLOCK_TOLERANCE_US
 from openinfusion.sim.scenario import Scenario, TimelineEvent
 from openinfusion.units import Quantity
 
@@ -185,11 +186,15 @@ def _at(e: Any) -> float:
 def no_flow_when_stopped(j: _Judge) -> list[Violation]:
     out = []
     eps = _ml(j.o.no_flow_epsilon)
+    steps, pulses = j.obs.steps, j.obs.pulses
     for i in range(len(j.obs.t_s) - 1):
         if j.obs.state[i] in DELIVERING:
             continue
         moved = j.disp[i + 1] - j.disp[i]
-        if moved > eps:
+        # truth is sampled on the physics grid: the shaft may still catch up with pulses issued before the stop;
+        # a violation is a new forward pulse while stopped, or the shaft going beyond what was issued
+        commanded = max(pulses[i], steps[i])
+        if (pulses[i + 1] > pulses[i] or steps[i + 1] > commanded) and moved > eps:
             out.append(
                 Violation(
                     "no_flow_when_stopped",
@@ -198,7 +203,27 @@ def no_flow_when_stopped(j: _Judge) -> list[Violation]:
                     f"{moved:.4f} mL pushed while {j.obs.state[i]} ({j.obs.t_s[i]:.1f}-{j.obs.t_s[i + 1]:.1f} s)",
                 )
             )
-    return out[:1]
+    return (out + _free_flow(j))[:1]
+
+
+def _free_flow(j: _Judge) -> list[Violation]:
+    """Fluid reaching the patient during a stop beyond what the line's compliance may release (a free flow)."""
+    allowed = _ml(j.o.release_bolus_max) + _ml(j.o.floor)
+    stops: list[tuple[float, float]] = []
+    for i, state in enumerate(j.obs.state):
+        end = j.obs.t_s[i + 1] if i + 1 < len(j.obs.t_s) else j.end_s
+        if state in DELIVERING:
+            continue
+        if stops and stops[-1][1] == j.obs.t_s[i]:
+            stops[-1] = (stops[-1][0], end)
+        else:
+            stops.append((j.obs.t_s[i], end))
+    for a, b in stops:
+        flowed = j.patient_at(b) - j.patient_at(a)
+        if flowed > allowed:
+            detail = f"{flowed:.3f} mL reached the patient while stopped ({a:.1f}-{b:.1f} s), allowed {allowed:.3f} mL"
+            return [Violation("no_flow_when_stopped", b, "free_flow", detail)]
+    return []
 
 
 _CHANGES: Final = frozenset({"titrate", "bolus", "secondary", "pause", "clear", "begin_programming", "program"})
@@ -354,13 +379,19 @@ def required_alarm(j: _Judge) -> list[Violation]:
             out += j.alarm_required("required_alarm", f"{do}_open", at, _s(o.door_alarm_within), _until(j, e))
         elif do == "air" and delivering:
             out += _air(j, e, at)
-        elif do == "fault" and e.fault == "clock_jump":  # type: ignore[union-attr]
+        elif do == "fault" and e.fault == "clock_jump" and _beyond_tolerance(e):  # type: ignore[union-attr]
             # the watchdog sees the disagreement at a kick; kicks come at least once per 10 min window
             out += j.alarm_required("required_alarm", "watchdog_clock_jump", at, 2 * 600.0 + 60.0, None)
         elif do == "fault" and _detected_cell_failure(e) and not _on_mains_at(j, at):
             out += j.alarm_required("required_alarm", "battery_cell_failure", at, _s(o.power_alarm_within), None)
     out += _power_loss(j)
     return out
+
+
+def _beyond_tolerance(e: Any) -> bool:
+    """A clock jump the watchdog must see: beyond its stated tolerance over a full 10 min kick interval."""
+    jump_us = float(e.params.get("jump_s", 5.0)) * 1e6
+    return jump_us > CLOCK_TOLERANCE_US + CLOCK_TOLERANCE_FRACTION * 600e6
 
 
 def _detected_cell_failure(e: Any) -> bool:
