@@ -73,7 +73,7 @@ def _ml(q: Quantity) -> float:
 class _Judge:
     """Shared views of one run's truth."""
 
-    def __init__(self, scenario: Scenario, oracle: Oracle, obs: Observation) -> None:
+    def __init__(self, scenario: Scenario, oracle: Oracle, obs: Observation, air_limit_ml: float) -> None:
         self.scenario = scenario
         self.o = oracle
         self.obs = obs
@@ -86,6 +86,7 @@ class _Judge:
         self.alarm_times = np.sort(np.asarray(alarms, dtype=float))
         self.events: list[TimelineEvent] = list(scenario.timeline)
         self.end_s = _s(scenario.duration)
+        self.air_limit_ml = air_limit_ml
 
     def state_at(self, t: float) -> str:
         i = int(np.searchsorted(self.t, t, side="right")) - 1
@@ -409,7 +410,7 @@ def _on_mains_at(j: _Judge, t: float) -> bool:
 def _air(j: _Judge, e: Any, at: float) -> list[Violation]:
     """A bubble well above the detection limit must alarm within the deadline of reaching the detector."""
     volume = _ml(e.volume)
-    if volume < 0.2:  # care-area single-bubble limits are 0.05-0.25 mL; judged only clearly above them
+    if volume < 1.5 * j.air_limit_ml:  # clearly above the care area's single-bubble limit (estimate error)
         return []
     travel = 0.05 if j.syringe else 0.5
     d0 = j.displaced_at(at)
@@ -492,9 +493,12 @@ CHECKS: Final[dict[str, Callable[[_Judge], list[Violation]]]] = {
 }
 
 
-def judge(scenario_data: dict[str, Any], oracle: Oracle, obs: Observation) -> list[Violation]:
-    """Every property's violations for one run, in property order."""
-    j = _Judge(Scenario.model_validate(scenario_data), oracle, obs)
+def judge(
+    scenario_data: dict[str, Any], oracle: Oracle, obs: Observation, air_limit_ml: float = 0.25
+) -> list[Violation]:
+    """Every property's violations for one run, in property order (``air_limit_ml``: the care area's
+    single-bubble limit, from the library)."""
+    j = _Judge(Scenario.model_validate(scenario_data), oracle, obs, air_limit_ml)
     out: list[Violation] = []
     for check in CHECKS.values():
         out += check(j)

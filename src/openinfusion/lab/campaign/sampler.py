@@ -72,6 +72,14 @@ def load_library(path: str) -> Library:
     return read_yaml(Path(path)).require()
 
 
+def air_limit_ml(library_path: Path, area: str | None) -> float:
+    """The single-bubble air-in-line limit (mL) of care area ``area`` in the library (0.25 mL if none)."""
+    for a in load_library(str(library_path)).care_areas:
+        if a.id == area:
+            return float(a.air_in_line.in_("mL"))
+    return 0.25
+
+
 def _fmt(x: float, unit: str, digits: int = 3) -> str:
     """A quantity text with ``digits`` significant digits (exact decimal, no exponent)."""
     if x <= 0:
