@@ -38,7 +38,7 @@ def write_case(root: Path, out: Path, *, campaign: Path | None = None, junit: Pa
     case = gsn.build(model, gsn.Inputs(root, tuple(verdicts), junit=junit, campaign=campaign))
     commit, date = _head(root)
     out.mkdir(parents=True, exist_ok=True)
-    nodes = gsn.walk(case)
+    nodes = list({n.ident: n for n in gsn.walk(case)}.values())
     meta = {
         "commit": commit,
         "date": date,

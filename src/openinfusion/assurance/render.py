@@ -36,9 +36,9 @@ def _label(node: Node, width: int = 34) -> str:
     return f"{node.ident}\\n{text}"
 
 
-def dot(root: Node, depth: int | None = None) -> str:
-    """GSN of ``root`` as DOT (to ``depth`` levels below it if given)."""
-    out = ["digraph GSN {", "  rankdir=TB; node [fontname=Helvetica fontsize=9]; edge [arrowhead=normal];"]
+def dot(root: Node, depth: int | None = None, rankdir: str = "TB") -> str:
+    """GSN of ``root`` as DOT (to ``depth`` levels below it if given); a node shared by two parents is drawn once."""
+    out = ["digraph GSN {", f"  rankdir={rankdir}; node [fontname=Helvetica fontsize=9]; edge [arrowhead=normal];"]
 
     def add(node: Node, level: int) -> None:
         style = SHAPES[node.kind]
@@ -82,8 +82,9 @@ def page(root: Node, meta: dict[str, str]) -> str:
     """The whole HTML page."""
     esc = html.escape
     nodes = walk(root)
-    open_items = [n for n in nodes if n.kind == "undeveloped" or (n.kind == "solution" and n.open)]
-    solutions = [n for n in nodes if n.kind == "solution"]
+    unique = {n.ident: n for n in nodes}.values()
+    open_items = [n for n in unique if n.kind == "undeveloped" or (n.kind == "solution" and n.open)]
+    solutions = [n for n in unique if n.kind == "solution"]
     strategy = root.children[1]
     hazards = strategy.children
     parts = [
@@ -97,7 +98,7 @@ def page(root: Node, meta: dict[str, str]) -> str:
         f"</dl><p>{len(hazards)} hazards, {len(solutions)} solutions, "
         f"<span class='open'>{len(open_items)} open items</span>.</p>"
     )
-    parts.append("<h2>Overview</h2>" + _figure(dot(root, depth=3)))
+    parts.append("<h2>Overview</h2>" + _figure(dot(root, depth=2, rankdir="LR")))
     parts.append("<h2>Open items</h2><table><tr><th>node</th><th>what is missing</th></tr>")
     parts += [f"<tr><td>{esc(n.ident)}</td><td class='open'>{esc(n.text)}</td></tr>" for n in open_items]
     parts.append("</table><h2>Hazards</h2>")
