@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Graphviz renders the assurance case's GSN diagrams (openinfusion assurance); skipped where apt is absent.
+if ! command -v dot >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq graphviz || (apt-get update -qq && apt-get install -y -qq graphviz)) >/dev/null 2>&1 || true
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

@@ -7,6 +7,7 @@ echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 echo "== mypy --strict"; .venv/bin/mypy
-echo "== import contracts"; .venv/bin/lint-imports
-echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"
+echo "== import contracts"; .venv/bin/lint-imports --no-cache
+echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider --junitxml=out/junit.xml "$@"
 echo "== traceability"; .venv/bin/openinfusion trace --out out/trace
+echo "== assurance case"; .venv/bin/openinfusion assurance --out out/assurance --junit out/junit.xml

@@ -467,7 +467,7 @@ def test_markdown_has_the_matrix_rows_and_escapes_cells(tmp_path: Path) -> None:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, [*args, "--no-mutation"])  # the mutation check: tests/trace/
     return result.exit_code, result.stdout, result.stderr
 
 

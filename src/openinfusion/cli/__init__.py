@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from openinfusion.cli import assurance as assurance_cli
 from openinfusion.cli import campaign as campaign_cli
 from openinfusion.cli import hl7 as hl7_cli
 from openinfusion.cli import lab as lab_cli
@@ -41,6 +42,7 @@ app.registered_commands.extend(sim.app.registered_commands)
 app.registered_commands.extend(schema.app.registered_commands)
 app.add_typer(lab_cli.app)
 app.add_typer(campaign_cli.app)
+app.registered_commands.extend(assurance_cli.app.registered_commands)
 app.add_typer(trace_cli.app)
 app.add_typer(hl7_cli.app)
 library_cli.app.registered_commands.extend(pharmacy.app.registered_commands)  # library report, whatif

@@ -60,6 +60,21 @@ def render_markdown(trace: Trace) -> str:
     else:
         out += ["None.", ""]
 
+    if trace.verdicts:
+        out += [
+            "## Mutation criterion",
+            "",
+            "Per safety requirement: a linked test that fails when a mutant of the linked code is run",
+            "(`openinfusion.trace.mutate`; docs/traceability.md).",
+            "",
+        ]
+        out += _table(
+            ["Requirement", "Verdict", "Links", "Units", "Mutants tried", "Killed by"],
+            [
+                (v.requirement, v.status, v.strength, ", ".join(v.units), len(v.mutants), v.killer or "-")
+                for v in trace.verdicts
+            ],
+        )
     out += [
         "## Trace matrix",
         "",
@@ -165,7 +180,21 @@ def trace_to_json(trace: Trace) -> dict[str, object]:
             for t in trace.tests
             if t.requirements
         ],
-    }
+        "mutation": [
+            {
+                "requirement": v.requirement,
+                "verdict": v.status,
+                "links": v.strength,
+                "units": list(v.units),
+                "mutants": [
+                    {"unit": m.unit, "path": m.path, "line": m.site.line, "mutant": m.site.description,
+                     "outcome": m.outcome, "killed_by": m.killed_by}
+                    for m in v.mutants
+                ],
+            }
+            for v in trace.verdicts
+        ],
+    }  # fmt: skip
 
 
 def write_reports(trace: Trace, out_dir: Path) -> tuple[Path, Path]:

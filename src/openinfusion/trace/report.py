@@ -16,6 +16,7 @@ from typing import Final
 
 from openinfusion.trace.model import REQUIREMENTS_FILE, RequirementKind, SafetyModel, load_safety_model
 from openinfusion.trace.scan import CODE_DIR, CodeRef, ScannedTest, requirement_pattern, scan_code, scan_tests
+from openinfusion.trace.verification import DEFAULT_BUDGET_S, RequirementVerdict, verify
 
 
 class Level(StrEnum):
@@ -35,6 +36,9 @@ class ProblemCode(StrEnum):
     UNREADABLE_MARKER = "unreadable-req-marker"
     REQUIREMENT_NOT_IN_CODE = "requirement-not-in-code"
     UNKNOWN_REQUIREMENT_IN_CODE = "unknown-requirement-in-code"
+    SAFETY_REQUIREMENT_NOT_MUTATION_VERIFIED = "safety-requirement-not-mutation-verified"
+    MUTATION_NOT_EVALUATED = "mutation-not-evaluated"
+    MODULE_LINK_ONLY = "requirement-linked-to-module-only"
 
     @property
     def level(self) -> Level:
@@ -45,6 +49,8 @@ class ProblemCode(StrEnum):
 _WARNINGS: Final = {
     ProblemCode.REQUIREMENT_NOT_IN_CODE: Level.WARNING,
     ProblemCode.UNKNOWN_REQUIREMENT_IN_CODE: Level.WARNING,
+    ProblemCode.MUTATION_NOT_EVALUATED: Level.WARNING,
+    ProblemCode.MODULE_LINK_ONLY: Level.WARNING,
 }
 
 
@@ -99,6 +105,7 @@ class Trace:
     tests: tuple[ScannedTest, ...]
     code: tuple[CodeRef, ...]
     problems: tuple[Problem, ...]
+    verdicts: tuple[RequirementVerdict, ...] = ()  # the mutation criterion, when it was checked
 
     def tests_of(self, requirement_id: str) -> tuple[ScannedTest, ...]:
         """The tests whose ``req`` markers name ``requirement_id``."""
@@ -139,9 +146,11 @@ class Trace:
         )
 
 
-def build_trace(root: Path) -> Trace:
+def build_trace(root: Path, *, mutation: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> Trace:
     """Load the safety model under ``root``, scan ``root/tests`` and ``root/src/openinfusion``, find the gaps.
 
+    With ``mutation``, each safety requirement must also have a linked test that kills a mutant of its linked
+    code (:mod:`openinfusion.trace.verification`); mutants missing from the cache run within ``budget_s``.
     Raises InputError for a malformed safety file or an unparsable Python file.
     """
     model = load_safety_model(root)
@@ -192,4 +201,34 @@ def build_trace(root: Path) -> Trace:
         for ref in found
         if ref.requirement not in known
     ]
-    return Trace(model, tuple(tests), code, tuple(problems))
+    verdicts: list[RequirementVerdict] = verify(root, model, tests, budget_s=budget_s) if mutation else []
+    problems += _mutation_problems(verdicts)
+    return Trace(model, tuple(tests), code, tuple(problems), tuple(verdicts))
+
+
+_VERDICT_MESSAGES: Final = {
+    "unkilled": "no linked test failed on any mutant of its linked code",
+    "no-code": "no function, class or data in the code names it, or no test is marked with it",
+    "no-sites": "its linked code has nothing a mutant operator can change",
+}
+
+
+def _mutation_problems(verdicts: list[RequirementVerdict]) -> list[Problem]:
+    problems = []
+    for v in verdicts:
+        weak = v.status == "no-sites" or (v.status == "unkilled" and v.strength == "module")
+        if v.status == "not-evaluated":
+            message = "no verdict yet: the budget ran out or a linked test run timed out"
+            problems.append(Problem(ProblemCode.MUTATION_NOT_EVALUATED, v.requirement, message))
+        elif weak:
+            message = f"{_VERDICT_MESSAGES[v.status]} (units: {', '.join(v.units) or 'none'}): criterion not applicable"
+            problems.append(Problem(ProblemCode.MUTATION_NOT_EVALUATED, v.requirement, message))
+        elif v.status != "verified":
+            message = f"{_VERDICT_MESSAGES[v.status]} (units: {', '.join(v.units) or 'none'})"
+            problems.append(Problem(ProblemCode.SAFETY_REQUIREMENT_NOT_MUTATION_VERIFIED, v.requirement, message))
+        if v.strength == "module" and v.status != "no-code":
+            message = (
+                "linked to its module(s) only: name it in the docstring of the function or class that implements it"
+            )
+            problems.append(Problem(ProblemCode.MODULE_LINK_ONLY, v.requirement, message))
+    return problems

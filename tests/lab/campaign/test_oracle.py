@@ -56,7 +56,12 @@ def test_flow_while_paused_is_a_violation() -> None:
     obs = _obs([(0.0, "infusing"), (600.0, "paused")])
     assert _props(_scenario([{"at": "600 s", "do": "pause"}]), obs) == []
     obs.displaced_ml = [d + (0.5 if t > 900 else 0.0) for t, d in zip(obs.t_s, obs.displaced_ml, strict=True)]
+    assert _props(_scenario([{"at": "600 s", "do": "pause"}]), obs) == []  # no motor motion, no free flow
+    obs.pulses = [p + (500 if t > 900 else 0) for t, p in zip(obs.t_s, obs.pulses, strict=True)]
     assert "no_flow_when_stopped" in _props(_scenario([{"at": "600 s", "do": "pause"}]), obs)
+    free = _obs([(0.0, "infusing"), (600.0, "paused")])
+    free.patient_ml = free.patient_ml + np.where(free.sample_t_s > 900, 2.0, 0.0)  # a free flow while paused
+    assert "no_flow_when_stopped" in _props(_scenario([{"at": "600 s", "do": "pause"}]), free)
 
 
 @pytest.mark.req("OI-DEL-1", "OI-SAFE-2")

@@ -1,11 +1,13 @@
-"""Group similar violations: same property and cause, same program type and mechanism, same set of fault kinds.
+"""Group similar violations: same property, same cause, same mechanism.
 
 The signature is deliberately coarse and explainable (no learned distance): a reviewer reads one
-representative case per cluster (the lowest run index) and the cluster's size says how often it recurs.
+representative case per cluster (the lowest run index); the cluster lists how often each program type and
+fault kind occurs in it, which shows whether a fault is common to all its runs (a likely cause) or not.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,24 +19,28 @@ class Cluster:
 
     prop: str
     cause: str
-    program_type: str
     mechanism: str
-    faults: tuple[str, ...]
     runs: tuple[int, ...]
+    programs: tuple[tuple[str, int], ...]
+    faults: tuple[tuple[str, int], ...]
 
     @property
     def key(self) -> str:
-        faults = "+".join(self.faults) or "no fault"
-        return f"{self.prop}/{self.cause} | {self.program_type} {self.mechanism} | {faults}"
+        faults = ", ".join(f"{k} {n}" for k, n in self.faults) or "no fault"
+        programs = ", ".join(f"{k} {n}" for k, n in self.programs)
+        return f"{self.prop}/{self.cause} | {self.mechanism} | programs: {programs} | faults: {faults}"
 
 
 def cluster(records: Iterable[dict[str, Any]]) -> list[Cluster]:
     """Clusters of the violations in ``records``, largest first (then by key)."""
-    groups: dict[tuple[str, str, str, str, tuple[str, ...]], list[int]] = {}
+    groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for rec in records:
-        faults = tuple(sorted(set(rec.get("faults", []))))
         for v in rec.get("violations", []):
-            key = (v["property"], v["cause"], rec["program_type"], rec["mechanism"], faults)
-            groups.setdefault(key, []).append(rec["index"])
-    out = [Cluster(*key, tuple(sorted(set(runs)))) for key, runs in groups.items()]
+            groups.setdefault((v["property"], v["cause"], rec["mechanism"]), {})[rec["index"]] = rec
+    out = []
+    for (prop, cause, mech), recs in groups.items():
+        programs = Counter(r["program_type"] for r in recs.values())
+        faults = Counter(k for r in recs.values() for k in set(r.get("faults", [])))
+        out.append(Cluster(prop, cause, mech, tuple(sorted(recs)), tuple(programs.most_common()),
+                           tuple(faults.most_common())))  # fmt: skip
     return sorted(out, key=lambda c: (-len(c.runs), c.key))

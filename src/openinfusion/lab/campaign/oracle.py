@@ -29,6 +29,7 @@ from openinfusion.errors import UnitError
 from openinfusion.lab.campaign.observe import Observation
 from openinfusion.lab.campaign.spec import Oracle
 from openinfusion.pump.dosing import Concentration
+from openinfusion.sim.devices import CLOCK_TOLERANCE_FRACTION, CLOCK_TOLERANCE_US
 from openinfusion.sim.scenario import Scenario, TimelineEvent
 from openinfusion.units import Quantity
 
@@ -44,6 +45,7 @@ PROPERTIES: Final[dict[str, tuple[str, ...]]] = {
     "release_bolus": ("OI-ALM-3",),
     "required_alarm": ("OI-ALM-2", "OI-ALM-4", "UMN-GPCA-REQ-21", "OI-ALM-6", "OI-ALM-8", "OI-POST-2"),
     "monitor_trip": ("OI-SAFE-1", "OI-ALM-9"),
+    "run_crashed": ("OI-SAFE-3",),  # an exception escaped the pump on its hardware (the runner records it)
 }
 
 
@@ -71,7 +73,7 @@ def _ml(q: Quantity) -> float:
 class _Judge:
     """Shared views of one run's truth."""
 
-    def __init__(self, scenario: Scenario, oracle: Oracle, obs: Observation) -> None:
+    def __init__(self, scenario: Scenario, oracle: Oracle, obs: Observation, air_limit_ml: float) -> None:
         self.scenario = scenario
         self.o = oracle
         self.obs = obs
@@ -84,6 +86,7 @@ class _Judge:
         self.alarm_times = np.sort(np.asarray(alarms, dtype=float))
         self.events: list[TimelineEvent] = list(scenario.timeline)
         self.end_s = _s(scenario.duration)
+        self.air_limit_ml = air_limit_ml
 
     def state_at(self, t: float) -> str:
         i = int(np.searchsorted(self.t, t, side="right")) - 1
@@ -184,11 +187,15 @@ def _at(e: Any) -> float:
 def no_flow_when_stopped(j: _Judge) -> list[Violation]:
     out = []
     eps = _ml(j.o.no_flow_epsilon)
+    steps, pulses = j.obs.steps, j.obs.pulses
     for i in range(len(j.obs.t_s) - 1):
         if j.obs.state[i] in DELIVERING:
             continue
         moved = j.disp[i + 1] - j.disp[i]
-        if moved > eps:
+        # truth is sampled on the physics grid: the shaft may still catch up with pulses issued before the stop;
+        # a violation is a new forward pulse while stopped, or the shaft going beyond what was issued
+        commanded = max(pulses[i], steps[i])
+        if (pulses[i + 1] > pulses[i] or steps[i + 1] > commanded) and moved > eps:
             out.append(
                 Violation(
                     "no_flow_when_stopped",
@@ -197,7 +204,27 @@ def no_flow_when_stopped(j: _Judge) -> list[Violation]:
                     f"{moved:.4f} mL pushed while {j.obs.state[i]} ({j.obs.t_s[i]:.1f}-{j.obs.t_s[i + 1]:.1f} s)",
                 )
             )
-    return out[:1]
+    return (out + _free_flow(j))[:1]
+
+
+def _free_flow(j: _Judge) -> list[Violation]:
+    """Fluid reaching the patient during a stop beyond what the line's compliance may release (a free flow)."""
+    allowed = _ml(j.o.release_bolus_max) + _ml(j.o.floor)
+    stops: list[tuple[float, float]] = []
+    for i, state in enumerate(j.obs.state):
+        end = j.obs.t_s[i + 1] if i + 1 < len(j.obs.t_s) else j.end_s
+        if state in DELIVERING:
+            continue
+        if stops and stops[-1][1] == j.obs.t_s[i]:
+            stops[-1] = (stops[-1][0], end)
+        else:
+            stops.append((j.obs.t_s[i], end))
+    for a, b in stops:
+        flowed = j.patient_at(b) - j.patient_at(a)
+        if flowed > allowed:
+            detail = f"{flowed:.3f} mL reached the patient while stopped ({a:.1f}-{b:.1f} s), allowed {allowed:.3f} mL"
+            return [Violation("no_flow_when_stopped", b, "free_flow", detail)]
+    return []
 
 
 _CHANGES: Final = frozenset({"titrate", "bolus", "secondary", "pause", "clear", "begin_programming", "program"})
@@ -353,13 +380,19 @@ def required_alarm(j: _Judge) -> list[Violation]:
             out += j.alarm_required("required_alarm", f"{do}_open", at, _s(o.door_alarm_within), _until(j, e))
         elif do == "air" and delivering:
             out += _air(j, e, at)
-        elif do == "fault" and e.fault == "clock_jump":  # type: ignore[union-attr]
+        elif do == "fault" and e.fault == "clock_jump" and _beyond_tolerance(e):  # type: ignore[union-attr]
             # the watchdog sees the disagreement at a kick; kicks come at least once per 10 min window
             out += j.alarm_required("required_alarm", "watchdog_clock_jump", at, 2 * 600.0 + 60.0, None)
         elif do == "fault" and _detected_cell_failure(e) and not _on_mains_at(j, at):
             out += j.alarm_required("required_alarm", "battery_cell_failure", at, _s(o.power_alarm_within), None)
     out += _power_loss(j)
     return out
+
+
+def _beyond_tolerance(e: Any) -> bool:
+    """A clock jump the watchdog must see: beyond its stated tolerance over a full 10 min kick interval."""
+    jump_us = float(e.params.get("jump_s", 5.0)) * 1e6
+    return jump_us > CLOCK_TOLERANCE_US + CLOCK_TOLERANCE_FRACTION * 600e6
 
 
 def _detected_cell_failure(e: Any) -> bool:
@@ -377,7 +410,7 @@ def _on_mains_at(j: _Judge, t: float) -> bool:
 def _air(j: _Judge, e: Any, at: float) -> list[Violation]:
     """A bubble well above the detection limit must alarm within the deadline of reaching the detector."""
     volume = _ml(e.volume)
-    if volume < 0.2:  # care-area single-bubble limits are 0.05-0.25 mL; judged only clearly above them
+    if volume < 1.5 * j.air_limit_ml:  # clearly above the care area's single-bubble limit (estimate error)
         return []
     travel = 0.05 if j.syringe else 0.5
     d0 = j.displaced_at(at)
@@ -460,9 +493,12 @@ CHECKS: Final[dict[str, Callable[[_Judge], list[Violation]]]] = {
 }
 
 
-def judge(scenario_data: dict[str, Any], oracle: Oracle, obs: Observation) -> list[Violation]:
-    """Every property's violations for one run, in property order."""
-    j = _Judge(Scenario.model_validate(scenario_data), oracle, obs)
+def judge(
+    scenario_data: dict[str, Any], oracle: Oracle, obs: Observation, air_limit_ml: float = 0.25
+) -> list[Violation]:
+    """Every property's violations for one run, in property order (``air_limit_ml``: the care area's
+    single-bubble limit, from the library)."""
+    j = _Judge(Scenario.model_validate(scenario_data), oracle, obs, air_limit_ml)
     out: list[Violation] = []
     for check in CHECKS.values():
         out += check(j)

@@ -16,7 +16,7 @@ from openinfusion.errors import InputError
 from openinfusion.lab.campaign.observe import share_library_reads, simulate
 from openinfusion.lab.campaign.oracle import judge
 from openinfusion.lab.campaign.runner import CASE_SCHEMA
-from openinfusion.lab.campaign.sampler import draw_run
+from openinfusion.lab.campaign.sampler import air_limit_ml, draw_run
 from openinfusion.lab.campaign.spec import parse_spec
 from openinfusion.sim.outputs import write_outputs
 
@@ -42,7 +42,7 @@ def replay(case_path: Path, out: Path) -> dict[str, Any]:
     share_library_reads()
     case = load_case(case_path)
     spec = parse_spec(case["spec"], f"{case_path}: spec")
-    library = Path(case["library"])
+    library = Path(case["library"]).resolve()  # absolute, or relative to the working directory
     if not library.is_file():
         raise InputError(f"{case_path}: library", f"no such file {library}")
     drawn = draw_run(spec, library, int(case["index"]))
@@ -51,7 +51,8 @@ def replay(case_path: Path, out: Path) -> dict[str, Any]:
     scenario = drawn.scenario if same else stored
     assert scenario is not None
     sim, obs = simulate(scenario, library.parent)
-    violations = [v.to_json() for v in judge(scenario, spec.oracle, obs)]
+    air = air_limit_ml(library, scenario["pump"].get("care_area"))
+    violations = [v.to_json() for v in judge(scenario, spec.oracle, obs, air)]
     write_outputs(sim, out, f"campaign case {case_path.name}")
     verdict = {
         "case": str(case_path),

@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from openinfusion.errors import InputError, OpenInfusionError
 from openinfusion.lab.campaign.faultmodel import fault_catalogue
 from openinfusion.lab.campaign.observe import share_library_reads, simulate
-from openinfusion.lab.campaign.oracle import judge
-from openinfusion.lab.campaign.sampler import draw_run
+from openinfusion.lab.campaign.oracle import Violation, judge
+from openinfusion.lab.campaign.sampler import air_limit_ml, draw_run
 from openinfusion.lab.campaign.spec import CampaignSpec, parse_spec
 
 RESULTS: Final = "results.jsonl"
@@ -49,9 +51,13 @@ def execute(spec_data: dict[str, Any], library: str, index: int) -> dict[str, An
     }
     try:
         _, obs = simulate(case.scenario, Path(library).parent)
-        violations = judge(case.scenario, spec.oracle, obs)
-    except OpenInfusionError as e:  # a drawn scenario the simulator rejects: recorded, counted, not hidden
+        air = air_limit_ml(Path(library), case.scenario["pump"].get("care_area"))
+        violations = judge(case.scenario, spec.oracle, obs, air)
+    except (OpenInfusionError, ValidationError) as e:  # a drawn scenario the simulator rejects: recorded, counted
         record.update(error=f"{type(e).__name__}: {e}", violations=[], transitions=[], alarms=[], refusals=0)
+    except Exception as e:  # the simulation itself crashed: a finding, kept as a replayable case
+        crash = Violation("run_crashed", 0.0, type(e).__name__, f"{type(e).__name__}: {e}"[:500])
+        record.update(violations=[crash.to_json()], transitions=[], alarms=[], refusals=0, scenario=case.scenario)
     else:
         record.update(
             violations=[v.to_json() for v in violations],

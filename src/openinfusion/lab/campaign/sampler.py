@@ -72,6 +72,14 @@ def load_library(path: str) -> Library:
     return read_yaml(Path(path)).require()
 
 
+def air_limit_ml(library_path: Path, area: str | None) -> float:
+    """The single-bubble air-in-line limit (mL) of care area ``area`` in the library (0.25 mL if none)."""
+    for a in load_library(str(library_path)).care_areas:
+        if a.id == area:
+            return float(a.air_in_line.in_("mL"))
+    return 0.25
+
+
 def _fmt(x: float, unit: str, digits: int = 3) -> str:
     """A quantity text with ``digits`` significant digits (exact decimal, no exponent)."""
     if x <= 0:
@@ -170,7 +178,7 @@ class _Draw:
     def t(self, lo: float = 0.0, hi: float | None = None) -> float:
         """A random time (s, 0.1 s resolution) in [lo, hi] of the run."""
         hi = self.duration_s if hi is None else min(hi, self.duration_s)
-        return round(float(self.rng.uniform(lo, max(lo, hi))), 1)
+        return min(round(float(self.rng.uniform(lo, max(lo, hi))), 1), float(self.duration_s))
 
     def max_rate(self) -> float:
         return 1200.0 if self.mechanism == "peristaltic" else 150.0
@@ -335,7 +343,7 @@ class _Draw:
         c = self.spec.clinician
         lo = float(c.response_min.in_("s"))
         hi = float(c.late_max.in_("s")) if self.rng.random() < c.late_response else max(lo, 120.0)
-        return round(float(self.rng.uniform(lo, max(lo, hi))), 1)
+        return min(round(float(self.rng.uniform(lo, max(lo, hi))), 1), float(self.duration_s))
 
     def clinician(self, start_s: float) -> None:
         c, rng = self.spec.clinician, self.rng
