@@ -41,7 +41,7 @@ from openinfusion.sim.line import (
     water_viscosity_pa_s,
 )
 from openinfusion.sim.mechanisms import NL_PER_M3, build_mechanism, tolerance_draws
-from openinfusion.sim.motor import SimTime, VirtualEncoder, VirtualMotor
+from openinfusion.sim.motor import SimTime, VirtualEncoder, VirtualLatch, VirtualMotor
 from openinfusion.sim.params import ChannelConfig
 from openinfusion.sim.patient import VenousPressure
 from openinfusion.sim.sensors import VirtualAirDetector, VirtualDoorSwitch, VirtualPressureSensor
@@ -195,8 +195,9 @@ class VirtualChannel:
         self.air = VirtualAirDetector()
         self.door = VirtualDoorSwitch()
         self.hardware = ChannelHardware(
-            self.motor, self.encoder, self.upstream_sensor, self.downstream_sensor, self.air, self.door
-        )
+            self.motor, self.encoder, self.upstream_sensor, self.downstream_sensor, self.air, self.door,
+            VirtualLatch(self.motor),
+        )  # fmt: skip
         self._air_rng = air_rng
         self._interrupt = interrupt
         # State at the last kept sample.

@@ -189,7 +189,7 @@ class VirtualPump:
         self.annunciator.hardware_alarm = self.watchdog.expired_at is not None
         for ch in self._channels:
             if not enabled:
-                ch.motor.stop()
+                ch.motor.halt()
             ch.motor.enabled = enabled
 
     # --- controls ----------------------------------------------------------------------------------
