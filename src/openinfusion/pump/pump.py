@@ -59,6 +59,7 @@ from openinfusion.pump.library import LibrarySelection, bolus_request, check_con
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.programs import Bolus, Program, SecondaryProgram, Titration
 from openinfusion.pump.safety import SafetyMonitor, Tolerances
+from openinfusion.pump.safety import Verdict as MonitorVerdict
 from openinfusion.pump.selftest import PowerOnSelfTest, watchdog_missed
 from openinfusion.pump.sensing.occlusion import Sensitivity
 from openinfusion.pump.statechart import ChannelEvent, ChannelState
@@ -193,6 +194,7 @@ class Pump:
         self._last_service = now
         self._due = [now for _ in self.channels]  # when each channel next needs its own service
         self._depth = 0  # nesting of guarded entries (an action services the pump first)
+        self.next_full_due = now  # the next service the channels, alarms or watchdog need (not the monitor's)
 
     # --- power-on ---------------------------------------------------------------------------------
 
@@ -245,6 +247,8 @@ class Pump:
         now = self.hw.clock.now()
         if self.phase is Phase.OFF:
             return self.power_on()
+        if interrupted is not None and not interrupted and self._monitor_only(now):
+            return self._monitor_tick(now)
         window = self.hw.watchdog.window
         gap = now.since(self._last_service)
         missed = watchdog_missed(self._last_service, now, window)
@@ -267,13 +271,8 @@ class Pump:
             if interrupted is None or i in interrupted or self._due[i] <= now:
                 self._due[i] = ch.service(now)
         due += self._due
-        for verdict in self.monitor.update(now):  # the monitor has latched the motor; the alarm and FAILSAFE follow
-            detail = f"{verdict.check.id}: {verdict.detail}"
-            self._record(self.alarms.activate(AlarmCode[verdict.check.alarm], verdict.channel, now, detail))
+        for verdict in self._verdicts(now):  # the monitor has latched the motor; FAILSAFE follows
             self._due[verdict.channel] = self.channels[verdict.channel].service(now)
-        check = self.monitor.next_check(now)
-        if check is not None:
-            due.append(check)
         if self.phase is Phase.OUT_OF_SERVICE:
             for ch in self.channels:
                 if ch.state is not ChannelState.FAILSAFE:
@@ -287,7 +286,36 @@ class Pump:
             due.append(attention)
         if self._post_due is not None:
             due.append(self._post_due)
-        return min(due)
+        self.next_full_due = min(due)
+        check = self.monitor.next_check(now)
+        return self.next_full_due if check is None else min(self.next_full_due, check)
+
+    def _monitor_only(self, now: Instant) -> bool:
+        """True when a timer woke the pump for nothing but the safety monitor's own cadence."""
+        return (
+            now < self.next_full_due
+            and self._post_due is None
+            and not watchdog_missed(self._last_service, now, self.hw.watchdog.window)
+        )
+
+    def _monitor_tick(self, now: Instant) -> Instant:
+        """The monitor's own check between full services (OI-SAFE-7): it reads only its own encoder and
+        pulse-counter handles. A trip has latched the motor already; the channels are then due at once."""
+        self._last_service = now
+        if self._verdicts(now):
+            self.next_full_due = now
+        self.hw.watchdog.kick(now)
+        check = self.monitor.next_check(now)
+        return self.next_full_due if check is None else min(self.next_full_due, check)
+
+    def _verdicts(self, now: Instant) -> tuple[MonitorVerdict, ...]:
+        """Run the monitor; raise the alarm of each trip (the channel goes to FAILSAFE at its service)."""
+        verdicts = self.monitor.update(now)
+        for verdict in verdicts:
+            detail = f"{verdict.check.id}: {verdict.detail}"
+            self._record(self.alarms.activate(AlarmCode[verdict.check.alarm], verdict.channel, now, detail))
+            self._due[verdict.channel] = now
+        return verdicts
 
     def _fail_safe(self, entry: str, error: Exception) -> Instant:
         """An unexpected exception in ``entry``: latch every motor off, alarm, FAILSAFE through the table.

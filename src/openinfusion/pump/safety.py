@@ -35,7 +35,6 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
-from fractions import Fraction
 from typing import Final
 
 from openinfusion.errors import ConfigError
@@ -103,13 +102,13 @@ class Tolerances:
 
     period: Duration = MAX_PERIOD  # longest time between checks (OI-SAFE-7)
     motion_steps: int = 64  # SM-1 absolute, steps within the window
-    motion_relative: Fraction = Fraction(2, 100)  # SM-1 relative to steps issued within the window
+    motion_permille: int = 20  # SM-1 relative to steps issued within the window (2 %)
     motion_window: Duration = Duration.s(60)
     over: Volume = Volume(20_000)  # SM-2: excess beyond the profile before a trip (0.02 mL)
     credit: Volume = Volume(20_000)  # SM-2/3: the most a slow (fast) period may bank (0.02 mL)
-    rate_relative: Fraction = Fraction(2, 100)  # SM-2: rate allowance on top of one resolution step
+    rate_permille: int = 20  # SM-2: rate allowance on top of one resolution step (2 %)
     under: Volume = Volume(100_000)  # SM-3: shortfall before a trip (0.1 mL)
-    under_relative: Fraction = Fraction(10, 100)  # SM-3: rate shortfall tolerated
+    under_permille: int = 100  # SM-3: rate shortfall tolerated (10 %)
     grace: Duration = Duration.s(60)  # SM-3 not judged during the first minute after delivery (re)starts
     still_steps: int = 8  # SM-4: forward steps tolerated while nothing is authorised ("a few steps")
     reverse_steps: int = 8  # SM-5: reverse steps tolerated while delivering
@@ -135,6 +134,7 @@ class _Watch:
     model: Expectation
     t: Instant
     steps: int  # shaft position at the last check (encoder counts // counts per step)
+    volume_nl: int = 0  # the calibrated volume at that position (from the monitor's own table)
     confirmed: bool = False
     running: bool = False
     first_run: bool = True
@@ -175,7 +175,8 @@ class SafetyMonitor:
 
     def _fresh(self, i: int, now: Instant) -> _Watch:
         steps = self._hw[i].encoder.counts() // self._cal[i].counts_per_step
-        w = _Watch(Expectation(Grid(self._cal[i].resolution)), now, steps, low_steps=steps, high_steps=steps)
+        volume = self._cal[i].volume_at(steps).nl
+        w = _Watch(Expectation(Grid(self._cal[i].resolution)), now, steps, volume, low_steps=steps, high_steps=steps)
         w.hold_steps = steps
         w.mismatch.append((now, self._hw[i].motor.issued_steps() - steps, self._hw[i].motor.issued_steps()))
         return w
@@ -275,8 +276,9 @@ class SafetyMonitor:
             return
         steps = hw.encoder.counts() // cal.counts_per_step
         issued = hw.motor.issued_steps()
-        dt = max(now.since(w.t).us, 0)
-        moved = cal.volume_at(steps).nl - cal.volume_at(w.steps).nl
+        dt = max(now.us - w.t.us, 0)
+        volume = w.volume_nl if steps == w.steps else cal.volume_at(steps).nl
+        moved = volume - w.volume_nl
         free_only = False
         if moved > 0 and w.free_nl:
             free = min(moved, w.free_nl)
@@ -284,12 +286,13 @@ class SafetyMonitor:
             moved -= free
             free_only = moved == 0  # all of it was the slack take-up the monitor allows itself
         running = w.running and w.confirmed
-        before = w.model.current().rate if running else 0
+        before = after = 0
         if running:
+            before = w.model.current().rate
             w.model.advance(moved, dt)
-        else:
-            w.model.advance(min(moved, 0), 0)
-        after = w.model.current().rate if running else 0
+            after = w.model.current().rate if moved or dt else before
+        elif moved < 0:
+            w.model.advance(moved, 0)
         extra = w.model.use_allowance(dt) if running else 0
         zero = max(before, after) == 0 and extra == 0 and w.model.allowance_nl == 0
         if zero and not w.zero:
@@ -300,14 +303,14 @@ class SafetyMonitor:
         if not running and steps < w.hold_steps - tol.reverse_steps:
             w.reversed_in_hold = True
         grid = w.model.grid.step
-        allowed = (max(before, after) * (1 + tol.rate_relative) + grid) * dt / US_PER_H + extra
-        w.over_nl = max(w.over_nl + moved - int(allowed), -tol.credit.nl)
-        expected = min(before, after) * (1 - tol.under_relative) * dt / US_PER_H
-        w.under_nl = max(w.under_nl + int(expected) - moved, -tol.credit.nl) if running else 0
+        allowed = ((max(before, after) * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H + extra
+        w.over_nl = max(w.over_nl + moved - allowed, -tol.credit.nl)
+        expected = (min(before, after) * (1000 - tol.under_permille) // 1000 * dt) // US_PER_H
+        w.under_nl = max(w.under_nl + expected - moved, -tol.credit.nl) if running else 0
         w.net_nl += moved
         if running and w.model.current().volume is None:  # KVO after the program, or between its doses
-            w.kvo_nl += int((w.model.kvo * (1 + tol.rate_relative) + grid) * dt / US_PER_H)
-        w.t, w.steps = now, steps
+            w.kvo_nl += ((w.model.kvo * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H
+        w.t, w.steps, w.volume_nl = now, steps, volume
         w.mismatch.append((now, issued - steps, issued))
         while len(w.mismatch) > 1 and now.since(w.mismatch[0][0]) > tol.motion_window:
             w.mismatch.popleft()
@@ -319,15 +322,18 @@ class SafetyMonitor:
         tol, cal = self.tol, self._cal[i]
         t0, d0, issued0 = w.mismatch[0]
         _, d1, issued1 = w.mismatch[-1]
-        slack = max(tol.motion_steps, int(abs(issued1 - issued0) * tol.motion_relative))
+        slack = max(tol.motion_steps, abs(issued1 - issued0) * tol.motion_permille // 1000)
         if abs(d1 - d0) > slack:
             return Verdict(i, MOTION_MISMATCH, f"issued and encoder steps drifted {d1 - d0} apart since {t0}")
         if w.running and w.steps < w.high_steps - tol.reverse_steps:
             return Verdict(i, REVERSE_DELIVERY, f"moved {w.high_steps - w.steps} steps back while delivering")
-        backoff = cal.volume_at(w.hold_steps).nl - cal.volume_at(w.steps).nl
-        allowance = cal.max_backoff.nl + cal.volume_at(cal.reverse_slack_steps).nl + tol.over.nl
-        if not w.running and backoff > allowance:
-            return Verdict(i, REVERSE_DELIVERY, f"withdrew {Volume(backoff)} in one hold, allowed {Volume(allowance)}")
+        if not w.running and w.steps < w.hold_steps:
+            backoff = cal.volume_at(w.hold_steps).nl - w.volume_nl
+            allowance = cal.max_backoff.nl + cal.volume_at(cal.reverse_slack_steps).nl + tol.over.nl
+            if backoff > allowance:
+                return Verdict(
+                    i, REVERSE_DELIVERY, f"withdrew {Volume(backoff)} in one hold, allowed {Volume(allowance)}"
+                )
         if w.zero and w.steps - w.low_steps > tol.still_steps:
             return Verdict(i, UNAUTHORISED_MOTION, f"{w.steps - w.low_steps} steps forward, nothing authorised")
         if w.over_nl > tol.over.nl:

@@ -301,6 +301,8 @@ class Expectation:
 
     def use_allowance(self, running_us: int) -> int:
         """The PCA allowance usable over ``running_us`` of running time (nL), taken from what is left."""
+        if not self.allowance_nl:
+            return 0
         usable = min(self.allowance_nl, self.allowance_rate * running_us // US_PER_H)
         self.allowance_nl -= usable
         return usable

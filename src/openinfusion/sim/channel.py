@@ -292,6 +292,10 @@ class VirtualChannel:
             return np.zeros(0, dtype=np.int64)
         return np.abs(int_diff_from(self._block.issued, self._issued))
 
+    def discard(self) -> None:
+        """Forget the block simulated tentatively (nothing of it happened)."""
+        self._block = None
+
     def commit(self, j: int) -> None:
         """Keep the last simulated block up to and including its sample ``j``."""
         b = self._block

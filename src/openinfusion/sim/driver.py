@@ -9,14 +9,22 @@ services nothing in the core runs, which is what makes a day of infusion cost mi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from openinfusion.pump.pump import Pump
 from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Instant
 
+NEVER: Final = Instant(1 << 62)
+
 
 class Driver:
-    """Advances ``world`` and services ``pump`` (powering it on at construction)."""
+    """Advances ``world`` and services ``pump`` (powering it on at construction).
+
+    The pump's safety monitor asks for a check at least every second (its own cadence); those ticks are
+    served inside the physics' blocks (:meth:`VirtualPump.advance` with this driver as its ticker), so a
+    day of infusion still integrates in a few large blocks.
+    """
 
     def __init__(self, world: VirtualPump, pump: Pump, on_service: Callable[[], None] | None = None) -> None:
         self.world = world
@@ -24,6 +32,7 @@ class Driver:
         self.on_service = on_service
         self.due = pump.power_on()
         self.services = 0
+        self.ticks = 0
 
     @property
     def now(self) -> Instant:
@@ -39,10 +48,22 @@ class Driver:
     def run_until(self, t: Instant) -> None:
         """Integrate and service until the virtual clock reaches ``t``."""
         while self.world.now < t:
-            target = min(self.due, t)
-            reached = self.world.advance(target)
+            target = min(max(self.pump.next_full_due, self.due), t)
+            reached = self.world.advance(target, self)
             if reached < target:  # an interrupt: the channels whose devices raised it, or all if pump-wide
                 channels = [w.channel for w in self.world.last_wakes]
                 self.service(None if None in channels else frozenset(c for c in channels if c is not None))
             elif reached >= self.due:
                 self.service(frozenset())  # a timer: the channels whose time has come
+
+    # --- the ticker of VirtualPump.advance -------------------------------------------------------------
+
+    def tick_due(self) -> Instant:
+        """The next monitor-only tick (a due that is also a full service ends the block instead)."""
+        return self.due if self.due < self.pump.next_full_due else NEVER
+
+    def tick(self) -> bool:
+        """A timer tick inside a block: the pump's monitor-only service; True if it needs a full one now."""
+        self.due = self.pump.service(frozenset())
+        self.ticks += 1
+        return self.pump.next_full_due <= self.world.now
