@@ -32,6 +32,7 @@ clears. Every check here responds with FAILSAFE, which only a power cycle clears
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -176,7 +177,9 @@ class SafetyMonitor:
     def _fresh(self, i: int, now: Instant) -> _Watch:
         steps = self._hw[i].encoder.counts() // self._cal[i].counts_per_step
         volume = self._cal[i].volume_at(steps).nl
-        w = _Watch(Expectation(Grid(self._cal[i].resolution)), now, steps, volume, low_steps=steps, high_steps=steps)
+        cal = self._cal[i]
+        step_max = max(b - a for a, b in itertools.pairwise(cal.cumulative_nl))  # "done within one step", as measured
+        w = _Watch(Expectation(Grid(cal.resolution), step_max), now, steps, volume, low_steps=steps, high_steps=steps)
         w.hold_steps = steps
         w.mismatch.append((now, self._hw[i].motor.issued_steps() - steps, self._hw[i].motor.issued_steps()))
         return w
@@ -226,7 +229,7 @@ class SafetyMonitor:
         """Delivery stops (pause, alarm, end): nothing is authorised; this hold's back-off allowance starts."""
         self._observe(channel, now)
         w = self._watch[channel]
-        w.running = False
+        w.running, w.zero = False, True
         w.hold_steps = w.low_steps = w.steps
         w.reversed_in_hold = False
         w.model.allowance_nl = 0  # a PCA demand not given by now is not given
@@ -279,22 +282,24 @@ class SafetyMonitor:
         dt = max(now.us - w.t.us, 0)
         volume = w.volume_nl if steps == w.steps else cal.volume_at(steps).nl
         moved = volume - w.volume_nl
-        free_only = False
+        free_only, raw = False, moved  # the shaft's motion, slack take-up included (what SM-3 judges)
         if moved > 0 and w.free_nl:
             free = min(moved, w.free_nl)
             w.free_nl -= free
             moved -= free
             free_only = moved == 0  # all of it was the slack take-up the monitor allows itself
         running = w.running and w.confirmed
-        before = after = 0
+        lo = hi = 0
         if running:
-            before = w.model.current().rate
+            lo, hi = w.model.span()
             w.model.advance(moved, dt)
-            after = w.model.current().rate if moved or dt else before
+            if moved or dt:
+                lo2, hi2 = w.model.span()
+                lo, hi = min(lo, lo2), max(hi, hi2)
         elif moved < 0:
             w.model.advance(moved, 0)
         extra = w.model.use_allowance(dt) if running else 0
-        zero = max(before, after) == 0 and extra == 0 and w.model.allowance_nl == 0
+        zero = hi == 0 and extra == 0 and w.model.allowance_nl == 0
         if zero and not w.zero:
             w.low_steps = steps
         w.zero = zero
@@ -303,10 +308,10 @@ class SafetyMonitor:
         if not running and steps < w.hold_steps - tol.reverse_steps:
             w.reversed_in_hold = True
         grid = w.model.grid.step
-        allowed = ((max(before, after) * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H + extra
+        allowed = ((hi * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H + extra
         w.over_nl = max(w.over_nl + moved - allowed, -tol.credit.nl)
-        expected = (min(before, after) * (1000 - tol.under_permille) // 1000 * dt) // US_PER_H
-        w.under_nl = max(w.under_nl + expected - moved, -tol.credit.nl) if running else 0
+        expected = (lo * (1000 - tol.under_permille) // 1000 * dt) // US_PER_H
+        w.under_nl = max(w.under_nl + expected - raw, -tol.credit.nl) if running else 0
         w.net_nl += moved
         if running and w.model.current().volume is None:  # KVO after the program, or between its doses
             w.kvo_nl += ((w.model.kvo * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H

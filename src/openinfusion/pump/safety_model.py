@@ -200,6 +200,8 @@ class Expectation:
     """The monitor's running model of one channel's confirmed delivery."""
 
     grid: Grid
+    done_within: int = 0  # a volume-bound phase is done within this many nL of its end (one step's volume)
+    near: int = 50_000  # within this many nL of a phase's end, the next phase's rate is allowed (and expected) too
     frames: list[Frame] = field(default_factory=list)
     kvo: int = 0  # nL/h after the program's own phases (0: nothing)
     allowance_nl: int = 0  # PCA demand volume still allowed on top of the phases
@@ -266,6 +268,23 @@ class Expectation:
             return self.frames[-1].phases[0]
         return Phase(Kind.KVO, self.kvo) if self.kvo else Phase(Kind.END, 0)
 
+    def span(self) -> tuple[int, int]:
+        """The lowest and highest rate (nL/h) delivery may run at now: the current phase's, and near its end
+        (or when it is time-bound) also the next one's; the controller ends segments within a step or two
+        of the monitor, and those small differences add up over a plan."""
+        phase = self.current()
+        if phase.volume is None or phase.volume > self.near:
+            return phase.rate, phase.rate
+        following = self._following()
+        return min(phase.rate, following), max(phase.rate, following)
+
+    def _following(self) -> int:
+        top = self.frames[-1]
+        if len(top.phases) > 1:
+            return top.phases[1].rate
+        below = self.frames[-2].phases if len(self.frames) > 1 else []
+        return below[0].rate if below else self.kvo
+
     def done(self) -> bool:
         """True once every confirmed phase is done (KVO or nothing runs)."""
         self._pop_done()
@@ -274,7 +293,7 @@ class Expectation:
     def _pop_done(self) -> None:
         while self.frames:
             top = self.frames[-1]
-            while top.phases and _finished(top.phases[0]):
+            while top.phases and _finished(top.phases[0], self.done_within):
                 top.phases.pop(0)
             if top.phases:
                 return
@@ -308,7 +327,7 @@ class Expectation:
         return usable
 
 
-def _finished(ph: Phase) -> bool:
+def _finished(ph: Phase, within: int) -> bool:
     if ph.time is not None:
         return ph.time <= 0
-    return ph.volume is not None and ph.volume <= 0
+    return ph.volume is not None and ph.volume <= within
