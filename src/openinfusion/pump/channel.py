@@ -226,7 +226,7 @@ class Channel:
         self._commit(event, outcome.target, now)
 
     def fail_safe(self, now: Instant) -> None:
-        """FAULT through the table, committed even if one of the row's actions fails (each is tried).
+        """FAULT through the table, committed even if one of the row's actions fails (each is tried). OI-SAFE-9.
 
         The pump's guard calls this after an unexpected exception, having tripped the latch already.
         """
@@ -241,7 +241,7 @@ class Channel:
         self._commit(ChannelEvent.FAULT, outcome.target, now)
 
     def _commit(self, event: ChannelEvent, target: ChannelState, now: Instant) -> None:
-        """The one place a channel's state is assigned: the target of the row that fired."""
+        """The one place a channel's state is assigned: the target of the row that fired (OI-SAFE-9)."""
         source, self.state = self.state, target
         if source is not target:
             self.timers.state_since = now

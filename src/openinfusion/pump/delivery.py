@@ -113,7 +113,8 @@ class DeliveryController:
     def plan(self, steps_now: int, tracker: SegmentTracker, interval: Duration) -> Move:
         """The move that brings the displaced volume to the tracker's target ``interval`` from now.
 
-        Never moves backwards (a surplus makes the motor idle) and never passes the target.
+        Never moves backwards (a surplus makes the motor idle), never passes the target, and never runs faster
+        than the mechanism's maximum rate (OI-DEL-4).
         """
         goal = self.steps_to(tracker.target(interval))
         return Move(min(max(goal - steps_now, 0), self.cal.max_steps(interval)), interval)

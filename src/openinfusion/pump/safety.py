@@ -72,15 +72,15 @@ MOTION_MISMATCH: Final = Check(
     "steps issued by the motor driver and encoder motion disagree within a sliding window",
 )  # fmt: skip
 OVER_INFUSION: Final = Check(
-    "SM-2", "DELIVERY_ACCURACY", Response.FAILSAFE, "OI-SAFE-2",
+    "SM-2", "DELIVERY_ACCURACY", Response.FAILSAFE, "UMN-GPCA-REQ-19",
     "measured motion exceeds what the confirmed profile allows, windowed (bounded credit)",
 )  # fmt: skip
 UNDER_INFUSION: Final = Check(
-    "SM-3", "DELIVERY_ACCURACY", Response.FAILSAFE, "OI-SAFE-2",
+    "SM-3", "DELIVERY_ACCURACY", Response.FAILSAFE, "UMN-GPCA-REQ-17",
     "measured motion falls short of what the confirmed profile expects, windowed (bounded credit)",
 )  # fmt: skip
 UNAUTHORISED_MOTION: Final = Check(
-    "SM-4", "MOTION_MISMATCH", Response.FAILSAFE, "OI-ALM-12",
+    "SM-4", "MOTION_MISMATCH", Response.FAILSAFE, "OI-SAFE-5",
     "the shaft moved forward more than a few steps while the authorised rate is zero (held, paused, a zero phase)",
 )  # fmt: skip
 REVERSE_DELIVERY: Final = Check(
@@ -88,7 +88,7 @@ REVERSE_DELIVERY: Final = Check(
     "the shaft moved backward beyond this hold's back-off allowance, or at all while delivering",
 )  # fmt: skip
 VTBI_CEILING: Final = Check(
-    "SM-6", "DELIVERY_ACCURACY", Response.FAILSAFE, "OI-SAFE-4",
+    "SM-6", "DELIVERY_ACCURACY", Response.FAILSAFE, "UMN-GPCA-REQ-20",
     "net volume since confirmation exceeds the confirmed volumes plus the KVO run since",
 )  # fmt: skip
 
@@ -259,7 +259,7 @@ class SafetyMonitor:
     # --- the checks ------------------------------------------------------------------------------
 
     def next_check(self, now: Instant) -> Instant | None:
-        """When the monitor must next run (its own cadence), or None before it is armed."""
+        """When the monitor must next run: its own cadence, at most 1 s ahead (OI-SAFE-7); None before it is armed."""
         return now + self.tol.period if self._armed else None
 
     def tripped(self, channel: int) -> bool:
@@ -274,6 +274,8 @@ class SafetyMonitor:
         return verdicts
 
     def _observe(self, i: int, now: Instant) -> None:
+        """Measure channel ``i`` with the monitor's own handles and calibration, advance its own expectation,
+        update the bounded-credit windows (OI-SAFE-8: UMN-GPCA-REQ-19 over, UMN-GPCA-REQ-17 under), then judge."""
         w, hw, cal, tol = self._watch[i], self._hw[i], self._cal[i], self.tol
         if not self._armed or w.tripped:
             return
@@ -324,6 +326,8 @@ class SafetyMonitor:
             self._trip(i, found)
 
     def _judge(self, i: int, w: _Watch, now: Instant) -> Verdict | None:
+        """The checks of :data:`CHECKS` in order (OI-SAFE-1, UMN-GPCA-REQ-22, OI-SAFE-5, UMN-GPCA-REQ-19,
+        UMN-GPCA-REQ-20, UMN-GPCA-REQ-17); the first that fails is the verdict."""
         tol, cal = self.tol, self._cal[i]
         t0, d0, issued0 = w.mismatch[0]
         _, d1, issued1 = w.mismatch[-1]
@@ -352,7 +356,7 @@ class SafetyMonitor:
         return None
 
     def _trip(self, i: int, verdict: Verdict) -> None:
-        """Latch the motor off through the monitor's own path, then report (the pump raises the alarm)."""
+        """Latch the motor off through the monitor's own path, then report (the pump raises the alarm). OI-SAFE-5."""
         w = self._watch[i]
         w.tripped = True
         with contextlib.suppress(Exception):  # the latch must not raise; if a driver does, the alarm still follows

@@ -197,7 +197,7 @@ def _intermittent(p: Intermittent, kvo: FlowRate) -> list[Phase]:
 
 @dataclass(slots=True)
 class Expectation:
-    """The monitor's running model of one channel's confirmed delivery."""
+    """The monitor's running model of one channel's confirmed delivery (OI-SAFE-4, UMN-GPCA-REQ-20 ceiling)."""
 
     grid: Grid
     done_within: int = 0  # a volume-bound phase is done within this many nL of its end (one step's volume)
