@@ -16,6 +16,7 @@ import pytest
 
 from openinfusion.lab import monitor as bench
 from openinfusion.pump.alarms import AlarmCode
+from openinfusion.pump.channel import Channel
 from openinfusion.pump.delivery import DeliveryController, Move, SegmentTracker
 from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.pca import PcaProgram
@@ -146,6 +147,25 @@ def test_a_driver_stepping_while_paused_is_latched_off_within_a_second() -> None
     motor.move(5_000, Duration.s(1))  # a latched motor refuses every move
     rig.driver.run_until(rig.now + Duration.s(3))
     assert motor.issued_steps() == before
+
+
+@pytest.mark.req("OI-SAFE-5")
+def test_the_monitor_stops_the_motor_itself_even_when_the_channel_path_is_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The channel never services again (a hung controller): the alarm cannot reach it, the latch still acts."""
+    rig = Rig()
+    rig.start("100")
+    rig.run_for(Duration.min(3))
+    monkeypatch.setattr(Channel, "service", lambda self, now: now + Duration.min(5))
+    motor = rig.world.hardware.channels[0].motor
+    start = motor.issued_steps()
+    _behind_the_back(rig, 40_000, Duration.s(60))  # 2.5 mL over a minute: a runaway nobody else stops
+    assert rig.raised(AlarmCode.DELIVERY_ACCURACY)
+    assert rig.pump.channels[0].state is ChannelState.INFUSING  # the channel never heard of it
+    stopped = motor.issued_steps()
+    rig.driver.run_until(rig.now + Duration.s(30))
+    assert motor.issued_steps() == stopped < start + 4_000  # latched within seconds: no further pulse
 
 
 @pytest.mark.req("UMN-GPCA-REQ-22")
