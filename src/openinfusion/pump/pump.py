@@ -242,7 +242,9 @@ class Pump:
 
         ``interrupted`` names the channels whose devices raised the interrupt that woke the core: only
         those, and channels whose own time has come, are serviced (cost follows events, per channel).
-        ``None`` (a timer, a clinician action, a pump-wide interrupt) services every channel.
+        ``None`` (a timer, a clinician action, a pump-wide interrupt) services every channel. An empty
+        ``interrupted`` before :attr:`next_full_due` is the safety monitor's own tick: only the monitor runs
+        (its own sensor handles), and the watchdog is kicked (OI-SAFE-7).
         """
         now = self.hw.clock.now()
         if self.phase is Phase.OFF:
