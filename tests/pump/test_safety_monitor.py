@@ -20,7 +20,7 @@ from openinfusion.pump.channel import Channel
 from openinfusion.pump.delivery import DeliveryController, Move, SegmentTracker
 from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.pca import PcaProgram
-from openinfusion.pump.programs import Bolus, DoseProgram, SecondaryProgram, Titration
+from openinfusion.pump.programs import Bolus, DoseProgram, LoadingDose, SecondaryProgram, Titration
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim.firmware_faults import Runaway, dose_conversion_off_by, ignore_stop, inject_controller
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
@@ -285,5 +285,31 @@ def test_normal_delivery_never_trips_the_monitor() -> None:
     rig = Rig()
     rig.start("250", "20")
     rig.run_for(Duration.min(10))
+    assert rig.pump.channels[0].state is ChannelState.KVO
+    assert not _trips(rig)
+
+
+@pytest.mark.req("OI-SAFE-4")
+def test_loading_dose_titration_by_dose_and_a_per_kg_bolus_never_trip_the_monitor() -> None:
+    """The monitor converts the loading amount, the new dose and the bolus amount itself, per kg of this patient."""
+    rig = Rig(syringe=True)
+    conc = Concentration(Quantity.of(250, "mg"), Quantity.of(50, "mL"))
+    patient = Patient(weight=Quantity.of("73.4", "kg"))
+    loading = LoadingDose(amount=Quantity.of("0.3", "mg/kg"), pace=Duration.min(7))
+    program = DoseProgram(
+        dose=Quantity.of("0.7", "mg/kg/h"), concentration=conc, patient=patient, vtbi=Volume.ml(30), loading=loading,
+        limits=rig.limits(),
+    )  # fmt: skip
+    rig.pump.program(0, program)
+    rig.pump.start(0)
+    rig.run_for(Duration.min(3))
+    rig.pump.titrate(0, Titration(new=Quantity.of("1.1", "mg/kg/h")))  # during the loading dose
+    rig.pump.confirm_titration(0)
+    rig.run_for(Duration.min(20))
+    bolus = Bolus.request(
+        Quantity.of("0.1", "mg/kg"), Duration.min(2), rig.limits(), concentration=conc, patient=patient
+    )
+    rig.pump.bolus(0, bolus)
+    rig.run_for(Duration.h(3))
     assert rig.pump.channels[0].state is ChannelState.KVO
     assert not _trips(rig)

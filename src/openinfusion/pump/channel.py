@@ -41,8 +41,9 @@ from openinfusion.errors import InputError, InvariantError, ProgramError, Transi
 from openinfusion.pump.accounting import PCA_LEDGER_KINDS, Accounting, Bucket, Counters, bucket_for
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.confirmation import confirmed_bolus, confirmed_program, confirmed_titration
+from openinfusion.pump.confirmed import ConfirmedBolus
 from openinfusion.pump.delivery import MIN_MOVE, DeliveryController, SegmentTracker
-from openinfusion.pump.dosing import Concentration, Patient
+from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_rate, encode_volume
 from openinfusion.pump.hal import ChannelHardware, SensorHealth
 from openinfusion.pump.library import LibrarySelection
@@ -251,20 +252,26 @@ class Channel:
     def _validate(self, action: Action, payload: Payload) -> None:
         """Raise the user's error for a payload ``action`` cannot take, before anything changes."""
         match action:
-            case Action.LOAD_PROGRAM if payload is None or isinstance(payload, Titration | Bolus):
-                raise ProgramError("program", "enter_program needs a program")
+            case Action.LOAD_PROGRAM:
+                if payload is None or isinstance(payload, Titration | Bolus):
+                    raise ProgramError("program", "enter_program needs a program")
+                self.monitor.check(self.index, confirmed_program(payload, self.settings.kvo))
             case Action.HOLD_TITRATION:
                 if not isinstance(payload, Titration) or self.active is None:
                     raise ProgramError("titration", "titrate needs a Titration of the running program")
                 self.active.titrated(payload)  # raises if this program cannot take this change
+                self.monitor.check(self.index, confirmed_titration(payload))
             case Action.INSERT_BOLUS:
                 if not isinstance(payload, Bolus):
                     raise ProgramError("bolus", "bolus needs a Bolus request")
                 remaining = self.remaining()
                 if remaining is not None:
                     payload.check_against(remaining)
-            case Action.INSERT_SECONDARY if not isinstance(payload, SecondaryProgram):
-                raise ProgramError("secondary", "secondary needs a SecondaryProgram")
+                self.monitor.check(self.index, self._confirmed_bolus(payload))
+            case Action.INSERT_SECONDARY:
+                if not isinstance(payload, SecondaryProgram):
+                    raise ProgramError("secondary", "secondary needs a SecondaryProgram")
+                self.monitor.check(self.index, confirmed_program(payload, self.settings.kvo))
 
     def _act(self, action: Action, now: Instant, payload: Payload) -> None:
         match action:
@@ -427,7 +434,7 @@ class Channel:
     def _insert_bolus(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Bolus):
             raise InvariantError("insert_bolus without a bolus (validated before)")
-        self.monitor.bolus(self.index, now, confirmed_bolus(payload, self._concentration(), self.patient))
+        self.monitor.bolus(self.index, now, self._confirmed_bolus(payload))
         self._interrupt(now, (payload.segment(),), None)
         self.plans.deduct(payload.volume)  # the bolus comes from the same container: it counts towards VTBI
         self._log(now, EventKind.BOLUS_STARTED, volume=encode_volume(payload.volume), rate=encode_rate(payload.rate))
@@ -464,10 +471,14 @@ class Channel:
             self._log(now, EventKind.BOLUS_COMPLETED, delivered=encode_volume(self.counters.delivered))
         self._next_segment_from(now, base)
 
-    def _concentration(self) -> Concentration | None:
-        """The concentration of the running program, if it has one (a bolus given as an amount is of it)."""
+    def _confirmed_bolus(self, bolus: Bolus) -> ConfirmedBolus:
+        """A bolus as confirmed, with the running program's drug and patient (a bolus by amount is of it)."""
         active = self.active
-        return active.concentration if isinstance(active, DoseProgram | PcaProgram) else None
+        if isinstance(active, DoseProgram):
+            return confirmed_bolus(bolus, active.concentration, active.patient)
+        if isinstance(active, PcaProgram):
+            return confirmed_bolus(bolus, active.concentration, self.patient)
+        return confirmed_bolus(bolus, None, None)
 
     def _start_kvo(self, now: Instant) -> None:
         if self.program is None:  # PLAN_DONE fires only while a program runs

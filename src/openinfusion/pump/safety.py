@@ -42,7 +42,7 @@ from openinfusion.errors import ConfigError
 from openinfusion.pump.confirmed import ConfirmedBolus, ConfirmedProgram, ConfirmedTitration, Pca
 from openinfusion.pump.hal import ChannelHardware
 from openinfusion.pump.mechanism import MechanismCalibration
-from openinfusion.pump.safety_model import Expectation, Grid
+from openinfusion.pump.safety_model import Expectation, Grid, compile_program
 from openinfusion.units import US_PER_H, Duration, Instant, Volume
 
 MAX_PERIOD: Final = Duration.s(1)
@@ -234,6 +234,18 @@ class SafetyMonitor:
         w.reversed_in_hold = False
         w.model.allowance_nl = 0  # a PCA demand not given by now is not given
 
+    def check(self, channel: int, value: ConfirmedProgram | ConfirmedBolus | ConfirmedTitration) -> None:
+        """Raise the user's error if the monitor cannot derive its expectation from ``value`` (e.g. a per-kg dose
+        without a weight); changes nothing. The channel calls it before a transition's first action."""
+        model = self._watch[channel].model
+        match value:
+            case ConfirmedProgram():
+                compile_program(value, model.grid)
+            case ConfirmedBolus():
+                model.bolus_volume(value)
+            case ConfirmedTitration():
+                model.titration_rate(value)
+
     def bolus(self, channel: int, now: Instant, bolus: ConfirmedBolus) -> None:
         self._observe(channel, now)
         self._watch[channel].model.push_bolus(bolus)
@@ -251,8 +263,8 @@ class SafetyMonitor:
         self._observe(channel, now)
         w = self._watch[channel]
         pca = w.pca
-        if pca is None or (w.last_demand is not None and now.since(w.last_demand) < pca.lockout):
-            return
+        if pca is None or not w.running or (w.last_demand is not None and now.since(w.last_demand) < pca.lockout):
+            return  # no PCA, delivery held (no demand is given then), or within the monitor's own lockout
         w.last_demand = now
         w.model.allow_demand(w.model.grid.amount_volume(pca.demand_dose, pca.drug), pca.demand_rate)
 

@@ -223,11 +223,15 @@ class Expectation:
         self.frames.append(Frame(phases, drug))
         self._raise_ceiling(sum(ph.volume or 0 for ph in phases))
 
+    def bolus_volume(self, bolus: ConfirmedBolus) -> int:
+        """The bolus's volume (nL): the amount asked for, converted by the monitor, or the volume confirmed."""
+        if bolus.amount is not None and bolus.drug is not None:
+            return self.grid.amount_volume(bolus.amount, bolus.drug)
+        return bolus.volume.nl
+
     def push_bolus(self, bolus: ConfirmedBolus) -> None:
         """A bolus runs now, from the container of what it interrupts (deducted from it)."""
-        volume = bolus.volume.nl
-        if bolus.amount is not None and bolus.drug is not None:
-            volume = self.grid.amount_volume(bolus.amount, bolus.drug)
+        volume = self.bolus_volume(bolus)
         if self.frames:
             left = volume
             for ph in self.frames[-1].phases:
@@ -244,17 +248,23 @@ class Expectation:
         self.allowance_rate = rate.nl_per_h
         self._raise_ceiling(volume_nl)
 
-    def titrate(self, titration: ConfirmedTitration) -> None:
-        """The titratable phases of the topmost program frame run at the titration's rate."""
+    def titration_rate(self, titration: ConfirmedTitration) -> tuple[Frame, int] | None:
+        """The program frame a titration applies to and its new rate (nL/h); None without a program frame."""
         frame = next((f for f in reversed(self.frames) if f.program), None)
         if frame is None:
-            return
+            return None
         if titration.rate is not None:
-            rate = titration.rate.nl_per_h
-        elif titration.dose is not None and frame.drug is not None:
-            rate = self.grid.dose_rate(titration.dose, frame.drug)
-        else:
-            raise ProgramError("monitor.titration", "a titration needs a rate, or a dose of a dose-based program")
+            return frame, titration.rate.nl_per_h
+        if titration.dose is not None and frame.drug is not None:
+            return frame, self.grid.dose_rate(titration.dose, frame.drug)
+        raise ProgramError("monitor.titration", "a titration needs a rate, or a dose of a dose-based program")
+
+    def titrate(self, titration: ConfirmedTitration) -> None:
+        """The titratable phases of the topmost program frame run at the titration's rate."""
+        found = self.titration_rate(titration)
+        if found is None:
+            return
+        frame, rate = found
         frame.phases = [replace(ph, rate=rate) if ph.kind is Kind.MAIN else ph for ph in frame.phases]
 
     def _raise_ceiling(self, volume_nl: int) -> None:
