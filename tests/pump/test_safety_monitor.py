@@ -39,7 +39,7 @@ def _behind_the_back(rig: Rig, steps: int, over: Duration = Duration.s(10)) -> N
     rig.driver.run_until(rig.now + over + Duration.s(5))
 
 
-@pytest.mark.req("UMN-GPCA-REQ-19", "OI-SAFE-3")
+@pytest.mark.req("OI-SAFE-2", "UMN-GPCA-REQ-19", "OI-SAFE-3")
 def test_over_infusion_by_a_runaway_controller_forces_failsafe() -> None:
     rig = Rig()
     rig.start("25")
@@ -92,7 +92,7 @@ def test_a_runaway_starting_after_hours_is_caught_as_fast_as_one_after_minutes()
     assert abs(late.time_to_trip_s - early.time_to_trip_s) <= 5
 
 
-@pytest.mark.req("UMN-GPCA-REQ-17")
+@pytest.mark.req("OI-SAFE-2", "UMN-GPCA-REQ-17")
 def test_under_infusion_by_a_controller_that_stops_commanding_forces_failsafe() -> None:
     rig = Rig()
     rig.start("100")
@@ -240,7 +240,7 @@ def test_the_controller_clamps_every_move_to_the_maximum_rate() -> None:
     assert abs(fixed.steps) <= cal.max_steps(fixed.over)
 
 
-@pytest.mark.req("OI-SAFE-2", "OI-SAFE-4")
+@pytest.mark.req("OI-SAFE-4")
 def test_boluses_titrations_secondaries_pauses_and_kvo_never_trip_the_monitor() -> None:
     rig = Rig()
     rig.start("100", "40")
@@ -261,7 +261,7 @@ def test_boluses_titrations_secondaries_pauses_and_kvo_never_trip_the_monitor() 
     assert not _trips(rig)
 
 
-@pytest.mark.req("OI-SAFE-2", "OI-SAFE-4")
+@pytest.mark.req("OI-SAFE-4")
 def test_pca_demands_loading_and_basal_titration_never_trip_the_monitor() -> None:
     rig = Rig(syringe=True)
     conc = Concentration(Quantity.of(1, "mg"), Quantity.of(1, "mL"))
