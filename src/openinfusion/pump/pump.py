@@ -335,7 +335,8 @@ class Pump:
         with contextlib.suppress(Exception):
             self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, None, now, detail))
         for ch in self.channels:
-            ch.fail_safe(now)
+            with contextlib.suppress(Exception):  # the state commits before anything that could fail (logging)
+                ch.fail_safe(now)
         return now + Duration(self.hw.watchdog.window.us // 2)
 
     def _power(self, now: Instant) -> None:
