@@ -58,6 +58,7 @@ def _secondary(rig: Rig) -> SecondaryProgram:
 ENTRIES: dict[str, Callable[[Rig], object]] = {
     "service": lambda r: r.pump.service(),
     "power_on": lambda r: r.pump.power_on(),
+    "power_fail": lambda r: r.pump.power_fail(key=False),
     "program": lambda r: r.pump.program(1, r.continuous("10")),
     "begin_programming": lambda r: r.pump.begin_programming(1),
     "cancel_programming": lambda r: r.pump.cancel_programming(1),
