@@ -678,6 +678,7 @@ class Channel:
             self._clear(AlarmCode.MAX_DOSE, now)
         else:
             return
+        self.monitor.dose_limit(self.index, now, self.dose_capped)
         self._restart_segment(now)
 
     def _restart_segment(self, now: Instant) -> None:

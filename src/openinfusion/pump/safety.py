@@ -179,7 +179,8 @@ class SafetyMonitor:
         volume = self._cal[i].volume_at(steps).nl
         cal = self._cal[i]
         step_max = max(b - a for a, b in itertools.pairwise(cal.cumulative_nl))  # "done within one step", as measured
-        w = _Watch(Expectation(Grid(cal.resolution), step_max), now, steps, volume, low_steps=steps, high_steps=steps)
+        model = Expectation(Grid(cal.resolution, cal.max_rate), step_max)
+        w = _Watch(model, now, steps, volume, low_steps=steps, high_steps=steps)
         w.hold_steps = steps
         w.mismatch.append((now, self._hw[i].motor.issued_steps() - steps, self._hw[i].motor.issued_steps()))
         return w
@@ -212,11 +213,14 @@ class SafetyMonitor:
         self._watch[channel].confirmed = False
 
     def run(self, channel: int, now: Instant) -> None:
-        """Delivery (re)starts as the clinician confirmed (start, resume)."""
+        """Delivery (re)starts as the clinician confirmed (start, resume); on a resume, the rest of a PCA bolus
+        that was running is dropped, not expected (OPENPCA-R6-5-0-3)."""
         self._observe(channel, now)
         w, cal = self._watch[channel], self._cal[channel]
         if not w.confirmed:
             return
+        if not w.first_run:
+            w.model.drop_pca_boluses()
         if w.first_run:  # the syringe's slack is taken up first: it moves the shaft, not fluid
             w.free_nl += cal.volume_at(cal.slack_steps).nl
             w.first_run = False
@@ -233,6 +237,13 @@ class SafetyMonitor:
         w.hold_steps = w.low_steps = w.steps
         w.reversed_in_hold = False
         w.model.allowance_nl = 0  # a PCA demand not given by now is not given
+
+    def dose_limit(self, channel: int, now: Instant, reached: bool) -> None:
+        """The channel reports its PCA dose limit reached (``reached``) or room again (OPENPCA-R5-2-0-5): while
+        reached, the PCA boluses are halted and the confirmed KVO rate is the most allowed and all that is
+        expected. This signal can only lower the confirmed profile, never raise it (decision record 0030)."""
+        self._observe(channel, now)
+        self._watch[channel].model.restrict_to_kvo(reached)
 
     def check(self, channel: int, value: ConfirmedProgram | ConfirmedBolus | ConfirmedTitration) -> None:
         """Raise the user's error if the monitor cannot derive its expectation from ``value`` (e.g. a per-kg dose

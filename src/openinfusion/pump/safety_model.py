@@ -14,10 +14,18 @@ or a PCA demand on top of what it interrupts. Net forward motion the monitor mea
 to the top phase (withdrawal by a back-off is taken back from it), a time-bound phase (the wait
 between intermittent doses) runs on running time, and a frame whose phases are done is popped. When
 the program's own phases are done, KVO follows (if confirmed) or nothing. A bolus is deducted from the
-frame it interrupts (it comes from the same container). A confirmed titration changes the rate of the
+frame it interrupts (it comes from the same container); on a PCA program it runs *on top of* the basal
+at ``min(bolus rate + basal, Fmax)`` until its volume is in on top of the basal (OPENPCA-R5-3-0-2), and
+elsewhere instead of the rate it interrupts. A confirmed titration changes the rate of the
 titratable phases of the topmost program frame. A PCA demand the patient pressed outside the lockout
 adds an *allowance* (extra volume at up to the demand rate), not an expectation: the controller may
 still deny it on its own limits.
+
+Two PCA rules only ever *lower* what is expected. A PCA bolus (clinician bolus, demand, loading) that
+delivery stops is not resumed on Start: the monitor drops its rest itself when delivery runs again
+(OPENPCA-R6-5-0-3). While the channel reports the PCA dose limit reached (OPENPCA-R5-2-0-5), the
+PCA boluses are halted and the program is capped at the confirmed KVO rate (:meth:`Expectation.
+restrict_to_kvo`, decision record 0030): the cap can only reduce the allowance, never raise it.
 
 Everything here is exact integers (nL, nL/h, us) or fractions; nothing reads hardware or time.
 """
@@ -52,6 +60,7 @@ class Kind(Enum):
     FIXED = "fixed"  # steps, ramp, loading, intermittent doses
     WAIT = "wait"  # between intermittent doses (KVO rate or nothing)
     BOLUS = "bolus"
+    LOADING = "loading"  # a PCA loading dose (dropped like a bolus on Stop/Start and at the dose limit)
     KVO = "kvo"
     END = "end"  # nothing more is authorised
 
@@ -83,8 +92,9 @@ class Frame:
 class Grid:
     """Rounding to the mechanism's resolution and conversions, the monitor's own (exact until rounded)."""
 
-    def __init__(self, resolution: FlowRate) -> None:
+    def __init__(self, resolution: FlowRate, max_rate: FlowRate) -> None:
         self.step = resolution.nl_per_h
+        self.max_rate = max_rate.nl_per_h  # the mechanism's Fmax (nL/h), from the monitor's own calibration
 
     def rate(self, exact_nl_h: Fraction) -> int:
         """Nearest multiple of the resolution, ties to even."""
@@ -145,7 +155,7 @@ def _part(part: Part, grid: Grid, kvo: FlowRate) -> list[Phase]:
             phases = []
             if part.loading is not None:
                 loading = grid.amount_volume(part.loading, part.drug)
-                phases.append(Phase(Kind.FIXED, part.demand_rate.nl_per_h, loading))
+                phases.append(Phase(Kind.LOADING, part.demand_rate.nl_per_h, loading))
             basal = 0 if part.basal is None else grid.dose_rate(part.basal, part.drug)
             return [*phases, Phase(Kind.MAIN, basal)]
 
@@ -207,6 +217,8 @@ class Expectation:
     allowance_nl: int = 0  # PCA demand volume still allowed on top of the phases
     allowance_rate: int = 0  # nL/h the allowance may be used at
     ceiling_nl: int | None = None  # confirmed volume: program, secondaries, boluses, demands (None: unbounded)
+    pca: bool = False  # the confirmed program is a PCA (boluses on top of the basal, dropped on Stop/Start)
+    capped: bool = False  # at the PCA dose limit: nothing above the KVO rate is allowed (OPENPCA-R5-2-0-5)
 
     def confirm(self, program: ConfirmedProgram) -> None:
         """A new program: its phases, its KVO, its volume ceiling."""
@@ -215,6 +227,8 @@ class Expectation:
         self.frames = [Frame(phases, drug)]
         self.kvo = min(program.kvo.nl_per_h, last[-1]) if last else 0
         self.allowance_nl = self.allowance_rate = 0
+        self.pca = any(isinstance(part, Pca) for part in program.parts)
+        self.capped = False
         bounded = all(ph.volume is not None or ph.time is not None for ph in phases)
         self.ceiling_nl = sum(ph.volume or 0 for ph in phases) if bounded else None
 
@@ -230,7 +244,8 @@ class Expectation:
         return bolus.volume.nl
 
     def push_bolus(self, bolus: ConfirmedBolus) -> None:
-        """A bolus runs now, from the container of what it interrupts (deducted from it)."""
+        """A bolus runs now, from the container of what it interrupts (deducted from it): instead of what it
+        interrupts, or on a PCA program on top of the basal (:meth:`_on_basal`, OPENPCA-R5-3-0-2)."""
         volume = self.bolus_volume(bolus)
         if self.frames:
             left = volume
@@ -240,10 +255,45 @@ class Expectation:
                 take = min(left, ph.volume)
                 ph.volume -= take
                 left -= take
-        self.frames.append(Frame([Phase(Kind.BOLUS, bolus.rate.nl_per_h, volume)], program=False))
+        rate, total = self._on_basal(bolus.rate.nl_per_h, volume) if self.pca else (bolus.rate.nl_per_h, volume)
+        self.frames.append(Frame([Phase(Kind.BOLUS, rate, total)], program=False))
+
+    def _on_basal(self, rate: int, volume: int) -> tuple[int, int]:
+        """A PCA clinician bolus of ``volume`` nL asked at ``rate`` nL/h: it runs at ``min(rate + basal, Fmax)``
+        for as long as ``volume`` takes at what is left above the basal (rounded up), so it expects that time's
+        volume at the combined rate (OPENPCA-R5-3-0-2: open-pca-requirements.md R5.3.0(2)). The basal is the
+        confirmed (or titrated) one of the program frame, the Fmax the monitor's own calibration's."""
+        basal = next((ph.rate for f in self.frames if f.program for ph in f.phases if ph.kind is Kind.MAIN), 0)
+        total = min(rate + basal, self.grid.max_rate)
+        over_us = -(-volume * US_PER_H // (total - basal))
+        return total, total * over_us // US_PER_H
+
+    def drop_pca_boluses(self) -> None:
+        """The PCA boluses (clinician, demand, loading) running now end: a dropped rest is not expected
+        (OPENPCA-R6-5-0-3 on Stop/Start, OPENPCA-R5-2-0-5 at the dose limit). Only ever lowers the expectation."""
+        if not self.pca:
+            return
+        while self.frames and not self.frames[-1].program:
+            self.frames.pop()
+        if self.frames and self.frames[-1].phases[0].kind is Kind.LOADING:
+            self.frames[-1].phases.pop(0)
+        self.allowance_nl = 0
+
+    def restrict_to_kvo(self, capped: bool) -> None:
+        """The channel reports the PCA dose limit reached (``capped``) or room again: while capped the PCA
+        boluses are halted and nothing above the confirmed KVO rate is allowed or expected (OPENPCA-R5-2-0-5).
+        Ignored on a program that is not a PCA; it can lower the confirmed profile, never raise it."""
+        if not self.pca:
+            return
+        if capped:
+            self.drop_pca_boluses()
+        self.capped = capped
 
     def allow_demand(self, volume_nl: int, rate: FlowRate) -> None:
-        """A PCA demand the monitor allows: up to ``volume_nl`` more, at up to ``rate`` on top of the phases."""
+        """A PCA demand the monitor allows: up to ``volume_nl`` more, at up to ``rate`` on top of the phases (the
+        basal, OPENPCA-R5-2-0-2); none at the dose limit (OPENPCA-R5-2-0-5)."""
+        if self.capped:
+            return
         self.allowance_nl = volume_nl
         self.allowance_rate = rate.nl_per_h
         self._raise_ceiling(volume_nl)
@@ -284,9 +334,11 @@ class Expectation:
         of the monitor, and those small differences add up over a plan."""
         phase = self.current()
         if phase.volume is None or phase.volume > self.near:
-            return phase.rate, phase.rate
-        following = self._following()
-        return min(phase.rate, following), max(phase.rate, following)
+            lo, hi = phase.rate, phase.rate
+        else:
+            following = self._following()
+            lo, hi = min(phase.rate, following), max(phase.rate, following)
+        return (min(lo, self.kvo), min(hi, self.kvo)) if self.capped else (lo, hi)
 
     def _following(self) -> int:
         top = self.frames[-1]
