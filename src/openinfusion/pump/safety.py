@@ -10,7 +10,9 @@ So the monitor
   confirmed program (and the confirmed titrations, boluses, secondaries and PCA presses) as
   :mod:`openinfusion.pump.confirmed` values, and compiles its own expected delivery from them with its
   own arithmetic (:mod:`openinfusion.pump.safety_model`, OI-SAFE-4). The channel only tells it when
-  delivery runs or is held (statechart actions); it never tells it a rate or a volume;
+  delivery runs or is held (statechart actions), and when a PCA dose limit is reached, which can only
+  lower the allowance to the confirmed KVO rate (:meth:`SafetyMonitor.dose_limit`, decision 0030); it never
+  tells it a rate or a volume;
 * **measures with its own copy of the factory calibration** through its own HAL handles (encoder,
   driver pulse counter), the copy cross-checked by checksum against the controller's at power-on
   (OI-SAFE-6, :mod:`~openinfusion.pump.selftest`);
