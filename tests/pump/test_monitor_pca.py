@@ -7,6 +7,7 @@ and must never allow more than the confirmed profile (a runaway at the dose limi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -102,6 +103,24 @@ def test_at_the_dose_limit_a_controller_delivering_above_kvo_is_caught() -> None
     rig.run_for(Duration.min(5))
     assert any(t.startswith("SM-2") for t in _trips(rig))
     assert rig.pump.channels[0].state is ChannelState.FAILSAFE
+
+
+@pytest.mark.req("OPENPCA-R5-2-0-5", "OI-SAFE-2", "OI-SAFE-4")
+def test_a_delivery_side_that_loses_the_dose_limit_is_stopped_by_the_monitors_own_count() -> None:
+    """The channel's copy of the program loses its 1-hour limit (a single fault): it grants a second demand the 4 mg
+    limit leaves no room for. The monitor counts what it measured against the confirmed limit itself and trips."""
+    rig = _started(Rig(), basal=Quantity.parse("3 mg/h"), limit_1h=Quantity.parse("4 mg"))
+    channel = rig.pump.channels[0]
+    assert isinstance(channel.program, PcaProgram)
+    channel.program = replace(channel.program, limit_1h=None)
+    rig.pump.pca_demand(0)
+    rig.run_for(Duration.min(40))
+    assert not _trips(rig)  # 3 mL of basal and demand in the last hour: below the limit, nothing to say
+    rig.pump.pca_demand(0)  # 3 mL + 1 mL demand + the basal meanwhile: past the 4 mg limit
+    rig.run_for(Duration.min(5))
+    assert not rig.raised(AlarmCode.MAX_DOSE)  # the channel did not see the limit
+    assert any(t.startswith("SM-2") for t in _trips(rig)) and channel.state is ChannelState.FAILSAFE
+    assert rig.delivered().nl <= Volume.ml("4.1").nl  # never much past the limit (the 5 min before it counted too)
 
 
 @pytest.mark.req("OPENPCA-R6-5-0-3", "OI-SAFE-4")

@@ -85,7 +85,7 @@ def _parts(program: Program) -> tuple[Part, ...]:
                 Pca(
                     drug=_drug(program.concentration, None), demand_dose=program.demand_dose,
                     demand_rate=program.demand_rate, lockout=program.lockout, basal=program.basal,
-                    loading=program.loading,
+                    loading=program.loading, limit_1h=program.limit_1h, limit_4h=program.limit_4h,
                 ),
             )  # fmt: skip
     raise TypeError(f"no confirmed form for {type(program).__name__}")

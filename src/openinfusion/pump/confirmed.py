@@ -80,7 +80,8 @@ class Intermittent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pca:
-    """A PCA prescription: optional loading and demand doses at ``demand_rate``, optional basal dose rate."""
+    """A PCA prescription: optional loading and demand doses at ``demand_rate``, optional basal dose rate, and the
+    dose limits (amounts of the drug) over one and four hours, every source counted."""
 
     drug: Drug
     demand_dose: Quantity
@@ -88,6 +89,8 @@ class Pca:
     lockout: Duration
     basal: Quantity | None
     loading: Quantity | None
+    limit_1h: Quantity | None = None
+    limit_4h: Quantity | None = None
 
 
 Part = AtRate | OverTime | AtDose | RampTaper | Intermittent | Pca

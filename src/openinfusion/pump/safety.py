@@ -326,6 +326,8 @@ class SafetyMonitor:
         elif moved < 0:
             w.model.advance(moved, 0)
         extra = w.model.use_allowance(dt) if running else 0
+        if w.confirmed:
+            w.model.count_dose(w.t.us, now.us, moved)
         zero = hi == 0 and extra == 0 and w.model.allowance_nl == 0
         if zero and not w.zero:
             w.low_steps = steps

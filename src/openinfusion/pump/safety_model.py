@@ -25,16 +25,20 @@ Two PCA rules only ever *lower* what is expected. A PCA bolus (clinician bolus, 
 delivery stops is not resumed on Start: the monitor drops its rest itself when delivery runs again
 (OPENPCA-R6-5-0-3). While the channel reports the PCA dose limit reached (OPENPCA-R5-2-0-5), the
 PCA boluses are halted and the program is capped at the confirmed KVO rate (:meth:`Expectation.
-restrict_to_kvo`, decision record 0030): the cap can only reduce the allowance, never raise it.
+restrict_to_kvo`, decision record 0030): the cap can only reduce the allowance, never raise it. The monitor
+also counts the drug it measured itself against the confirmed dose limits (:class:`DoseWindow`) and caps at
+KVO on its own once they are exceeded, so a delivery side that never reports the limit is still stopped.
 
 Everything here is exact integers (nL, nL/h, us) or fractions; nothing reads hardware or time.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
+from typing import Final
 
 from openinfusion.errors import ProgramError
 from openinfusion.pump.confirmed import (
@@ -205,6 +209,53 @@ def _intermittent(p: Intermittent, kvo: FlowRate) -> list[Phase]:
     return phases
 
 
+BUCKET_US: Final = 10 * 1_000_000  # the monitor's dose count keeps measured motion in 10 s buckets
+
+
+class DoseWindow:
+    """The monitor's own count of the PCA drug it measured (net nL) against the confirmed dose limits over one and
+    four hours, every source counted (OPENPCA-R5-2-0-5), independent of the channel's ledger.
+
+    Motion is counted at the start of the bucket its measuring interval began in, so it leaves a window no later
+    than it was delivered: the count under-counts by at most one bucket, and the channel's ledger (which counts a
+    demand in full when granted and the rest when measured) always reaches a limit first. Running totals per
+    window: O(1) per check.
+    """
+
+    def __init__(self, limits: list[tuple[int, int]], margin: int) -> None:
+        self.windows = [(window_us, limit_nl + margin, deque[tuple[int, int]]()) for window_us, limit_nl in limits]
+        self.totals = [0] * len(limits)
+
+    def add(self, since_us: int, nl: int) -> None:
+        """Count ``nl`` measured since ``since_us`` (us of pump time)."""
+        start = since_us - since_us % BUCKET_US
+        for i, (_, _, buckets) in enumerate(self.windows):
+            if buckets and buckets[-1][0] == start:
+                buckets[-1] = (start, buckets[-1][1] + nl)
+            else:
+                buckets.append((start, nl))
+            self.totals[i] += nl
+
+    def exceeded(self, now_us: int) -> bool:
+        """True while the drug counted in ``(now - window, now]`` is above a limit (plus the margin) in any window."""
+        over = False
+        for i, (window_us, ceiling, buckets) in enumerate(self.windows):
+            while buckets and now_us - buckets[0][0] >= window_us:
+                self.totals[i] -= buckets.popleft()[1]
+            over = over or self.totals[i] > ceiling
+        return over
+
+
+def dose_window(program: ConfirmedProgram, grid: Grid, margin: int) -> DoseWindow | None:
+    """The monitor's dose count for a PCA program with dose limits (its own conversion of them), else None."""
+    pca = next((p for p in program.parts if isinstance(p, Pca)), None)
+    if pca is None:
+        return None
+    pairs = ((US_PER_H, pca.limit_1h), (4 * US_PER_H, pca.limit_4h))
+    limits = [(window, grid.amount_volume(limit, pca.drug)) for window, limit in pairs if limit is not None]
+    return DoseWindow(limits, margin) if limits else None
+
+
 @dataclass(slots=True)
 class Expectation:
     """The monitor's running model of one channel's confirmed delivery (OI-SAFE-4, UMN-GPCA-REQ-20 ceiling)."""
@@ -218,7 +269,10 @@ class Expectation:
     allowance_rate: int = 0  # nL/h the allowance may be used at
     ceiling_nl: int | None = None  # confirmed volume: program, secondaries, boluses, demands (None: unbounded)
     pca: bool = False  # the confirmed program is a PCA (boluses on top of the basal, dropped on Stop/Start)
-    capped: bool = False  # at the PCA dose limit: nothing above the KVO rate is allowed (OPENPCA-R5-2-0-5)
+    capped: bool = False  # the channel reports the PCA dose limit: nothing above KVO (OPENPCA-R5-2-0-5)
+    dose_margin: int = 20_000  # nL the monitor's own dose count may pass a limit by (measurement, rounding)
+    doses: DoseWindow | None = None  # the monitor's own count against the confirmed PCA dose limits
+    over_limit: bool = False  # that count is above a limit: nothing above KVO, whatever the channel says
 
     def confirm(self, program: ConfirmedProgram) -> None:
         """A new program: its phases, its KVO, its volume ceiling."""
@@ -228,7 +282,8 @@ class Expectation:
         self.kvo = min(program.kvo.nl_per_h, last[-1]) if last else 0
         self.allowance_nl = self.allowance_rate = 0
         self.pca = any(isinstance(part, Pca) for part in program.parts)
-        self.capped = False
+        self.capped = self.over_limit = False
+        self.doses = dose_window(program, self.grid, self.dose_margin)
         bounded = all(ph.volume is not None or ph.time is not None for ph in phases)
         self.ceiling_nl = sum(ph.volume or 0 for ph in phases) if bounded else None
 
@@ -289,10 +344,22 @@ class Expectation:
             self.drop_pca_boluses()
         self.capped = capped
 
+    def count_dose(self, since_us: int, now_us: int, moved_nl: int) -> None:
+        """Count ``moved_nl`` measured over ``(since_us, now_us]`` against the confirmed PCA dose limits; above one,
+        the PCA boluses end and nothing above KVO is allowed (OPENPCA-R5-2-0-5), with no word from the channel."""
+        if self.doses is None:
+            return
+        if moved_nl:
+            self.doses.add(since_us, moved_nl)
+        over = self.doses.exceeded(now_us)
+        if over and not self.over_limit:
+            self.drop_pca_boluses()
+        self.over_limit = over
+
     def allow_demand(self, volume_nl: int, rate: FlowRate) -> None:
         """A PCA demand the monitor allows: up to ``volume_nl`` more, at up to ``rate`` on top of the phases (the
         basal, OPENPCA-R5-2-0-2); none at the dose limit (OPENPCA-R5-2-0-5)."""
-        if self.capped:
+        if self.capped or self.over_limit:
             return
         self.allowance_nl = volume_nl
         self.allowance_rate = rate.nl_per_h
@@ -338,7 +405,7 @@ class Expectation:
         else:
             following = self._following()
             lo, hi = min(phase.rate, following), max(phase.rate, following)
-        return (min(lo, self.kvo), min(hi, self.kvo)) if self.capped else (lo, hi)
+        return (min(lo, self.kvo), min(hi, self.kvo)) if self.capped or self.over_limit else (lo, hi)
 
     def _following(self) -> int:
         top = self.frames[-1]
