@@ -74,3 +74,12 @@ class InvariantError(OpenInfusionError):
 
     Raised by explicit checks (never ``assert``); the core's guarded entry fails the channel safe on it.
     """
+
+
+class CoreFaultError(OpenInfusionError):
+    """An unexpected failure inside the pump core: the pump has failed safe (motors latched off, FAILSAFE)."""
+
+    def __init__(self, entry: str, cause: str) -> None:
+        self.entry = entry
+        self.cause = cause
+        super().__init__(f"pump failed safe in {entry}: {cause}")

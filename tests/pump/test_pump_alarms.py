@@ -207,7 +207,7 @@ def test_missed_watchdog_service_fails_safe() -> None:
     rig = Rig()
     rig.start("25")
     rig.run_for(Duration.min(1))
-    rig.world.inject(MissedTimerTick(kicks=50), None)
+    rig.world.inject(MissedTimerTick(kicks=2_000), None)  # over 10 min of kicks: the monitor has it kick every second
     rig.run_for(Duration.min(30))
     assert_stops_motor(rig, AlarmCode.WATCHDOG_FAULT)
     assert rig.pump.channels[0].state is ChannelState.FAILSAFE

@@ -1,6 +1,6 @@
-"""``openinfusion verify trumpet`` and ``openinfusion verify occlusion``: IEC 60601-2-24 tests on the virtual
-pump. Thin: it runs the tests of :mod:`openinfusion.lab`, shows progress, writes the outputs and prints a
-table."""
+"""``openinfusion verify trumpet``, ``verify occlusion`` (IEC 60601-2-24 tests) and ``verify monitor`` (the
+safety monitor under injected faults) on the virtual pump. Thin: it runs the tests of :mod:`openinfusion.lab`,
+shows progress, writes the outputs and prints a table."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from openinfusion.cli.common import console, guarded
 from openinfusion.errors import InputError
-from openinfusion.lab import accuracy, occlusion, report
+from openinfusion.lab import accuracy, monitor, occlusion, report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 verify = typer.Typer(
@@ -137,3 +138,41 @@ def occlusion_test(
     console.print(
         f"wrote {', '.join(str(p) for p in written[:2])}" + (f" and {len(written) - 2} figures" if figures else "")
     )
+
+
+@verify.command("monitor")
+@guarded()
+def monitor_test(
+    out: Annotated[Path, typer.Option(help="Output directory")] = Path("out/verify/monitor"),
+    seed: Seed = 1,
+    figures: Figures = None,
+    normal: Annotated[bool, typer.Option(help="Also run the 24 h normal-delivery cases (no false trip)")] = True,
+) -> None:
+    """The safety monitor against injected delivery-side faults (runaway 1.2x/2x from 15 min, 4 h, 12 h; target
+    jump; driver stepping while paused; corrupted calibration; dose conversion 10x), and 24 h of normal delivery
+    at 0.1, 1, 25 and 999 mL/h on LVP and syringe.
+
+    Writes monitor.json and report.html into OUT; exits 1 if a case fails.
+    """
+    _check_seed(seed)
+    results = _run_all(monitor.CASES, lambda c: c.label, lambda c, p: monitor.run_case(c, seed))
+    runs = (
+        _run_all(monitor.NORMAL, lambda s: f"normal {s.label}", lambda s, p: monitor.run_normal(s, seed, p))
+        if normal
+        else []
+    )
+    written = report.write_monitor(out, results, runs, seed, _command(), figures=figures)
+    table = Table(title=f"Safety monitor under injected faults, seed {seed}")
+    for col in ("case", "alarm", "by", "trip after", "excess", "budget", "verdict"):
+        table.add_column(col)
+    for r in results:
+        trip = "-" if r.time_to_trip_s is None else f"{r.time_to_trip_s:.1f} s"
+        table.add_row(r.case.label, r.alarm or "[bold red]none[/]", escape(r.check or "-"), trip,
+                      f"{r.excess_ml:.4f} mL", f"{r.budget_ml:.3f} mL", _verdict(r.passes))  # fmt: skip
+    for n in runs:
+        table.add_row(f"normal {n.setup.label}, {n.hours:.1f} h", "none" if n.passes else "[bold red]trip[/]",
+                      "-", "-", "-", "-", _verdict(n.passes))  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {', '.join(str(p) for p in written[:2])}")
+    if not all(r.passes for r in results) or not all(n.passes for n in runs):
+        raise typer.Exit(1)

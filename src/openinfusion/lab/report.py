@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from openinfusion.figures import save_png, style, svg
-from openinfusion.lab import accuracy, occlusion
+from openinfusion.lab import accuracy, monitor, occlusion
 from openinfusion.lab.accuracy import AccuracyResult
 from openinfusion.lab.occlusion import ECRI_BOLUS_ML, OcclusionResult
 from openinfusion.sim.run import write_json
@@ -325,3 +325,65 @@ def write_occlusion(out: Path, results: Sequence[OcclusionResult], seed: int, co
         (occlusion_figure(r), figures / f"occlusion-{r.occlusion.key}.png") for r in results
     ]  # fmt: skip
     return _write(out, "occlusion", data, occlusion_page(results, seed, command), pngs)
+
+
+# --- safety monitor -------------------------------------------------------------------------------------
+
+
+def monitor_figure(results: Sequence[monitor.CaseResult]) -> Figure:
+    """Time to trip and excess volume of every fault case, against their limits."""
+    labels = [r.case.key for r in results]
+    y = list(range(len(results)))
+    with style():
+        fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 0.28 * len(results) + 1.5), sharey=True)
+        ax_t.barh(y, [r.time_to_trip_s if r.time_to_trip_s is not None else 0.0 for r in results], color="#1f77b4")
+        ax_t.axvline(monitor.MAX_TRIP.us / 1e6, color="#c00", ls="--", lw=1, label="limit 60 s")
+        ax_t.set_xlabel("time from fault to trip (s)")
+        ax_t.set_yticks(y, labels, fontsize=7)
+        ax_t.legend(loc="lower right", fontsize=8)
+        ax_v.barh(y, [max(r.excess_ml, 0.0) for r in results], color="#ff7f0e", label="excess")
+        ax_v.scatter([r.budget_ml for r in results], y, marker="|", s=120, color="#c00", label="budget")
+        ax_v.set_xscale("symlog", linthresh=0.1)
+        ax_v.set_xlabel("excess volume (mL)")
+        ax_v.legend(loc="lower right", fontsize=8)
+        ax_t.invert_yaxis()
+        fig.tight_layout()
+    return fig
+
+
+def monitor_page(
+    results: Sequence[monitor.CaseResult], normal: Sequence[monitor.NormalResult], seed: int, command: str
+) -> str:
+    esc = html.escape
+    rows = [
+        [esc(r.case.label), esc(r.alarm or "none"), esc(r.check or "-"), _f(r.time_to_trip_s, 1),
+         _f(r.excess_ml, 4), _f(r.budget_ml, 3), _verdict(r.passes)]
+        for r in results
+    ]  # fmt: skip
+    runs = [
+        [esc(n.setup.label), _f(n.hours, 2), _f(n.displaced_ml, 2), esc("; ".join(n.trips) or "none"),
+         _verdict(n.passes)]
+        for n in normal
+    ]  # fmt: skip
+    sections = [
+        "<h2>Fault cases</h2>",
+        _table(("case", "alarm", "caught by", "time to trip (s)", "excess (mL)", "budget (mL)", "verdict"), rows),
+        svg(monitor_figure(results)),
+        "<h2>Normal delivery (no false trip allowed)</h2>",
+        _table(("configuration", "hours", "displaced (mL)", "monitor trips", "verdict"), runs),
+    ]
+    meta = {
+        "command": command, "seed": str(seed),
+        "required": "every case caught; time to trip <= 60 s; excess <= max(0.1 mL, 1 min of the programmed rate)",
+        "faults": "injected into the delivery side only (sim.firmware_faults); the monitor's inputs are untouched",
+    }  # fmt: skip
+    return _page("Safety monitor under injected faults (virtual pump)", meta, sections)
+
+
+def write_monitor(out: Path, results: Sequence[monitor.CaseResult], normal: Sequence[monitor.NormalResult],
+                  seed: int, command: str, *, figures: Path | None = None) -> list[Path]:  # fmt: skip
+    """Write ``monitor.json`` and ``report.html`` into ``out`` (and ``monitor.png`` into ``figures``)."""
+    data = {"schema": monitor.SCHEMA, "seed": seed, "method": monitor.method_json(),
+            "cases": [r.to_json() for r in results], "normal": [n.to_json() for n in normal]}  # fmt: skip
+    pngs = [] if figures is None else [(monitor_figure(results), figures / "monitor.png")]
+    return _write(out, "monitor", data, monitor_page(results, normal, seed, command), pngs)

@@ -32,6 +32,7 @@ the bounded reverse back-off after an occlusion stop (OI-ALM-3), authorised to t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -40,6 +41,8 @@ from typing import Final
 from openinfusion.errors import InputError, InvariantError, ProgramError, TransitionRefusedError
 from openinfusion.pump.accounting import PCA_LEDGER_KINDS, Accounting, Bucket, Counters, bucket_for
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
+from openinfusion.pump.confirmation import confirmed_bolus, confirmed_program, confirmed_titration
+from openinfusion.pump.confirmed import ConfirmedBolus
 from openinfusion.pump.delivery import MIN_MOVE, DeliveryController, SegmentTracker
 from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, JsonValue, encode_quantity, encode_rate, encode_volume
@@ -50,6 +53,7 @@ from openinfusion.pump.pca import DoseKind, PcaLedger, PcaProgram, decide_demand
 from openinfusion.pump.plan import PlanStack, Suspended, remainder, titrated_kinds
 from openinfusion.pump.programs import (
     Bolus,
+    DoseProgram,
     IntermittentProgram,
     KvoSettings,
     MultistepProgram,
@@ -120,6 +124,10 @@ _KVO_WARNINGS: Final = frozenset({AlarmCode.BATTERY_LOW, AlarmCode.RESERVOIR_LOW
 
 #: PCA segments Stop ends for good and a dose cap halts: a patient demand, a clinician bolus, a loading dose.
 _PCA_BOLUSES: Final = frozenset({SegmentKind.PCA_DEMAND, SegmentKind.BOLUS, SegmentKind.LOADING})
+#: The guard context FAULT is looked up with (its rows have no guard: it fires from every state but FAILSAFE).
+_ANY_CONTEXT: Final = GuardContext(
+    loaded=False, stopping_alarm=True, kvo_enabled=False, titration_pending=False, is_pca=False, titratable=False
+)
 
 #: What an event may carry: the program entered, a titration, a bolus request (a secondary is a Program).
 Payload = Program | Titration | Bolus | None
@@ -173,6 +181,7 @@ class Channel:
         self.program: Program | None = None
         self.active: Program | None = None  # the program titrations apply to (secondary while it runs)
         self.pending: Program | None = None
+        self.pending_change: Titration | None = None  # the titration entered, as confirmed (for the monitor)
         self.segment: Segment | None = None
         self.tracker: SegmentTracker | None = None
         self.plans = PlanStack()
@@ -227,19 +236,72 @@ class Channel:
         )
 
     def fire(self, event: ChannelEvent, now: Instant, payload: Payload = None) -> None:
-        """Apply ``event`` through the statechart, or log and raise the refusal (state untouched)."""
+        """Apply ``event`` through the statechart, or log and raise the refusal (state untouched).
+
+        Validate, then act, then commit (decision record 0008): everything a user can get wrong in the
+        payload is checked before the first action runs, so an expected error (``ProgramError``) changes
+        nothing; an exception once actions have begun is a defect (:class:`InvariantError`), which the
+        pump's guard answers by failing safe.
+        """
         outcome = fire(self.state, event, self.guard_context())
         if isinstance(outcome, Refusal):
             self._log(now, EventKind.EVENT_REFUSED, event=event.value, state=self.state.value, reason=outcome.reason)
             raise TransitionRefusedError(self.state.value, event.value, outcome.reason)
-        source = self.state
         for action in outcome.actions:
-            self._act(action, now, payload)
-        self.state = outcome.target
-        if source is not outcome.target:
+            self._validate(action, payload)
+        for action in outcome.actions:
+            try:
+                self._act(action, now, payload)
+            except Exception as e:
+                raise InvariantError(f"{action.value} failed mid-transition: {type(e).__name__}: {e}") from e
+        self._commit(event, outcome.target, now)
+
+    def fail_safe(self, now: Instant) -> None:
+        """FAULT through the table, committed even if one of the row's actions fails (each is tried). OI-SAFE-9.
+
+        The pump's guard calls this after an unexpected exception, having tripped the latch already.
+        """
+        if self.state is ChannelState.FAILSAFE:
+            return
+        outcome = fire(self.state, ChannelEvent.FAULT, _ANY_CONTEXT)  # FAULT rows have no guard
+        if isinstance(outcome, Refusal):
+            raise InvariantError(f"the table has no FAULT row from {self.state.value}")
+        for action in outcome.actions:
+            with contextlib.suppress(Exception):
+                self._act(action, now, None)
+        self._commit(ChannelEvent.FAULT, outcome.target, now)
+
+    def _commit(self, event: ChannelEvent, target: ChannelState, now: Instant) -> None:
+        """The one place a channel's state is assigned: the target of the row that fired (OI-SAFE-9)."""
+        source, self.state = self.state, target
+        if source is not target:
             self.timers.state_since = now
-            self._log(now, EventKind.STATE_CHANGED, source=source.value, event=event.value, target=self.state.value)
+            self._log(now, EventKind.STATE_CHANGED, source=source.value, event=event.value, target=target.value)
             self._state_left(source, now)
+
+    def _validate(self, action: Action, payload: Payload) -> None:
+        """Raise the user's error for a payload ``action`` cannot take, before anything changes."""
+        match action:
+            case Action.LOAD_PROGRAM:
+                if payload is None or isinstance(payload, Titration | Bolus):
+                    raise ProgramError("program", "enter_program needs a program")
+                self.monitor.check(self.index, confirmed_program(payload, self.settings.kvo))
+            case Action.HOLD_TITRATION:
+                if not isinstance(payload, Titration) or self.active is None:
+                    raise ProgramError("titration", "titrate needs a Titration of the running program")
+                self.active.titrated(payload)  # raises if this program cannot take this change
+                self.monitor.check(self.index, confirmed_titration(payload))
+            case Action.INSERT_BOLUS:
+                if not isinstance(payload, Bolus):
+                    raise ProgramError("bolus", "bolus needs a Bolus request")
+                remaining = self.remaining()
+                if remaining is not None:
+                    payload.check_against(remaining)
+                self.monitor.check(self.index, self._confirmed_bolus(payload))
+            case Action.INSERT_SECONDARY:
+                if not isinstance(payload, SecondaryProgram):
+                    raise ProgramError("secondary", "secondary needs a SecondaryProgram")
+                self.monitor.check(self.index, confirmed_program(payload, self.settings.kvo))
 
     def _act(self, action: Action, now: Instant, payload: Payload) -> None:
         match action:
@@ -251,6 +313,8 @@ class Channel:
                 self._start_delivery(now)
             case Action.STOP_MOTOR:
                 self._stop_motor(now)
+            case Action.LATCH_MOTOR:
+                self.hw.latch.trip()
             case Action.BACK_OFF:
                 self._back_off(now)
             case Action.HOLD_TITRATION:
@@ -258,7 +322,7 @@ class Channel:
             case Action.APPLY_TITRATION:
                 self._apply_titration(now)
             case Action.DROP_TITRATION:
-                self.pending = None
+                self.pending = self.pending_change = None
                 self.timers.titration_since = None
                 self._clear(AlarmCode.UNCONFIRMED_TITRATION, now)
                 self._log(now, EventKind.TITRATION_CANCELLED)
@@ -288,8 +352,9 @@ class Channel:
 
     def _load(self, payload: Payload, now: Instant) -> None:
         if payload is None or isinstance(payload, Titration | Bolus):
-            raise ProgramError("program", "enter_program needs a program")
+            raise InvariantError("load_program without a program (validated before)")
         program: Program = payload
+        self.monitor.confirm(self.index, now, confirmed_program(program, self.settings.kvo))
         self.program = self.active = program
         self.plans.load(program.plan())
         self.segment = self.tracker = None
@@ -297,7 +362,6 @@ class Channel:
         self.pca = PcaLedger.for_program(program) if isinstance(program, PcaProgram) else None
         self.dose_capped = self.kvo_held = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
-        self.monitor.start_program(self.index, now)
         self.timers.near_end_raised = False
         self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program), **self.context())
 
@@ -311,10 +375,11 @@ class Channel:
                     self._record(reset.events)
         if self.program is not None:
             self._log(now, EventKind.PROGRAM_CLEARED, **volumes(self.counters))
-        self.program = self.active = self.pending = None
+        self.program = self.active = self.pending = self.pending_change = None
         self.plans.clear()
         self.segment = self.tracker = None
         self.pca = None
+        self.monitor.clear(self.index, now)
 
     def _start_delivery(self, now: Instant) -> None:
         steps = self.controller.position(self.hw.encoder.counts())
@@ -323,8 +388,7 @@ class Channel:
                 move = self.controller.slack_move(SLACK_TIME)
                 self.hw.motor.move(move.steps, move.over)
                 self.controller.set_origin(steps + move.steps)
-                self.monitor.authorise(self.index, now, FlowRate(0), self.cal.volume_at(move.steps))
-                self.fixed_move_until = now + SLACK_TIME
+                self.fixed_move_until = now + move.over
             self._begin(now, self.plans.pop_next(), Volume(0))  # volume counts from the origin, after the slack
         elif self.segment is not None:
             # Resume from what was measured: volume withdrawn by a back-off or lost in a stop is not
@@ -338,18 +402,20 @@ class Channel:
                 self._begin(now, rest, base)
             elif self.plans.has_more():
                 self._next_segment_from(now, base)
-            slack = self.books.reverse_slack
-            self.monitor.authorise(self.index, now, self._rate(), slack)
-            if slack.nl:  # take the play up again, quickly, before delivery resumes (it moves no fluid)
+            if (
+                self.books.reverse_slack.nl
+            ):  # take the play up again, quickly, before delivery resumes (it moves no fluid)
                 self.books.reverse_slack = Volume(0)
-                self.hw.motor.move(self.cal.reverse_slack_steps, SLACK_TIME)
-                self.fixed_move_until = now + SLACK_TIME
+                move = self.controller.reverse_slack_move(SLACK_TIME)
+                self.hw.motor.move(move.steps, move.over)
+                self.fixed_move_until = now + move.over
+        self.monitor.run(self.index, now)
         self._log(now, EventKind.INFUSION_STARTED, rate=encode_rate(self._rate()))
 
     def _stop_motor(self, now: Instant) -> None:
         self.hw.motor.stop()
         self.fixed_move_until = None
-        self.monitor.authorise(self.index, now, FlowRate(0))
+        self.monitor.hold(self.index, now)
         data: dict[str, JsonValue] = {"delivered": encode_volume(self.counters.delivered), **volumes(self.counters)}
         segment, tracker = self.segment, self.tracker
         if isinstance(self.program, PcaProgram) and segment is not None and segment.kind in _PCA_BOLUSES:
@@ -379,14 +445,14 @@ class Channel:
         end = steps + move.steps
         self.books.reverse_slack = self.cal.volume_at(end) - self.cal.volume_at(end - dead)
         withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(end - dead)
-        self.monitor.authorise(self.index, now, FlowRate(0), Volume(-withdrawn.nl))
-        self.fixed_move_until = now + BACKOFF_TIME
+        self.fixed_move_until = now + move.over
         self._log(now, EventKind.INFUSION_STOPPED, reason="occlusion back-off", withdrawn=encode_volume(withdrawn))
 
     def _hold_titration(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Titration) or self.active is None:
-            raise ProgramError("titration", "titrate needs a Titration of the running program")
+            raise InvariantError("hold_titration without a titration (validated before)")
         self.pending = self.active.titrated(payload)
+        self.pending_change = payload
         self.timers.titration_since = now
         self._log(
             now, EventKind.TITRATION_PENDING, program=describe(self.pending), rate=encode_rate(self._rate()),
@@ -394,15 +460,16 @@ class Channel:
         )  # fmt: skip
 
     def _apply_titration(self, now: Instant) -> None:
-        pending, active = self.pending, self.active
-        if pending is None or active is None:  # the PENDING guard admits this action only with both
+        pending, active, change = self.pending, self.active, self.pending_change
+        if pending is None or active is None or change is None:  # PENDING admits this action only with all
             raise InvariantError("apply_titration without a pending titration of an active program")
+        self.monitor.titrate(self.index, now, confirmed_titration(change))
         new_rate, old_rate = pending.primary_rate(), self._rate()
         kinds = titrated_kinds(active)
         if active is self.program:
             self.program = pending
         self.active = pending
-        self.pending = None
+        self.pending = self.pending_change = None
         self.timers.titration_since = None
         self._clear(AlarmCode.UNCONFIRMED_TITRATION, now)
         self.plans.retitrate(kinds, new_rate)
@@ -419,13 +486,14 @@ class Channel:
 
     def _insert_bolus(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, Bolus):
-            raise ProgramError("bolus", "bolus needs a Bolus request")
+            raise InvariantError("insert_bolus without a bolus (validated before)")
         remaining = self.remaining()
         if remaining is not None:
             payload.check_against(remaining)
         program = self.program
         # A PCA's clinician (square) bolus runs on top of the basal (OPENPCA-R5-3-0-2); elsewhere instead of it.
         segment = program.clinician_segment(payload.volume, payload.rate) if isinstance(program, PcaProgram) else None
+        self.monitor.bolus(self.index, now, self._confirmed_bolus(payload))
         self._interrupt(now, (segment or payload.segment(),), None)
         self.plans.deduct(payload.volume)  # the bolus comes from the same container: it counts towards VTBI
         self._log(
@@ -435,7 +503,8 @@ class Channel:
 
     def _insert_secondary(self, payload: Payload, now: Instant) -> None:
         if not isinstance(payload, SecondaryProgram):
-            raise ProgramError("secondary", "secondary needs a SecondaryProgram")
+            raise InvariantError("insert_secondary without a secondary program (validated before)")
+        self.monitor.secondary(self.index, now, confirmed_program(payload, self.settings.kvo))
         self._interrupt(now, payload.plan(), self.active)
         self.active = payload
         self._log(now, EventKind.SECONDARY_STARTED, program=describe(payload), **self.context())
@@ -446,6 +515,7 @@ class Channel:
             raise InvariantError("decide_demand on a channel without a PCA program")
         infusing = self.state is ChannelState.INFUSING
         busy = self.segment is not None and self.segment.kind is SegmentKind.PCA_DEMAND
+        self.monitor.demand(self.index, now)  # the press itself: the monitor applies its own lockout
         decision = decide_demand(program, ledger, now, inhibited=busy, infusing=infusing)
         self.pca = ledger.with_demand(now, decision)
         reason = decision.reason.value if decision.reason else None
@@ -466,6 +536,15 @@ class Channel:
             )  # fmt: skip
         self._next_segment_from(now, base)
 
+    def _confirmed_bolus(self, bolus: Bolus) -> ConfirmedBolus:
+        """A bolus as confirmed, with the running program's drug and patient (a bolus by amount is of it)."""
+        active = self.active
+        if isinstance(active, DoseProgram):
+            return confirmed_bolus(bolus, active.concentration, active.patient)
+        if isinstance(active, PcaProgram):
+            return confirmed_bolus(bolus, active.concentration, self.patient)
+        return confirmed_bolus(bolus, None, None)
+
     def _start_kvo(self, now: Instant) -> None:
         if self.program is None:  # PLAN_DONE fires only while a program runs
             raise InvariantError("start_kvo without a program")
@@ -474,7 +553,6 @@ class Channel:
         base = self.controller.carry_into(self.tracker, measured) if self.tracker else measured
         self.segment = Segment(kind=SegmentKind.PRIMARY, rate=rate, label="KVO")
         self.tracker = SegmentTracker(rate=rate, limit=None, duration=None, base=base)
-        self.monitor.authorise(self.index, now, rate)
         self._log(now, EventKind.KVO_STARTED, rate=encode_rate(rate))
 
     # --- plan mechanics ---------------------------------------------------------------------------
@@ -518,7 +596,6 @@ class Channel:
             rate = min(rate, kvo_rate_for(self.program, self.settings.kvo))
         self.segment = segment
         self.tracker = SegmentTracker(rate=rate, limit=segment.volume, duration=segment.duration, base=base)
-        self.monitor.authorise(self.index, now, rate)
         if previous != rate:
             self._log(now, EventKind.RATE_CHANGED, rate=encode_rate(rate), segment=segment.label)
 
@@ -621,6 +698,7 @@ class Channel:
             self._clear(AlarmCode.MAX_DOSE, now)
         else:
             return
+        self.monitor.dose_limit(self.index, now, self.dose_capped)
         self._restart_segment(now)
 
     def _follow_table_4(self, now: Instant) -> None:

@@ -22,6 +22,11 @@ long stall is never "caught up" as a bolus.
 Moves never overshoot: the controller commands the largest step count whose calibrated volume does
 not exceed the target, so the delivered volume never passes the segment's (and the VTBI's) volume;
 a segment is complete when it is within one step's volume of its end.
+
+Every move is clamped to the mechanism's maximum rate (OI-DEL-4): a delivery move is cut to the steps
+the maximum rate allows in its interval (being behind is made up no faster than that), and a fixed move
+(slack take-up, back-off) is stretched in time instead, so that whatever target a fault produces, the
+motor never runs faster than the mechanism is rated for.
 """
 
 from __future__ import annotations
@@ -108,10 +113,11 @@ class DeliveryController:
     def plan(self, steps_now: int, tracker: SegmentTracker, interval: Duration) -> Move:
         """The move that brings the displaced volume to the tracker's target ``interval`` from now.
 
-        Never moves backwards (a surplus makes the motor idle) and never passes the target.
+        Never moves backwards (a surplus makes the motor idle), never passes the target, and never runs faster
+        than the mechanism's maximum rate (OI-DEL-4).
         """
         goal = self.steps_to(tracker.target(interval))
-        return Move(max(goal - steps_now, 0), interval)
+        return Move(min(max(goal - steps_now, 0), self.cal.max_steps(interval)), interval)
 
     def carry_into(self, tracker: SegmentTracker, measured: Volume) -> Volume:
         """The base for the next segment: the old target, unless the deficit exceeds ``max_carry``."""
@@ -147,14 +153,24 @@ class DeliveryController:
 
     def slack_move(self, over: Duration) -> Move:
         """The fast forward move that takes up backlash and plunger compliance at start (OI-DEL-3)."""
-        return Move(self.cal.slack_steps, over)
+        return self._stretched(self.cal.slack_steps, over)
 
     def backoff_move(self, volume: Volume, steps_now: int, over: Duration) -> Move:
         """A reverse move withdrawing at most ``volume`` (bounded by the calibration's max back-off)."""
         volume = min(volume, self.cal.max_backoff)
         here = self.cal.volume_at(steps_now)
         goal = self.cal.steps_for(Volume(here.nl - volume.nl))
-        return Move(min(goal - steps_now, 0), over)
+        return self._stretched(min(goal - steps_now, 0), over)
+
+    def reverse_slack_move(self, over: Duration) -> Move:
+        """The fast forward move that takes up the drive's play again after a back-off (moves no fluid)."""
+        return self._stretched(self.cal.reverse_slack_steps, over)
+
+    def _stretched(self, steps: int, over: Duration) -> Move:
+        """``steps`` over ``over``, or over longer if that would be faster than the maximum rate."""
+        while abs(steps) > self.cal.max_steps(over):
+            over = Duration(over.us * 2)
+        return Move(steps, over)
 
 
 def segment_end_time(now: Instant, tracker: SegmentTracker) -> Instant | None:

@@ -71,6 +71,23 @@ class Motor(Protocol):
         ...
 
 
+class SafetyLatch(Protocol):
+    """The safety monitor's own path to a channel's motor power stage (OI-SAFE-5).
+
+    Independent of the step/direction driver the delivery controller commands: on real hardware a gate
+    that removes the power stage's enable line, driven from the monitor's own output pin. Once tripped it
+    stays tripped until power-off, and every later :meth:`Motor.move` is refused by the hardware.
+    """
+
+    def trip(self) -> None:
+        """Disable the motor now, latched until power-off. Must not raise and must not block."""
+        ...
+
+    def tripped(self) -> bool:
+        """True once :meth:`trip` has taken effect."""
+        ...
+
+
 class Encoder(Protocol):
     """Shaft encoder on the pumping mechanism (independent of the driver's pulse counter)."""
 
@@ -271,6 +288,7 @@ class ChannelHardware:
     downstream: PressureSensor
     air: AirDetector
     door: DoorSwitch
+    latch: SafetyLatch
     flow: FlowSensor | None = None
     temperature: TemperatureSensor | None = None
 

@@ -13,13 +13,14 @@ last entry is the volume of one full revolution. All volumes are integer nanolit
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 from itertools import pairwise
 
 from openinfusion.errors import ConfigError
-from openinfusion.units import ZERO_VOLUME, FlowRate, Volume
+from openinfusion.units import ZERO_VOLUME, Duration, FlowRate, Volume
 
 
 class MechanismKind(Enum):
@@ -94,6 +95,19 @@ class MechanismCalibration:
             else:
                 lo = mid + 1
         return revs * self.steps_per_rev + lo
+
+    def checksum(self) -> str:
+        """SHA-256 (hex) of every field in a fixed text form: two copies agree only if identical (OI-SAFE-6)."""
+        fields = (
+            self.kind.value, self.steps_per_rev, self.counts_per_step, ",".join(map(str, self.cumulative_nl)),
+            self.min_rate.nl_per_h, self.max_rate.nl_per_h, self.resolution.nl_per_h, self.slack_steps,
+            self.reverse_slack_steps, self.max_backoff.nl, None if self.container is None else self.container.nl,
+        )  # fmt: skip
+        return hashlib.sha256("|".join(map(str, fields)).encode("ascii")).hexdigest()
+
+    def max_steps(self, over: Duration) -> int:
+        """The most steps a move of duration ``over`` may take at the maximum rate (mean step volume, rounded down)."""
+        return self.max_rate.volume_in(over).nl * self.steps_per_rev // self.cumulative_nl[-1]
 
     def round_rate(self, rate: FlowRate) -> FlowRate:
         """``rate`` rounded to the nearest multiple of ``resolution`` (ties to even)."""

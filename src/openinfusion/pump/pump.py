@@ -15,19 +15,40 @@ alarm changes (audio pause end, escalation), the annunciator, and the watchdog k
 
 Until the power-on self-test passes, every channel action is refused; a failed self-test leaves
 every channel in FAILSAFE with a SELF_TEST_FAILED alarm naming the failed items (OI-POST-1).
+
+One guarded entry (OI-SAFE-9): every public method (service, power-on, each clinician action, library
+receive) runs inside :func:`_entry`. An error a user can cause (:class:`~openinfusion.errors.InputError`,
+:class:`~openinfusion.errors.TransitionRefusedError`) reaches the caller unchanged and fails nothing.
+Any other exception is a defect or a failed device: every motor is latched off through its safety latch
+(a path that cannot raise), a SYSTEM_FAULT alarm names the entry and the exception, and every channel goes
+to FAILSAFE through the FAULT row of its table; an action then raises
+:class:`~openinfusion.errors.CoreFaultError`, ``service`` returns its next due time.
+
+The safety monitor runs on its own cadence: while the pump runs, :meth:`Pump.service` returns no later
+than the monitor's next check (at most 1 s ahead), whatever the channels need (OI-SAFE-7).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Final
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from openinfusion.druglib.package import LibraryIdentity as DrugLibraryIdentity
-from openinfusion.errors import ConfigError, DoseLimitError, ProgramError, TransitionRefusedError
+from openinfusion.errors import (
+    ConfigError,
+    CoreFaultError,
+    DoseLimitError,
+    InputError,
+    InvariantError,
+    ProgramError,
+    TransitionRefusedError,
+)
 from openinfusion.pump.alarms import AlarmCode, AlarmEvent, AlarmManager
 from openinfusion.pump.channel import Channel, ChannelSettings, describe, selection_json
 from openinfusion.pump.ders import LibraryEvent, LibraryEventKind, LibrarySlot, StoredLibraries, Verdict
@@ -38,12 +59,51 @@ from openinfusion.pump.library import LibrarySelection, bolus_request, check_con
 from openinfusion.pump.mechanism import MechanismCalibration
 from openinfusion.pump.programs import Bolus, Program, SecondaryProgram, Titration
 from openinfusion.pump.safety import SafetyMonitor, Tolerances
+from openinfusion.pump.safety import Verdict as MonitorVerdict
 from openinfusion.pump.selftest import PowerOnSelfTest, watchdog_missed
 from openinfusion.pump.sensing.occlusion import Sensitivity
 from openinfusion.pump.statechart import ChannelEvent, ChannelState
 from openinfusion.units import Duration, Instant, Volume
 
 MAX_CHANNELS: Final = 4
+#: Errors a user can cause: they reach the caller unchanged and fail nothing safe.
+EXPECTED_ERRORS: Final = (InputError, TransitionRefusedError)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _entry(
+    *, fails_to_due: bool = False
+) -> Callable[[Callable[Concatenate[Pump, P], R]], Callable[Concatenate[Pump, P], R]]:
+    """The one guard around every public entry of the core (OI-SAFE-9); see the module docstring.
+
+    ``fails_to_due``: after failing safe, return the next due time (``service``, ``power_on``) instead of
+    raising :class:`CoreFaultError`. Nested entries (an action services the pump first) pass through to
+    the outermost guard.
+    """
+
+    def wrap(method: Callable[Concatenate[Pump, P], R]) -> Callable[Concatenate[Pump, P], R]:
+        @functools.wraps(method)
+        def guarded(self: Pump, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._depth:
+                return method(self, *args, **kwargs)
+            self._depth += 1
+            try:
+                return method(self, *args, **kwargs)
+            except EXPECTED_ERRORS:
+                raise
+            except Exception as error:
+                due = self._fail_safe(method.__name__, error)
+                if fails_to_due:
+                    return due  # type: ignore[return-value]  # only on methods returning Instant
+                raise CoreFaultError(method.__name__, f"{type(error).__name__}: {error}") from error
+            finally:
+                self._depth -= 1
+
+        return guarded
+
+    return wrap
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +160,11 @@ class Pump:
         library_package: bytes | StoredLibraries | None = None,
         *,
         log: EventLog | None = None,
+        monitor_calibrations: tuple[MechanismCalibration, ...] | None = None,
     ) -> None:
-        """``log`` is the event log kept in non-volatile memory by an earlier boot (a new one if None)."""
+        """``calibrations`` are the controller's; ``monitor_calibrations`` the safety monitor's own copy (read
+        from its own storage on a real pump; by default a copy of the controller's), checked equal at POST.
+        ``log`` is the event log kept in non-volatile memory by an earlier boot (a new one if None)."""
         if not (len(hw.channels) == len(calibrations) == len(config.channels)):
             raise ConfigError("pump.channels", "hardware, calibrations and settings must list the same channels")
         self.hw = hw
@@ -116,7 +179,8 @@ class Pump:
         identity = None if active is None else _log_identity(active.identity)
         self.log = log if log is not None else EventLog(config.pump_id, config.time_origin, identity)
         self.alarms = AlarmManager(len(hw.channels), now)
-        self.monitor = SafetyMonitor(hw.channels, calibrations, config.tolerances)
+        own = monitor_calibrations if monitor_calibrations is not None else tuple(replace(c) for c in calibrations)
+        self.monitor = SafetyMonitor(hw.channels, own, config.tolerances)
         self.channels = tuple(
             Channel(
                 index=i,
@@ -138,9 +202,12 @@ class Pump:
         self._due = [now for _ in self.channels]  # when each channel next needs its own service
         self._on_battery_logged = False  # the supply last logged was the battery
         self._battery_warned = self._battery_empty = False  # latched on battery until mains returns
+        self._depth = 0  # nesting of guarded entries (an action services the pump first)
+        self.next_full_due = now  # the next service the channels, alarms or watchdog need (not the monitor's)
 
     # --- power ------------------------------------------------------------------------------------
 
+    @_entry(fails_to_due=True)
     def power_on(self) -> Instant:
         """Start the power-on self-test; returns when the pump next needs service.
 
@@ -153,13 +220,14 @@ class Pump:
             charge_permille=status.charge_permille,
         )  # fmt: skip
         self.phase = Phase.SELF_TEST
-        self._post = PowerOnSelfTest(self.hw, self.cal)
+        self._post = PowerOnSelfTest(self.hw, self.cal, self.monitor.calibrations)
         ok, detail = self._library_integrity()
         self._post_due = self._post.begin(now, ok, detail)
         self._last_service = now
         self.hw.watchdog.kick(now)
         return self._post_due
 
+    @_entry()
     def power_fail(self, *, key: bool) -> None:
         """The supply is going: stop every motor and record why (the supply supervisor's early-warning interrupt,
         run on hold-up energy). ``key`` is True for an orderly switch-off with the power key.
@@ -203,13 +271,15 @@ class Pump:
         return True, "no library stored"
 
     def _finish_post(self, now: Instant) -> None:
-        assert self._post is not None
+        if self._post is None:
+            raise InvariantError("the self-test finishes only after it began")
         report = self._post.finish(now)
         self._post = self._post_due = None
         for item in report.items:
             self.log.append(now, EventKind.SELF_TEST, None, item=item.name, passed=item.passed, detail=item.detail)
         if report.passed:
             self.phase = Phase.RUNNING
+            self.monitor.arm(now)
             return
         self.phase = Phase.OUT_OF_SERVICE
         failed = "; ".join(f"{i.name}: {i.detail}" if i.detail else i.name for i in report.failures)
@@ -217,16 +287,21 @@ class Pump:
 
     # --- the service loop -------------------------------------------------------------------------
 
+    @_entry(fails_to_due=True)
     def service(self, interrupted: Collection[int] | None = None) -> Instant:
         """Bring the pump up to the clock's present; returns when it next needs service.
 
         ``interrupted`` names the channels whose devices raised the interrupt that woke the core: only
         those, and channels whose own time has come, are serviced (cost follows events, per channel).
-        ``None`` (a timer, a clinician action, a pump-wide interrupt) services every channel.
+        ``None`` (a timer, a clinician action, a pump-wide interrupt) services every channel. An empty
+        ``interrupted`` before :attr:`next_full_due` is the safety monitor's own tick: only the monitor runs
+        (its own sensor handles), and the watchdog is kicked (OI-SAFE-7).
         """
         now = self.hw.clock.now()
         if self.phase is Phase.OFF:
             return self.power_on()
+        if interrupted is not None and not interrupted and self._monitor_only(now):
+            return self._monitor_tick(now)
         window = self.hw.watchdog.window
         gap = now.since(self._last_service)
         missed = watchdog_missed(self._last_service, now, window)
@@ -247,13 +322,10 @@ class Pump:
         for ch in self.channels:
             i = ch.index
             if interrupted is None or i in interrupted or self._due[i] <= now:
-                self._due[i] = self._guarded(ch, now)
+                self._due[i] = ch.service(now)
         due += self._due
-        for verdict in self.monitor.update(now):
-            ch = self.channels[verdict.channel]
-            detail = f"{verdict.check.id}: {verdict.detail}"
-            self._record(self.alarms.activate(AlarmCode[verdict.check.alarm], verdict.channel, now, detail))
-            ch.service(now)
+        for verdict in self._verdicts(now):  # the monitor has latched the motor; FAILSAFE follows
+            self._due[verdict.channel] = self.channels[verdict.channel].service(now)
         if self.phase is Phase.OUT_OF_SERVICE:
             for ch in self.channels:
                 if ch.state is not ChannelState.FAILSAFE:
@@ -267,23 +339,56 @@ class Pump:
             due.append(attention)
         if self._post_due is not None:
             due.append(self._post_due)
-        return min(due)
+        self.next_full_due = min(due)
+        check = self.monitor.next_check(now)
+        return self.next_full_due if check is None else min(self.next_full_due, check)
 
-    def _guarded(self, ch: Channel, now: Instant) -> Instant:
-        """Service ``ch``; a failure inside the core or a device driver is a SYSTEM_FAULT (failsafe),
-        never an exception that leaves the motor running."""
-        try:
-            return ch.service(now)
-        except Exception as e:
-            ch.hw.motor.stop()
-            detail = f"channel {ch.index + 1}: {type(e).__name__}: {e}"
-            self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, None, now, detail[:200]))
-            if ch.state is not ChannelState.FAILSAFE:
-                try:
-                    ch.fire(ChannelEvent.FAULT, now)
-                except Exception:
-                    ch.state = ChannelState.FAILSAFE
-            return now + Duration(self.hw.watchdog.window.us // 2)
+    def _monitor_only(self, now: Instant) -> bool:
+        """True when a timer woke the pump for nothing but the safety monitor's own cadence."""
+        return (
+            now < self.next_full_due
+            and self._post_due is None
+            and not watchdog_missed(self._last_service, now, self.hw.watchdog.window)
+        )
+
+    def _monitor_tick(self, now: Instant) -> Instant:
+        """The monitor's own check between full services (OI-SAFE-7): it reads only its own encoder and
+        pulse-counter handles. A trip has latched the motor already; the channels are then due at once."""
+        self._last_service = now
+        if self._verdicts(now):
+            self.next_full_due = now
+        self.hw.watchdog.kick(now)
+        check = self.monitor.next_check(now)
+        return self.next_full_due if check is None else min(self.next_full_due, check)
+
+    def _verdicts(self, now: Instant) -> tuple[MonitorVerdict, ...]:
+        """Run the monitor; raise the alarm of each trip (the channel goes to FAILSAFE at its service)."""
+        verdicts = self.monitor.update(now)
+        for verdict in verdicts:
+            detail = f"{verdict.check.id}: {verdict.detail}"
+            self._record(self.alarms.activate(AlarmCode[verdict.check.alarm], verdict.channel, now, detail))
+            self._due[verdict.channel] = now
+        return verdicts
+
+    def _fail_safe(self, entry: str, error: Exception) -> Instant:
+        """An unexpected exception in ``entry``: latch every motor off, alarm, FAILSAFE through the table.
+
+        Every step is independent of the others: the latches first (they cannot raise), then the alarm and
+        the FAULT transitions, each of which commits even if one of its actions fails (logged).
+        """
+        for ch in self.channels:
+            with contextlib.suppress(Exception):
+                ch.hw.latch.trip()
+        now = self._last_service
+        with contextlib.suppress(Exception):
+            now = max(self.hw.clock.now(), now)
+        detail = f"{entry}: {type(error).__name__}: {error}"[:200]
+        with contextlib.suppress(Exception):
+            self._record(self.alarms.activate(AlarmCode.SYSTEM_FAULT, None, now, detail))
+        for ch in self.channels:
+            with contextlib.suppress(Exception):  # the state commits before anything that could fail (logging)
+                ch.fail_safe(now)
+        return now + Duration(self.hw.watchdog.window.us // 2)
 
     def _power(self, now: Instant) -> None:
         """Battery alarms from the gauge and, independently, from the supply rail (OI-ALM-8, R7.3.0(4)).
@@ -338,6 +443,7 @@ class Pump:
         """The active library's owner, name, version and hash (shown on the pump's screen)."""
         return None if self.library.active is None else self.library.active.identity
 
+    @_entry()
     def receive_library(self, package: bytes) -> LibraryEvent:
         """A library package from the server: verified and staged, or refused (the active one stays)."""
         self.service()
@@ -408,7 +514,8 @@ class Pump:
             if request.bolus is not None:
                 ders = bolus_request(request.selection, request.bolus, ch.patient, ch.active, active.index)
             else:
-                assert request.program is not None
+                if request.program is None:
+                    raise InvariantError("a DERS request has a program or a bolus")
                 ders = request_for(request.selection, request.program, request.patient or ch.patient, active.index)
             result = active.index.check(ders)
         except ProgramError as e:
@@ -460,6 +567,7 @@ class Pump:
         ch.fire(event, now, payload)
         ch.service(now)
 
+    @_entry()
     def program(
         self,
         channel: int,
@@ -508,9 +616,11 @@ class Pump:
             raise ConfigError("channel", f"this pump has channels 1..{len(self.channels)}, not {channel + 1}")
         return self.channels[channel]
 
+    @_entry()
     def begin_programming(self, channel: int) -> None:
         self._act(channel, ChannelEvent.BEGIN_PROGRAMMING)
 
+    @_entry()
     def cancel_programming(self, channel: int) -> None:
         """Abandon the program being entered; after a limit alert this is an averted error (DERS_CANCEL)."""
         ch = self._channel(channel)
@@ -519,18 +629,23 @@ class Pump:
             self.log.append(self.hw.clock.now(), EventKind.DERS_CANCEL, channel)
             ch.alerted = False
 
+    @_entry()
     def start(self, channel: int) -> None:
         self._act(channel, ChannelEvent.START)
 
+    @_entry()
     def pause(self, channel: int) -> None:
         self._act(channel, ChannelEvent.PAUSE)
 
+    @_entry()
     def resume(self, channel: int) -> None:
         self._act(channel, ChannelEvent.RESUME)
 
+    @_entry()
     def clear(self, channel: int) -> None:
         self._act(channel, ChannelEvent.CLEAR)
 
+    @_entry()
     def titrate(self, channel: int, change: Titration, *, override_reason: str | None = None) -> None:
         """Enter a new rate or dose; checked against the library, effective only on :meth:`confirm_titration`.
 
@@ -544,12 +659,15 @@ class Pump:
             self._gate(ch, self.hw.clock.now(), Request(new, selection, None, override_reason, None), "titration")
         self._act(channel, ChannelEvent.TITRATE, change)
 
+    @_entry()
     def confirm_titration(self, channel: int) -> None:
         self._act(channel, ChannelEvent.CONFIRM_TITRATION)
 
+    @_entry()
     def cancel_titration(self, channel: int) -> None:
         self._act(channel, ChannelEvent.CANCEL_TITRATION)
 
+    @_entry()
     def bolus(self, channel: int, bolus: Bolus, *, override_reason: str | None = None) -> None:
         """A clinician bolus from the running infusion, checked against the library's bolus limits.
 
@@ -567,6 +685,7 @@ class Pump:
             self._gate(ch, self.hw.clock.now(), request, "bolus")
         self._act(channel, ChannelEvent.BOLUS, bolus)
 
+    @_entry()
     def secondary(
         self,
         channel: int,
@@ -588,15 +707,18 @@ class Pump:
             ch.secondary_selection = previous
             raise
 
+    @_entry()
     def pca_demand(self, channel: int) -> None:
         """The patient pressed the demand button; given or denied, it is logged (OI-PCA-1)."""
         self._act(channel, ChannelEvent.PCA_DEMAND)
 
+    @_entry()
     def audio_pause(self) -> None:
         """Silence alarm signals for 2 minutes (re-announced if the conditions persist)."""
         self.service()
         self._record(self.alarms.audio_pause(self.hw.clock.now()))
 
+    @_entry()
     def reset_alarm(self, channel: int | None, code: AlarmCode) -> bool:
         """Operator reset of a latched alarm; False (and logged) if refused."""
         self.service()

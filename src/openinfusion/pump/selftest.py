@@ -1,7 +1,8 @@
 """Power-on self-test (POST) and watchdog supervision (OI-POST-1, OI-POST-2).
 
 POST runs in two phases because the core never waits: :meth:`PowerOnSelfTest.begin` performs the
-static checks (stored configuration digest, drug library integrity, battery, audio, air detectors)
+static checks (stored configuration digest, drug library integrity, the controller's calibration against
+the safety monitor's own copy by checksum (OI-SAFE-6), battery, audio, air detectors)
 and starts a small forward motor move on every channel; :meth:`PowerOnSelfTest.finish`, called once
 the move has had time to complete, checks that each encoder followed its motor, reverses the move,
 and judges the pressure sensors on the samples taken meanwhile (healthy, within a plausible range,
@@ -58,9 +59,15 @@ class PostReport:
 class PowerOnSelfTest:
     """Two-phase POST over the pump's hardware."""
 
-    def __init__(self, hw: PumpHardware, calibrations: tuple[MechanismCalibration, ...]) -> None:
+    def __init__(
+        self,
+        hw: PumpHardware,
+        calibrations: tuple[MechanismCalibration, ...],
+        monitor_calibrations: tuple[MechanismCalibration, ...],
+    ) -> None:
         self.hw = hw
         self.cal = calibrations
+        self.monitor_cal = monitor_calibrations
         self._items: list[PostItem] = []
         self._start: list[int] = []
 
@@ -70,6 +77,10 @@ class PowerOnSelfTest:
         digest_ok = hashlib.sha256(hw.storage.read_config()).digest() == hw.storage.config_digest()
         self._items.append(PostItem("configuration", digest_ok, "" if digest_ok else "stored digest mismatch"))
         self._items.append(PostItem("drug library", library_ok, library_detail))
+        for i, (mine, theirs) in enumerate(zip(self.cal, self.monitor_cal, strict=True)):
+            a, b = mine.checksum(), theirs.checksum()
+            detail = f"checksum {a[:12]}" if a == b else f"controller {a[:12]} != monitor {b[:12]}"
+            self._items.append(PostItem(f"channel {i + 1} calibration", a == b, detail))
         power = hw.power.status()
         battery_ok = not power.cell_fault and (power.on_mains or power.charge_permille > 0)
         self._items.append(

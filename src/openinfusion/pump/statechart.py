@@ -83,6 +83,7 @@ class Action(Enum):
     DISCARD_PROGRAM = "discard_program"
     START_DELIVERY = "start_delivery"
     STOP_MOTOR = "stop_motor"
+    LATCH_MOTOR = "latch_motor"  # trip the channel's safety latch: the motor cannot move until power-off
     BACK_OFF = "back_off"  # relieve line pressure after an occlusion stop
     HOLD_TITRATION = "hold_titration"  # keep the old rate, start the confirmation timer
     APPLY_TITRATION = "apply_titration"
@@ -194,7 +195,7 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(S.ALARM, E.CLEAR, NO_ALARM, S.IDLE, (A.DISCARD_PROGRAM,)),
     # faults: from every state but FAILSAFE
     *(
-        Transition(s, E.FAULT, None, S.FAILSAFE, (A.STOP_MOTOR, A.FAILSAFE))
+        Transition(s, E.FAULT, None, S.FAILSAFE, (A.LATCH_MOTOR, A.STOP_MOTOR, A.FAILSAFE))
         for s in ChannelState
         if s is not ChannelState.FAILSAFE
     ),

@@ -42,7 +42,7 @@ from openinfusion.sim.line import (
     water_viscosity_pa_s,
 )
 from openinfusion.sim.mechanisms import NL_PER_M3, build_mechanism, tolerance_draws
-from openinfusion.sim.motor import SimTime, VirtualEncoder, VirtualMotor
+from openinfusion.sim.motor import SimTime, VirtualEncoder, VirtualLatch, VirtualMotor
 from openinfusion.sim.params import ChannelConfig
 from openinfusion.sim.patient import VenousPressure
 from openinfusion.sim.sensors import (
@@ -210,7 +210,7 @@ class VirtualChannel:
         self.temperature_sensor = VirtualTemperatureSensor(22.0) if config.temperature_sensor else None
         self.hardware = ChannelHardware(
             self.motor, self.encoder, self.upstream_sensor, self.downstream_sensor, self.air, self.door,
-            self.flow_sensor, self.temperature_sensor,
+            VirtualLatch(self.motor), self.flow_sensor, self.temperature_sensor,
         )  # fmt: skip
         self._upstream_clamped = False
         self.free_flow = False  # the set is out of the pump with its clamp open: gravity drives it
@@ -352,6 +352,10 @@ class VirtualChannel:
         if self._block is None:
             return np.zeros(0, dtype=np.int64)
         return np.abs(int_diff_from(self._block.issued, self._issued))
+
+    def discard(self) -> None:
+        """Forget the block simulated tentatively (nothing of it happened)."""
+        self._block = None
 
     def commit(self, j: int) -> None:
         """Keep the last simulated block up to and including its sample ``j``."""

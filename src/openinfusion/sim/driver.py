@@ -14,14 +14,22 @@ on, self-test first (without ``boot`` the firmware stays off).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from openinfusion.pump.pump import Pump
 from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Instant
 
+NEVER: Final = Instant(1 << 62)
+
 
 class Driver:
-    """Advances ``world`` and services ``pump`` (powering it on at construction)."""
+    """Advances ``world`` and services ``pump`` (powering it on at construction).
+
+    The pump's safety monitor asks for a check at least every second (its own cadence); those ticks are
+    served inside the physics' blocks (:meth:`VirtualPump.advance` with this driver as its ticker), so a
+    day of infusion still integrates in a few large blocks.
+    """
 
     def __init__(
         self,
@@ -37,6 +45,7 @@ class Driver:
         self.due = pump.power_on()
         self.services = 0
         self._running = True  # the firmware runs (the pump has power)
+        self.ticks = 0
 
     @property
     def now(self) -> Instant:
@@ -58,8 +67,8 @@ class Driver:
             if not self._follow_power():
                 self.world.advance(t)  # physics only: the firmware is off (stops early at an interrupt)
                 continue
-            target = min(self.due, t)
-            reached = self.world.advance(target)
+            target = min(max(self.pump.next_full_due, self.due), t)
+            reached = self.world.advance(target, self)
             if reached < target:  # an interrupt: the channels whose devices raised it, or all if pump-wide
                 channels = [w.channel for w in self.world.last_wakes]
                 self.service(None if None in channels else frozenset(c for c in channels if c is not None))
@@ -81,3 +90,15 @@ class Driver:
             self.pump = self.boot(self.pump)
             self.due = self.pump.power_on()
         return True
+
+    # --- the ticker of VirtualPump.advance -------------------------------------------------------------
+
+    def tick_due(self) -> Instant:
+        """The next monitor-only tick (a due that is also a full service ends the block instead)."""
+        return self.due if self.due < self.pump.next_full_due else NEVER
+
+    def tick(self) -> bool:
+        """A timer tick inside a block: the pump's monitor-only service; True if it needs a full one now."""
+        self.due = self.pump.service(frozenset())
+        self.ticks += 1
+        return self.pump.next_full_due <= self.world.now

@@ -47,6 +47,8 @@ class VirtualMotor:
         self._base = 0
         self._origin = 0  # pulses issued before the last power-on (the driver's counter restarts at 0)
         self.enabled = True
+        self.latched = False  # the safety latch cut the power stage (until power-off)
+        self.ignores_stop = False  # a driver defect (sim.firmware_faults): stop() is not obeyed
         self.stall_flag = False
 
     def move(self, steps: int, over: Duration) -> None:
@@ -57,14 +59,19 @@ class VirtualMotor:
             raise ConfigError("motor.move.over", "must be positive")
         if abs(steps) * over.us >= MAX_PRODUCT:
             raise ConfigError("motor.move", "move too long: split it into shorter moves")
-        self.stop()
-        if not self.enabled:
+        self.halt()
+        if not self.enabled or self.latched:
             return
         self.stall_flag = False
         self._t0, self._n, self._sign, self._over = self._time.us, abs(steps), 1 if steps >= 0 else -1, over.us
 
     def stop(self) -> None:
         """Stop at once: no further pulses until the next move."""
+        if not self.ignores_stop:
+            self.halt()
+
+    def halt(self) -> None:
+        """Cut the pulse train now (the power stage losing its enable: the latch and the watchdog use this)."""
         self._base = self.issued_at(self._time.us)
         self._n = 0
 
@@ -104,6 +111,20 @@ class VirtualMotor:
         if self._n == 0:
             return np.zeros(t_us.shape, dtype=np.bool_)
         return (t_us > self._t0) & (t_us - self._over <= self._t0)
+
+
+class VirtualLatch:
+    """The safety latch (HAL ``SafetyLatch``): cuts the motor's power stage; a latched motor refuses every move."""
+
+    def __init__(self, motor: VirtualMotor) -> None:
+        self._motor = motor
+
+    def trip(self) -> None:
+        self._motor.halt()
+        self._motor.latched = True
+
+    def tripped(self) -> bool:
+        return self._motor.latched
 
 
 class VirtualEncoder:

@@ -12,7 +12,7 @@ through the HAL. Everything random comes from the generator given at constructio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 
@@ -60,6 +60,18 @@ class SeriesBlock:
     channels: tuple[ChannelSeries, ...]
     battery_permille: F64
     battery_voltage_v: F64
+
+
+class Ticker(Protocol):
+    """A driver that wants timer ticks between the physics' interrupts (the safety monitor's cadence)."""
+
+    def tick_due(self) -> Instant:
+        """When the next tick is due."""
+        ...
+
+    def tick(self) -> bool:
+        """Run the tick at the present clock; True if the pump now needs a full service (keep no later physics)."""
+        ...
 
 
 class VirtualPump:
@@ -116,12 +128,17 @@ class VirtualPump:
 
     # --- time --------------------------------------------------------------------------------------
 
-    def advance(self, to: Instant) -> Instant:
+    def advance(self, to: Instant, ticker: Ticker | None = None) -> Instant:
         """Integrate the physics up to ``to``; stop early at the first interrupt and return the time reached.
 
         An interrupt raised by a control since the last call (door, mains, power fault) returns at once
         without moving time. Otherwise samples ``k * period <= to`` are integrated; the hydraulic state is on
         that grid, the motors and clock are exact at the returned time. ``last_wakes`` lists the interrupts.
+
+        ``ticker`` (the driver) gets its ticks on the way, each at its exact time (see :class:`Ticker`): a block
+        is simulated tentatively, the ticks due within it run against the motors and encoders (exact at any
+        time between commands), and the block is kept up to the first tick that needs a full service (which
+        returns with no ``last_wakes``) or the first interrupt.
         """
         if to.us < self._time.us:
             raise ScenarioError("advance.to", f"{to} is before now ({self.now})")
@@ -131,14 +148,27 @@ class VirtualPump:
         self.last_wakes = ()
         last_k = to.us // self._period_us
         while self._k < last_k:
-            wakes = self._integrate(self._k + 1, min(last_k, self._k + MAX_BLOCK))
-            if wakes:
-                self.last_wakes = wakes
+            wakes = self._integrate(self._k + 1, min(last_k, self._k + MAX_BLOCK), ticker)
+            if wakes is None or wakes:
+                self.last_wakes = wakes or ()
                 return self.now
+        if ticker is not None and self._tick_until(to.us, ticker):
+            return self.now
         self._time.us = to.us
         return self.now
 
-    def _integrate(self, k0: int, k1: int) -> tuple[Wake, ...]:
+    def _tick_until(self, limit_us: int, ticker: Ticker) -> bool:
+        """Run the ticks due at or before ``limit_us`` (and before the watchdog would bite); True (clock at that
+        tick) if one needs a full service."""
+        while (due := ticker.tick_due().us) <= min(limit_us, self.watchdog.deadline_us or limit_us):
+            self._time.us = max(due, self._time.us)
+            if ticker.tick():
+                return True
+        return False
+
+    def _integrate(self, k0: int, k1: int, ticker: Ticker | None = None) -> tuple[Wake, ...] | None:
+        """Simulate samples ``k0..k1``; keep them up to the first interrupt (its wakes) or the first tick that
+        needs a full service (None), else all of them (no wakes)."""
         t_us = np.arange(k0, k1 + 1, dtype=np.int64) * self._period_us
         candidates: list[tuple[int, Wake]] = []
         for ch in self._channels:
@@ -152,12 +182,22 @@ class VirtualPump:
             brownout = np.flatnonzero(voltage_v < self.battery.cutoff_v)
             if brownout.size:
                 candidates.append((int(brownout[0]), Wake(WakeReason.POWER)))
-        deadline = self.watchdog.deadline_us
-        if deadline is not None and deadline <= t_us[-1]:
-            candidates.append((int(np.searchsorted(t_us, deadline)), Wake(WakeReason.WATCHDOG)))
         j = min((i for i, _ in candidates), default=t_us.shape[0] - 1)
+        stopped = ticker is not None and self._tick_until(int(t_us[j]), ticker)
+        if stopped:  # keep the samples up to the tick (the clock stays at the tick)
+            j = int(np.searchsorted(t_us, self._time.us, side="right")) - 1
+            candidates = []
+            if j < 0:  # the tick came before the first sample of the block: keep none of it
+                for ch in self._channels:
+                    ch.discard()
+                return None
+        deadline = self.watchdog.deadline_us  # after the ticks: they kick the watchdog
+        if deadline is not None and deadline <= t_us[j]:
+            candidates.append((int(np.searchsorted(t_us, deadline)), Wake(WakeReason.WATCHDOG)))
+            stopped = False
+        j = min((i for i, _ in candidates), default=j)
         wakes = tuple(w for i, w in candidates if i == j)
-        self._time.us = int(t_us[j])
+        self._time.us = max(int(t_us[j]), self._time.us)
         self._k = k0 + j
         for ch in self._channels:
             ch.commit(j)
@@ -173,7 +213,7 @@ class VirtualPump:
             if wake.reason is WakeReason.POWER:
                 self.powered = False
         self._update_motor_power()
-        return wakes
+        return None if stopped else wakes
 
     def _load_a(self, t_us: I64, dt_s: float) -> F64:
         """System load current (A) over each sample interval: base, running channels, motor steps."""
@@ -201,7 +241,7 @@ class VirtualPump:
         self.annunciator.hardware_alarm = self.watchdog.expired_at is not None or power_failed
         for ch in self._channels:
             if not enabled:
-                ch.motor.stop()
+                ch.motor.halt()
             ch.motor.enabled = enabled
 
     # --- controls ----------------------------------------------------------------------------------
