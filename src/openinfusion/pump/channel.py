@@ -698,7 +698,7 @@ class Channel:
             self._clear(AlarmCode.MAX_DOSE, now)
         else:
             return
-        self.monitor.dose_limit(self.index, now, self.dose_capped)
+        self.monitor.dose_limit(self.index, now, self.dose_capped or self.kvo_held)
         self._restart_segment(now)
 
     def _follow_table_4(self, now: Instant) -> None:
@@ -710,6 +710,7 @@ class Channel:
         if held == self.kvo_held:
             return
         self.kvo_held = held
+        self.monitor.dose_limit(self.index, now, self.dose_capped or self.kvo_held)
         if self.state in DELIVERING and self.tracker is not None and self.segment is not None:
             self._restart_segment(now)
 
