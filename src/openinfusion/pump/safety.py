@@ -242,8 +242,9 @@ class SafetyMonitor:
 
     def dose_limit(self, channel: int, now: Instant, reached: bool) -> None:
         """The channel reports its PCA held at KVO (``reached``: the dose limit, OPENPCA-R5-2-0-5, or a Table 4
-        warning with the KVO rate such as low battery) or released: while held, the PCA boluses are halted and the confirmed KVO rate is the most allowed and all that is
-        expected. This signal can only lower the confirmed profile, never raise it (decision record 0030)."""
+        warning with the KVO rate such as low battery) or released: while held, the PCA boluses are halted and
+        the confirmed KVO rate is the most allowed and all that is expected. This signal can only lower the
+        confirmed profile, never raise it (decision record 0030)."""
         self._observe(channel, now)
         self._watch[channel].model.restrict_to_kvo(reached)
 
