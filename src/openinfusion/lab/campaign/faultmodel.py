@@ -37,8 +37,10 @@ CLINICIAN_EVENTS: Final = frozenset(
 
 #: Magnitude laws for quantity fields of physical events: (event, field) -> (unit, log10 low, log10 high).
 #: Air: 5 uL to 1 mL, log-uniform (below and well above a typical 50-100 uL single-bubble limit).
+#: Fill: a container of 1 mL to 1 L hung mid-infusion, log-uniform: small ones run empty during the run.
 MAGNITUDES: Final[dict[tuple[str, str], tuple[str, float, float]]] = {
     ("air", "volume"): ("mL", float(np.log10(0.005)), 0.0),
+    ("fill", "volume"): ("mL", 0.0, 3.0),
 }
 
 #: The value that makes a physical event abnormal (its "fault" value); the normal value restores it.
