@@ -22,6 +22,7 @@ from openinfusion.agent.agent import AgentConfig
 from openinfusion.agent.link.inprocess import Bus
 from openinfusion.agent.ward import Clock, Ward, WardSpec, pump_id, ward_trust
 from openinfusion.druglib.model import Library
+from openinfusion.errors import InputError
 from openinfusion.server import alarms, auth, fleet, library
 from openinfusion.server.app import create_app
 from openinfusion.server.hospital import Hospital
@@ -48,7 +49,10 @@ class Served:
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the web server did not start (is the port free?)")
+                config = self.server.config
+                raise InputError(
+                    "--port", f"the web server did not start on {config.host}:{config.port} (port in use?)"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

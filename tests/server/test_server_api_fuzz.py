@@ -1,6 +1,6 @@
 """Fuzz the HTTP API from its own OpenAPI document (schemathesis + hypothesis): whatever the input, anonymous
 or logged in as any role, the server never answers with a server error (5xx). ``OI_FUZZ_EXAMPLES`` sets the
-examples per operation (default 4; each is sent anonymously and as each of the four roles)."""
+examples per operation (default 3; each is sent anonymously and as each of the four roles)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app()).exclude(path="/
 
 @schema.parametrize()
 @settings(
-    max_examples=int(os.environ.get("OI_FUZZ_EXAMPLES", "4")), deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=int(os.environ.get("OI_FUZZ_EXAMPLES", "3")), deadline=None, suppress_health_check=list(HealthCheck)
 )
 def test_no_input_makes_the_server_fail(
     case: schemathesis.Case, fuzzed: tuple[LocalSystem, dict[str, dict[str, str]]]
