@@ -17,14 +17,15 @@ from openinfusion.assurance.gsn import Node, walk
 SHAPES: Final = {
     "goal": 'shape=box style="filled" fillcolor="#e8f0fb"',
     "strategy": 'shape=parallelogram style="filled" fillcolor="#f4f4f4"',
-    "solution": 'shape=circle style="filled" fillcolor="#e6f4e6" fixedsize=false',
+    "solution": 'shape=ellipse style="filled" fillcolor="#e6f4e6"',
     "context": 'shape=box style="rounded,filled" fillcolor="#fffbe6"',
     "undeveloped": 'shape=box style="dashed,filled" fillcolor="#fde8e8" color="#b00020"',
 }
 
 
 def _label(node: Node, width: int = 34) -> str:
-    words, lines, line = node.text.split(), [], ""
+    words = [w[i : i + width] for w in node.text.split() for i in range(0, len(w), width)]
+    lines, line = [], ""
     for w in words:
         if len(line) + len(w) > width and line:
             lines.append(line)
@@ -42,8 +43,9 @@ def dot(root: Node, depth: int | None = None, rankdir: str = "TB") -> str:
 
     def add(node: Node, level: int) -> None:
         style = SHAPES[node.kind]
-        if node.kind == "goal" and node.open:
-            style = 'shape=box style="filled" fillcolor="#fde8e8" color="#b00020"'
+        if node.kind in {"goal", "solution"} and node.open:
+            shape = "box" if node.kind == "goal" else "ellipse"
+            style = f'shape={shape} style="filled" fillcolor="#fde8e8" color="#b00020"'
         out.append(f'  "{node.ident}" [{style} label="{_label(node)}"];')
         if depth is not None and level >= depth:
             return

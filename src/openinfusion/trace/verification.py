@@ -11,7 +11,8 @@ check (:mod:`openinfusion.trace.mutate`) into one verdict per safety requirement
 ``not-evaluated``  the budget ran out, or a run timed out, before a verdict (a warning, never counted verified).
 
 A timed-out run is not counted as a kill (mutmut counts it so): on a shared machine a slow test is more often
-the cause than a mutant that loops.
+the cause than a mutant that loops. A mutant that breaks the import (pytest exit 2, e.g. an alarm code swapped
+into a duplicate that the catalogue refuses at build) is *incompetent*: it counts neither way.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def _status(results: list[MutantResult]) -> str:
         return "no-sites"
     if any(r.outcome == "killed" for r in results):
         return "verified"
-    return "not-evaluated" if any(r.outcome == "timeout" for r in results) else "unkilled"
+    if any(r.outcome == "survived" for r in results) and not any(r.outcome == "timeout" for r in results):
+        return "unkilled"
+    return "not-evaluated"  # a run timed out, or every mutant was incompetent (it broke the import)
 
 
 def code_links(root: Path, model: SafetyModel) -> list[CodeLink]:
