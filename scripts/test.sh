@@ -9,10 +9,9 @@ echo "== ruff"
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports --no-cache
 echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider --junitxml=out/junit.xml "$@"
-echo "== traceability (links: hazard -> control -> requirement -> code -> test)"
-.venv/bin/openinfusion trace --no-mutation --out out/trace
-# The mutation criterion (a linked test must kill a mutant of the linked code) is run and reported in full, but
-# does not fail the run yet: after this session's merges three safety requirements linked to whole classes
-# (OI-ALM-3, OI-SAFE-1, OI-DERS-2) have surviving mutants in code unrelated to them (issue 12, still open).
-echo "== mutation criterion (reported)"; .venv/bin/openinfusion trace --no-strict --out out/trace
+echo "== traceability (hazard -> control -> requirement -> code -> test; each safety requirement's linked test kills a mutant of its linked code)"
+# One strict run: a broken link or a safety requirement whose linked tests kill no mutant of its linked code fails it.
+# Mutants missing from safety/mutation-cache.json run within --budget (default 480 s); what the budget leaves is a
+# warning, never counted verified (docs/traceability.md).
+.venv/bin/openinfusion trace --out out/trace
 echo "== assurance case"; .venv/bin/openinfusion assurance --out out/assurance --junit out/junit.xml

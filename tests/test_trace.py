@@ -153,6 +153,8 @@ def test_counts_of_a_small_tree(tmp_path: Path) -> None:
         functional_requirements=1,
         requirements_with_tests=2,  # T-SAFE-1, T-SAFE-2
         safety_requirements_with_tests=2,
+        adopted_requirements=1,  # T-SAFE-2
+        adopted_requirements_with_tests=1,
         requirements_with_code=2,  # T-FUNC-1 only as an identifier, which does not count
         tests=3,
         tests_with_req_markers=2,
@@ -273,6 +275,17 @@ def test_a_safety_requirement_without_a_test_fails(tmp_path: Path) -> None:
     [problem] = [p for p in trace.problems if p.level is Level.ERROR]
     assert (problem.code, problem.subject) == (ProblemCode.SAFETY_REQUIREMENT_UNTESTED, "T-SAFE-2")
     assert 'no test verifies it (@pytest.mark.req("T-SAFE-2"))' in problem.message
+
+
+def test_an_adopted_requirement_without_a_test_fails_whatever_its_kind(tmp_path: Path) -> None:
+    adopted = REQUIREMENTS + "  - id: T-FUNC-2\n    title: Adopted function\n    text: Public.\n"
+    adopted += "    kind: functional\n    source: adopted\n    ref: PUB-9\n"
+    trace = build_trace(make_tree(tmp_path, requirements=adopted))
+    assert trace.failed
+    [problem] = [p for p in trace.problems if p.level is Level.ERROR]
+    assert (problem.code, problem.subject) == (ProblemCode.ADOPTED_REQUIREMENT_UNTESTED, "T-FUNC-2")
+    assert "adopted from PUB-9" in problem.message
+    assert (trace.summary.adopted_requirements, trace.summary.adopted_requirements_with_tests) == (2, 1)
 
 
 def test_a_functional_requirement_without_a_test_does_not_fail(tmp_path: Path) -> None:

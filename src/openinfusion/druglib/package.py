@@ -253,7 +253,7 @@ def approve(package: bytes, private_key: Ed25519PrivateKey, signer: str, active:
 def verify_package(
     package: bytes, trusted_keys: Sequence[Ed25519PublicKey], base: Library | None = None
 ) -> VerifiedPackage:
-    """Verify a released package against the trusted keys; IntegrityError saying why it is refused.
+    """Verify a released package against the trusted keys; IntegrityError saying why it is refused (OI-DERS-2).
 
     ``base``: a library the caller holds; if it is the release the approver reviewed, the diff they
     signed is recomputed and must match.

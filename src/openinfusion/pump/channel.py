@@ -444,7 +444,7 @@ class Channel:
         self.hw.motor.move(move.steps - dead, move.over)
         end = steps + move.steps
         self.books.reverse_slack = self.cal.volume_at(end) - self.cal.volume_at(end - dead)
-        withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(end - dead)
+        withdrawn = self.cal.volume_at(steps) - self.cal.volume_at(end)  # the fluid: the play moved none
         self.fixed_move_until = now + move.over
         self._log(now, EventKind.INFUSION_STOPPED, reason="occlusion back-off", withdrawn=encode_volume(withdrawn))
 

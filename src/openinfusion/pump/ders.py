@@ -485,7 +485,8 @@ class LibrarySlot:
     care_area: str | None = None
 
     def receive(self, package: bytes, trusted_keys: Sequence[Ed25519PublicKey]) -> tuple[LibrarySlot, LibraryEvent]:
-        """Verify and admit ``package``; stage it if both pass, else keep everything as it is and say why."""
+        """Verify and admit ``package``; stage it if both pass, else keep everything as it is and say why
+        (OI-DERS-2)."""
         try:
             verified = verify_package(package, trusted_keys, None if self.active is None else self.active.library)
         except IntegrityError as e:

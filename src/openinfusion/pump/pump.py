@@ -436,16 +436,17 @@ class Pump:
         """Every channel's status, numbered from 1 as people number them."""
         return [{"channel": ch.index + 1, **ch.status()} for ch in self.channels]
 
-    # --- the drug library (OI-DERS-2, OI-DERS-5, OI-DERS-6) ------------------------------------------
+    # --- the drug library ---------------------------------------------------------------------------
 
     @property
     def library_identity(self) -> DrugLibraryIdentity | None:
-        """The active library's owner, name, version and hash (shown on the pump's screen)."""
+        """The active library's owner, name, version and hash (shown on the pump's screen; OI-DERS-5)."""
         return None if self.library.active is None else self.library.active.identity
 
     @_entry()
     def receive_library(self, package: bytes) -> LibraryEvent:
-        """A library package from the server: verified and staged, or refused (the active one stays)."""
+        """A library package from the server: verified and staged, or refused and logged while the active one stays
+        (OI-DERS-2)."""
         self.service()
         now = self.hw.clock.now()
         self.library, event = self.library.receive(package, self.trusted_keys)

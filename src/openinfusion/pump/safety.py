@@ -159,7 +159,8 @@ class _Watch:
 
 
 class SafetyMonitor:
-    """Independent cross-check of motion and volume for every channel (OI-SAFE-1, OI-SAFE-2, OI-SAFE-4..8)."""
+    """Independent cross-check of motion and volume for every channel (OI-SAFE-2, OI-SAFE-4..8; the motion check
+    of :meth:`_motion_mismatch`)."""
 
     def __init__(
         self,
@@ -354,14 +355,12 @@ class SafetyMonitor:
             self._trip(i, found)
 
     def _judge(self, i: int, w: _Watch, now: Instant) -> Verdict | None:
-        """The checks of :data:`CHECKS` in order (OI-SAFE-1, UMN-GPCA-REQ-22, OI-SAFE-5, UMN-GPCA-REQ-19,
+        """The checks of :data:`CHECKS` in order (motion, UMN-GPCA-REQ-22, OI-SAFE-5, UMN-GPCA-REQ-19,
         UMN-GPCA-REQ-20, UMN-GPCA-REQ-17); the first that fails is the verdict."""
         tol, cal = self.tol, self._cal[i]
-        t0, d0, issued0 = w.mismatch[0]
-        _, d1, issued1 = w.mismatch[-1]
-        slack = max(tol.motion_steps, abs(issued1 - issued0) * tol.motion_permille // 1000)
-        if abs(d1 - d0) > slack:
-            return Verdict(i, MOTION_MISMATCH, f"issued and encoder steps drifted {d1 - d0} apart since {t0}")
+        mismatch = self._motion_mismatch(i, w)
+        if mismatch is not None:
+            return mismatch
         if w.running and w.steps < w.high_steps - tol.reverse_steps:
             return Verdict(i, REVERSE_DELIVERY, f"moved {w.high_steps - w.steps} steps back while delivering")
         if not w.running and w.steps < w.hold_steps:
@@ -381,6 +380,17 @@ class SafetyMonitor:
         judged = w.running and now.since(w.run_since) >= tol.grace
         if judged and w.under_nl > tol.under.nl:
             return Verdict(i, UNDER_INFUSION, f"{Volume(w.under_nl)} less than the confirmed profile expects")
+        return None
+
+    def _motion_mismatch(self, i: int, w: _Watch) -> Verdict | None:
+        """SM-1 (OI-SAFE-1): the steps the driver issued and the encoder's motion may drift apart within the
+        sliding window by at most ``motion_steps`` or ``motion_permille`` of the steps issued in it, the larger."""
+        tol = self.tol
+        t0, d0, issued0 = w.mismatch[0]
+        _, d1, issued1 = w.mismatch[-1]
+        slack = max(tol.motion_steps, abs(issued1 - issued0) * tol.motion_permille // 1000)
+        if abs(d1 - d0) > slack:
+            return Verdict(i, MOTION_MISMATCH, f"issued and encoder steps drifted {d1 - d0} apart since {t0}")
         return None
 
     def _trip(self, i: int, verdict: Verdict) -> None:

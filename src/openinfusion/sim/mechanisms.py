@@ -187,11 +187,20 @@ class SyringeMechanism:
             max_rate=FlowRate(max_nl_h),
             resolution=p.resolution,
             slack_steps=math.ceil(slack_m / (p.pitch_mm * 1e-3) * p.steps_per_rev),
-            # Reversing crosses the whole play and unloads the drive train before the plunger moves back.
-            reverse_slack_steps=math.ceil((slack_m + p.backlash_mm * 1e-3) / (p.pitch_mm * 1e-3) * p.steps_per_rev),
+            reverse_slack_steps=self._reverse_slack_steps(),
             max_backoff=Volume(round(area_m2 * p.max_backoff_mm * 1e-3 * NL_PER_M3)),
             container=spec.capacity,
         )
+
+    def _reverse_slack_steps(self) -> int:
+        """Nominal dead travel when the motion reverses: the nut crosses its play, the drive train unloads the
+        friction it pushed against and then pulls the gripped flange against the stopper's friction the other
+        way (``backlash + 2 F_glide / k``) before the plunger moves back. Floored, so that a back-off never
+        counts on less play than there is and never pulls the line below its baseline through it."""
+        p = self.params
+        spec = p.spec
+        dead_m = p.backlash_mm * 1e-3 + 2.0 * spec.glide_n / (spec.stiffness_n_per_mm * 1e3)
+        return math.floor(dead_m / (p.pitch_mm * 1e-3) * p.steps_per_rev)
 
     def calibration(self) -> MechanismCalibration:
         """Nominal table from the syringe library's diameter and the design pitch; nominal slack."""

@@ -1,8 +1,9 @@
 """The trace: hazard -> control -> requirement -> code -> test, its counts, and the problems found.
 
-Problems that fail CI (level ``error``): a safety requirement no test verifies; a safety requirement no risk
-control reaches; a hazard no control mitigates; a test naming an unknown requirement, or a ``req`` marker that
-cannot be read statically. Warnings: a requirement no code names; code naming an unknown requirement.
+Problems that fail CI (level ``error``): a safety requirement no test verifies; a requirement adopted from a
+public set (GPCA, Open PCA) that no test verifies, whatever its kind; a safety requirement no risk control
+reaches; a hazard no control mitigates; a test naming an unknown requirement, or a ``req`` marker that cannot be
+read statically. Warnings: a requirement no code names; code naming an unknown requirement.
 A control naming an unknown hazard or requirement, a duplicate ID or a malformed file is an InputError when
 the model is loaded (:func:`~openinfusion.trace.model.load_safety_model`).
 """
@@ -14,7 +15,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from openinfusion.trace.model import REQUIREMENTS_FILE, RequirementKind, SafetyModel, load_safety_model
+from openinfusion.trace.model import (
+    REQUIREMENTS_FILE,
+    RequirementKind,
+    RequirementSource,
+    SafetyModel,
+    load_safety_model,
+)
 from openinfusion.trace.scan import CODE_DIR, CodeRef, ScannedTest, requirement_pattern, scan_code, scan_tests
 from openinfusion.trace.verification import DEFAULT_BUDGET_S, RequirementVerdict, verify
 
@@ -30,6 +37,7 @@ class ProblemCode(StrEnum):
     """One code per kind of problem, so CI logs and tests can tell them apart."""
 
     SAFETY_REQUIREMENT_UNTESTED = "safety-requirement-untested"
+    ADOPTED_REQUIREMENT_UNTESTED = "adopted-requirement-untested"
     SAFETY_REQUIREMENT_UNCONTROLLED = "safety-requirement-uncontrolled"
     HAZARD_UNCONTROLLED = "hazard-uncontrolled"
     UNKNOWN_REQUIREMENT_IN_TEST = "unknown-requirement-in-test"
@@ -82,6 +90,8 @@ class Summary:
     functional_requirements: int
     requirements_with_tests: int
     safety_requirements_with_tests: int
+    adopted_requirements: int
+    adopted_requirements_with_tests: int
     requirements_with_code: int
     tests: int
     tests_with_req_markers: int
@@ -125,6 +135,7 @@ class Trace:
         """The counts, computed from the trace."""
         model = self.model
         safety = [r for r in model.requirements if r.kind is RequirementKind.SAFETY]
+        adopted = [r for r in model.requirements if r.source is RequirementSource.ADOPTED]
         known = {r.id for r in model.requirements}
         return Summary(
             hazards=len(model.hazards),
@@ -134,6 +145,8 @@ class Trace:
             functional_requirements=len(model.requirements) - len(safety),
             requirements_with_tests=sum(1 for r in model.requirements if self.tests_of(r.id)),
             safety_requirements_with_tests=sum(1 for r in safety if self.tests_of(r.id)),
+            adopted_requirements=len(adopted),
+            adopted_requirements_with_tests=sum(1 for r in adopted if self.tests_of(r.id)),
             requirements_with_code=sum(1 for r in model.requirements if self.code_of(r.id)),
             tests=len(self.tests),
             tests_with_req_markers=sum(1 for t in self.tests if t.requirements),
@@ -187,6 +200,15 @@ def build_trace(root: Path, *, mutation: bool = False, budget_s: float = DEFAULT
         for r in safety
         if not partial.tests_of(r.id)
     ]
+    problems += [
+        Problem(
+            ProblemCode.ADOPTED_REQUIREMENT_UNTESTED,
+            r.id,
+            f'adopted from {r.ref}, but no test verifies it (@pytest.mark.req("{r.id}")): add one or drop the adoption',
+        )
+        for r in model.requirements
+        if r.source is RequirementSource.ADOPTED and r.kind is not RequirementKind.SAFETY and not partial.tests_of(r.id)
+    ]  # an adopted safety requirement without a test is already a safety-requirement-untested error
     problems += [
         Problem(ProblemCode.REQUIREMENT_NOT_IN_CODE, r.id, f"not named anywhere in {CODE_DIR}")
         for r in model.requirements

@@ -36,7 +36,7 @@ def _stored_above_baseline_nl(pressure_mmhg: float, baseline_mmhg: float, compli
 def backoff_volume(
     pressure_mmhg: float, baseline_mmhg: float, compliance: LineCompliance, max_backoff: Volume
 ) -> Volume:
-    """Volume (nL) to withdraw to bring the line from ``pressure_mmhg`` back to ``baseline_mmhg``.
+    """Volume (nL) to withdraw to bring the line from ``pressure_mmhg`` back to ``baseline_mmhg`` (OI-ALM-3).
 
     ``floor(C * (pressure - baseline))``, clamped to ``0..max_backoff``: never negative, never more
     than the mechanism's bound, never more than the line stores above baseline.

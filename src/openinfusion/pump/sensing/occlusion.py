@@ -425,7 +425,7 @@ class DownstreamOcclusionDetector:
         pressure stepped up (a slope of at least twice a blocked line's since the last steady window: the pump
         raised, the patient sat up), which no line filling at ``Q/C`` can do. So a line that fills slowly and in
         pulses (an LVP cam's dead zone holds the pressure still for minutes at 0.1 mL/h) never drags its
-        reference up with it, and the back-off stops at the pressure before the occlusion (OI-ALM-3).
+        reference up with it, and the back-off (``Channel._back_off``) stops at the pressure before the occlusion.
         """
         count = steady.shape[0]
         index = np.arange(count)
