@@ -24,6 +24,7 @@ from druglib_helpers import (
     release,
     resign,
 )
+from openinfusion.druglib import package as package_module
 from openinfusion.druglib.diff import release_diff
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import (
@@ -186,6 +187,33 @@ def test_signed_content_is_validated_again_at_the_pump() -> None:
     invalid["metadata"]["content_sha256"] = hashlib.sha256(canonical_json(invalid["library"])).hexdigest()
     with pytest.raises(IntegrityError, match="soft_outside_hard"):
         verify_package(resign(invalid), TRUSTED)
+
+
+@pytest.mark.req("OI-DERS-2", "OI-LIB-REL-1")
+def test_a_library_validated_before_skips_the_rule_checks_but_never_the_signatures_or_the_hash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = base_data()
+    data["library"]["version"] = "7.3.1"  # a library no other test has verified in this process
+    signed = release(check(data).require())
+    calls: list[object] = []
+    real = package_module.validate_data
+    monkeypatch.setattr(package_module, "validate_data", lambda *a: calls.append(a) or real(*a))
+    first = verify_package(signed, TRUSTED)
+    again = verify_package(signed, TRUSTED)
+    assert again.library is first.library and len(calls) == 1  # validated once (decision record 0039)
+    with pytest.raises(IntegrityError, match="untrusted key"):
+        verify_package(signed, [Ed25519PrivateKey.generate().public_key()])
+    altered: dict[str, Any] = json.loads(signed)  # other content under the hash already validated
+    altered["library"]["drugs"][0]["care_areas"][0]["limits"]["dose"]["hard_max"] = "300 ug/kg/min"
+    with pytest.raises(IntegrityError, match="content hash mismatch"):
+        verify_package(canonical_json(altered), TRUSTED)
+    invalid: dict[str, Any] = json.loads(signed)  # an invalid library is refused every time, not only the first
+    invalid["library"]["drugs"][0]["care_areas"][0]["limits"]["dose"]["soft_max"] = "35 ug/kg/min"
+    invalid["metadata"]["content_sha256"] = hashlib.sha256(canonical_json(invalid["library"])).hexdigest()
+    for _ in range(2):
+        with pytest.raises(IntegrityError, match="soft_outside_hard"):
+            verify_package(resign(invalid), TRUSTED)
 
 
 @pytest.mark.req("OI-LIB-PKG-5")

@@ -38,12 +38,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -52,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from openinfusion.druglib.diff import Change, release_diff
 from openinfusion.druglib.model import SCHEMA, Data, Library, version_key
 from openinfusion.druglib.names import Namespace, collapse, name_problems, visible
-from openinfusion.druglib.validate import validate_data
+from openinfusion.druglib.validate import Report, validate_data
 from openinfusion.errors import IntegrityError, LibraryError
 
 PACKAGE_FORMAT: Final = "openinfusion.druglib.package/2"
@@ -74,6 +75,7 @@ _SIGNATURE_KEYS: Final = frozenset({"role", "signer", "algorithm", "key_id", "va
 _APPROVAL_KEYS: Final = _SIGNATURE_KEYS | {"base", "diff_sha256"}
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 UNREADABLE: Final = "unreadable"
+T = TypeVar("T")
 
 
 def same_signer(a: str, b: str) -> bool:
@@ -296,7 +298,7 @@ def verify_package(
     statement = _approval_statement(envelope, author, approval["signer"], approval["key_id"], base_release)
     statement["diff_sha256"] = approval["diff_sha256"]
     _check_signature(approval, trusted, statement)
-    report = validate_data(envelope["library"], "package")
+    report = _validated(ByDigest(metadata["content_sha256"], envelope["library"]))
     if report.library is None:
         first = report.errors[0] if report.errors else None
         raise IntegrityError(f"package refused: its library is invalid ({first})")
@@ -314,6 +316,25 @@ def verify_package(
         approval["diff_sha256"],
         metadata["rollback_from"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ByDigest(Generic[T]):
+    """A value keyed by the SHA-256 that identifies it, for a memo (``value`` is neither compared nor hashed)."""
+
+    digest: str
+    value: T = field(compare=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _validated(library: ByDigest[object]) -> Report:
+    """``validate_data`` of a package's library, memoised by its content hash (decision record 0039).
+
+    Only called after :func:`_check_content` has recomputed the hash from the library's canonical JSON, so
+    one hash is one library document and its report is a pure function of it: a pump that receives or reloads
+    a library validated before in this process skips the rule checks, never the signature and hash checks.
+    """
+    return validate_data(library.value, "package")
 
 
 def load_package(package: bytes, trusted_keys: Sequence[Ed25519PublicKey]) -> tuple[Library, LibraryIdentity]:

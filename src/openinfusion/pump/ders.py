@@ -29,6 +29,7 @@ returns a :class:`LibraryEvent` carrying the library identity (owner, version, h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -41,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from openinfusion.druglib.model import Basis, Bounds, CareArea, Drug, Entry, Library, LimitField, shape_of, version_key
 from openinfusion.druglib.names import normal
 from openinfusion.druglib.package import (
+    ByDigest,
     LibraryIdentity,
     PackageFacts,
     VerifiedPackage,
@@ -612,8 +614,15 @@ class LibrarySlot:
 
     @staticmethod
     def _loaded(verified: VerifiedPackage, package: bytes) -> LoadedLibrary:
-        index = DersIndex.build(verified.library)
+        index = _compiled(ByDigest(verified.identity.hash, verified.library))
         return LoadedLibrary(verified.identity, index, verified.library, package, verified.key_ids)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(library: ByDigest[Library]) -> DersIndex:
+    """The DERS index of a verified library, memoised by its content hash (a pure function of it; the index is
+    immutable): a pump booted again on a library compiled before in this process reuses it (decision record 0039)."""
+    return DersIndex.build(library.value)
 
 
 def _facts(verified: VerifiedPackage) -> PackageFacts:

@@ -18,6 +18,8 @@ so the same scenario and seed give the same outputs, byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import heapq
 import json
 from collections.abc import Callable
@@ -166,15 +168,26 @@ def _told_container(config: ChannelConfig, spec: ChannelSpec) -> Volume | None:
     return None if spec.container is None else Volume.of(spec.container)
 
 
-def _library_package(scenario: Scenario, file: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes | None]:
-    """The scenario's library, validated, compiled and signed with keys made for this run only.
+def _library_package(scenario: Scenario, file: str, signer: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes | None]:
+    """The scenario's library, validated, compiled and signed with simulated keys derived from ``signer``.
 
-    A simulated pump trusts the simulation's own key; a real pump trusts only its hospital's.
+    A simulated pump trusts the simulation's own keys; a real pump trusts only its hospital's.
     """
     if scenario.library is None:
         return (), None
     path = Path(file).parent / scenario.library
-    return simulation_release(read_yaml(path).require(), f"sim:{scenario.seed}")
+    try:
+        content = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        content = ""  # read_yaml says what is wrong with the file (an error is never cached)
+    return _release(str(path), content, signer)
+
+
+@functools.lru_cache(maxsize=8)
+def _release(path: str, content_sha256: str, signer: str) -> tuple[tuple[Ed25519PublicKey, ...], bytes]:
+    """The release of the library file at ``path`` (whose bytes hash to ``content_sha256``) signed by the keys of
+    ``signer``, built once per process: a campaign's runs share one (decision record 0039)."""
+    return simulation_release(read_yaml(Path(path)).require(), signer)
 
 
 @dataclass(order=True, slots=True)
@@ -198,7 +211,15 @@ class _Steps:
 class Simulation:
     """One scenario run. ``file`` names the scenario in errors."""
 
-    def __init__(self, scenario: Scenario, file: str = "scenario", series: SeriesMode = SeriesMode.DECIMATED) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        file: str = "scenario",
+        series: SeriesMode = SeriesMode.DECIMATED,
+        signer: str | None = None,
+    ) -> None:
+        """``signer`` seeds the simulated library signers' keys (default ``sim:<seed>``: keys for this run only);
+        runs given one signer share one compiled, signed library package."""
         self.scenario = scenario
         self.file = file
         self.rng = np.random.default_rng(scenario.seed)
@@ -210,7 +231,7 @@ class Simulation:
             for c, spec in zip(world.channels, scenario.channels, strict=True)
         )
         config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
-        keys, package = _library_package(scenario, file)
+        keys, package = _library_package(scenario, file, f"sim:{scenario.seed}" if signer is None else signer)
 
         def boot(previous: Pump | None) -> Pump:
             """A freshly booted core; the event log and the stored library survive in non-volatile memory."""

@@ -10,18 +10,14 @@ recorded alongside, because a property ("no flow while not delivering") compares
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from openinfusion.druglib import yamlio
-from openinfusion.druglib.validate import Report
 from openinfusion.pump.eventlog import EventKind
-from openinfusion.sim import run as sim_run
 from openinfusion.sim.run import START, Simulation
 from openinfusion.sim.scenario import Scenario
 from openinfusion.sim.series import SeriesMode
@@ -48,30 +44,15 @@ class Observation:
     refusals: int = 0
 
 
-@functools.lru_cache(maxsize=4)
-def _library_report(path: str, mtime_ns: int, size: int) -> Report:
-    return yamlio.read_yaml(Path(path))
-
-
-def _cached_read_yaml(path: Path) -> Report:
-    """``read_yaml`` memoised per process by (path, mtime, size): a campaign reads one unchanging library.
-
-    The simulator reads and validates the scenario's library on every run (about 1 s of pure-Python
-    YAML); the campaign shares one read per worker process. See docs/decisions/0023-campaign-runner.md.
-    """
-    st = path.stat()
-    return _library_report(str(path), st.st_mtime_ns, st.st_size)
-
-
-def share_library_reads() -> None:
-    """Make this process's simulations share one read of each library file (idempotent)."""
-    sim_run.read_yaml = _cached_read_yaml  # type: ignore[attr-defined]
+# The simulated library signers of every campaign run: one compiled, signed package per worker process and library
+# file (sim.run caches it by file content and signer; decision record 0039). Key ids appear in no record.
+SIGNER: Final = "campaign"
 
 
 def simulate(scenario_data: dict[str, Any], library_dir: Path) -> tuple[Simulation, Observation]:
     """Run the scenario (its library named relative to ``library_dir``) and observe it."""
     scenario = Scenario.model_validate(scenario_data)
-    sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"), series=SeriesMode.FULL)
+    sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"), series=SeriesMode.FULL, signer=SIGNER)
     obs = Observation()
     world, pump = sim.world, sim.pump
     motor = world.channel(0).motor

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openinfusion.errors import InputError
-from openinfusion.lab.campaign.observe import share_library_reads, simulate
+from openinfusion.lab.campaign.observe import simulate
 from openinfusion.lab.campaign.oracle import judge
 from openinfusion.lab.campaign.runner import CASE_SCHEMA
 from openinfusion.lab.campaign.sampler import air_limit_ml, draw_run
@@ -39,7 +39,6 @@ def load_case(path: Path) -> dict[str, Any]:
 
 def replay(case_path: Path, out: Path) -> dict[str, Any]:
     """Rerun the case into ``out``; returns the verdict (violations now, then, and whether the draw matched)."""
-    share_library_reads()
     case = load_case(case_path)
     spec = parse_spec(case["spec"], f"{case_path}: spec")
     library = Path(case["library"]).resolve()  # absolute, or relative to the working directory

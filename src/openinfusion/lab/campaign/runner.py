@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from openinfusion.errors import InputError, OpenInfusionError
 from openinfusion.lab.campaign.faultmodel import fault_catalogue
-from openinfusion.lab.campaign.observe import share_library_reads, simulate
+from openinfusion.lab.campaign.observe import simulate
 from openinfusion.lab.campaign.oracle import Violation, judge
 from openinfusion.lab.campaign.sampler import air_limit_ml, draw_run
 from openinfusion.lab.campaign.spec import CampaignSpec, parse_spec
@@ -36,7 +36,6 @@ CASE_SCHEMA: Final = "openinfusion.campaign-case/1"
 
 def execute(spec_data: dict[str, Any], library: str, index: int) -> dict[str, Any]:
     """Draw, simulate and judge run ``index``; never raises (an error is part of the record)."""
-    share_library_reads()
     spec = parse_spec(spec_data, "campaign spec")
     started = time.perf_counter()
     case = draw_run(spec, Path(library), index)
