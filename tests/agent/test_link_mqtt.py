@@ -1,6 +1,7 @@
 """The MQTT 5 transport against a Mosquitto of the test's own: TLS with per-device client certificates from
-the hospital CA, an ACL that confines each pump to its own topics, revocation by CRL; a ward infuses through a
-broker restart and every event still reaches the server exactly once, the infusions unchanged."""
+the hospital CA, an ACL that confines each pump to its own topics, revocation with immediate effect (CRL
+reloaded, session taken over); a ward infuses through a broker restart and every event still reaches the
+server exactly once, the infusions unchanged."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import pytest
 from sqlalchemy import func, select
 
 from hospitalkit import example_library, make_system, run, wait_for
+from openinfusion.agent import messages as m
 from openinfusion.agent.agent import AgentConfig
 from openinfusion.agent.link.mqtt import Endpoint, MqttPumpLink, MqttServerLink, down_topic, up_topic
 from openinfusion.agent.ward import Clock, Ward, WardSpec, pump_id
 from openinfusion.server import fleet
 from openinfusion.server.broker import SERVER_IDENTITY, Broker, BrokerFiles, client_files, free_port, write_config
-from openinfusion.server.db.models import Event
+from openinfusion.server.db.models import Event, LinkRejection
 from openinfusion.server.hospital import Hospital
 from openinfusion.server.pki import CertificateAuthority
 from openinfusion.server.settings import Settings
@@ -169,18 +171,50 @@ def test_the_broker_admits_only_certified_pumps_and_confines_each_to_its_own_top
     link.stop()
 
 
-def test_a_decommissioned_pump_is_refused_by_the_broker(tmp_path: Path, hospital: Hospital, broker: Broker) -> None:
-    creds = _commission(hospital, tmp_path / "pumps")
+def test_a_decommissioned_pump_is_dropped_and_refused_at_once(tmp_path: Path, broker: Broker) -> None:
+    """Decommissioning through the API: the connected pump is disconnected within a second, cannot connect
+    again (the broker reloaded the CRL: no restart), and nothing it sent after is stored; its neighbour is
+    unaffected."""
+    hospital = Hospital(Settings(data_dir=tmp_path / "server", broker_pid_file=broker.files.pid))
+    files = broker.files
+    hospital.link = MqttServerLink(_endpoint(files, hospital.ca, SERVER_IDENTITY, tmp_path / "c"), "server-r")
+    hospital.start()
+    try:
+        creds = _commission(hospital, tmp_path / "pumps")
+        kept, revoked = (MqttPumpLink(files.endpoint(*creds[p]), p) for p in ("vp-0001", "vp-0002"))
+        wait_for(lambda: kept.connected and revoked.connected, what="both pumps connect")
+        with hospital.sessions.begin() as db:
+            fleet.decommission(db, "vp-0002", actor="biomed", ca=hospital.ca)
+        started = time.monotonic()
+        hospital.revoke("vp-0002")
+        wait_for(lambda: not revoked.connected, 5, what="the decommissioned pump is dropped")
+        print(f"decommissioned pump dropped after {time.monotonic() - started:.2f} s")
+        epoch = revoked.epoch
+        time.sleep(3)  # paho retries every second: every attempt fails the TLS handshake
+        assert not revoked.connected and revoked.epoch == epoch
+        assert kept.connected
+        fresh, fresh_ok = _client(files, files.endpoint(*creds["vp-0002"]), "vp-0002-again")
+        time.sleep(1)
+        assert True not in fresh_ok
+        fresh.loop_stop()
+        kept.close()
+        revoked.close()
+    finally:
+        hospital.stop()
+
+
+def test_the_server_refuses_a_decommissioned_pump_at_once(tmp_path: Path, hospital: Hospital) -> None:
+    """Even through a broker that has not reloaded its CRL, the server stores nothing from the pump."""
+    _commission(hospital, tmp_path / "pumps")
     with hospital.sessions.begin() as db:
         fleet.decommission(db, "vp-0002", actor="biomed", ca=hospital.ca)
-    broker.stop()
-    broker.start()  # the broker reads the CRL at start
-    files = broker.files
-    kept, kept_ok = _client(files, files.endpoint(*creds["vp-0001"]), "vp-0001")
-    revoked, revoked_ok = _client(files, files.endpoint(*creds["vp-0002"]), "vp-0002")
-    wait_for(lambda: bool(kept_ok), what="the commissioned pump connects")
-    time.sleep(1)
-    assert kept_ok == [True]
-    assert True not in revoked_ok
-    kept.loop_stop()
-    revoked.loop_stop()
+    status = m.up("vp-0002", dt.datetime.now(dt.UTC), m.Events(events=(_record(1),)))
+    hospital.handle("vp-0002", m.encode(status))
+    with hospital.sessions() as db:
+        assert db.execute(select(func.count()).select_from(Event)).scalar() == 0
+        reasons = list(db.execute(select(LinkRejection.reason).where(LinkRejection.pump_id == "vp-0002")).scalars())
+    assert reasons == ["pump: decommissioned pump"]
+
+
+def _record(seq: int) -> m.EventRecord:
+    return m.EventRecord(seq=seq, t_us=seq, at=dt.datetime.now(dt.UTC), kind="self_test", channel=None, data={})

@@ -1,6 +1,7 @@
 """The central station in a real browser (Debian's Chromium driven by Playwright): an alarm appears,
 escalates and is acknowledged; a library release reaches a ward; a user without the role is refused;
-every page passes axe-core's accessibility rules. Screenshots go to docs/figures/."""
+a pharmacist uploads and releases a library from the page; every page passes axe-core's accessibility
+rules. Screenshots go to out/screenshots (docs/figures with OPENINFUSION_SCREENSHOTS=docs/figures)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from openinfusion.agent.ward import ward_release
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.server.broker import free_port
 from openinfusion.web.system import LocalSystem, Served, build_app
+from web.browserkit import shot
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / ".node/node_modules/axe-core/axe.min.js"
-FIGURES = ROOT / "docs/figures"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
@@ -88,7 +89,7 @@ def test_an_alarm_appears_escalates_and_is_acknowledged(browser: Browser, live: 
     expect(row).to_contain_text("occlusion downstream", timeout=15_000)  # live: no reload
     expect(row).to_contain_text("ESCALATED", timeout=15_000)
     expect(row).to_contain_text("charge")
-    page.screenshot(path=str(FIGURES / "station-alarms.png"), full_page=True)
+    shot(page, "station-alarms")
     button = row.get_by_role("button", name="Acknowledge")
     button.focus()
     page.keyboard.press("Enter")  # keyboard only
@@ -116,10 +117,56 @@ def test_a_library_release_reaches_a_ward(browser: Browser, live: Live) -> None:
         run(live.system, 10)
         if all(b.pump.library_identity and b.pump.library_identity.version == "2026.2" for b in members):
             break
-    row = page.locator("tr", has_text=area)
+    row = page.locator("table.library tr", has_text=area)
     expect(row).to_contain_text("2026.2")
     expect(page.get_by_test_id(f"active-{area}")).to_have_text(str(len(members)), timeout=15_000)
-    page.screenshot(path=str(FIGURES / "station-library.png"), full_page=True)
+
+
+def _axe(page: Page) -> list[tuple[str, str, int]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]]
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core (scripts/bootstrap.sh)")
+def test_a_pharmacist_uploads_and_releases_a_library_on_the_page(browser: Browser, live: Live, tmp_path: Path) -> None:
+    lib = example_library()
+    signed = tmp_path / "library-2026.3.oilib"
+    signed.write_bytes(ward_release(dataclasses.replace(lib, info=dataclasses.replace(lib.info, version="2026.3")), 1))
+    forged = tmp_path / "forged.oilib"
+    forged.write_bytes(ward_release(lib, 99))  # signed by keys the server does not trust
+    page = login(browser, live, "pharmacist", bypass_csp=True)
+    page.goto(f"{live.url}/station/library")
+    page.get_by_label("Signed library package").set_input_files(str(forged))
+    page.get_by_role("button", name="Upload release").click()
+    expect(page.get_by_role("alert")).to_contain_text("forged.oilib")
+    expect(page.locator("table.releases tbody tr")).to_have_count(1)  # only the ward's own release
+    page.get_by_label("Signed library package").set_input_files(str(signed))
+    page.get_by_role("button", name="Upload release").click()
+    expect(page.get_by_role("status").filter(has_text="Uploaded")).to_contain_text("2026.3")
+    area = live.system.ward.beds[0].area
+    members = [b for b in live.system.ward.beds if b.area == area]
+    row = page.locator("table.releases tbody tr", has_text="2026.3")
+    row.get_by_label(area, exact=True).check()
+    row.get_by_role("button", name="Release").click()
+    expect(page.get_by_role("status").filter(has_text="Released")).to_contain_text(area)
+    expect(page.locator("table.activation", has_text=f"{area}: ")).to_contain_text("DRIFT")  # still on the old one
+    for _ in range(120):  # the page follows the ward live: no reload
+        run(live.system, 10)
+        if all(b.pump.library_identity and b.pump.library_identity.version == "2026.3" for b in members):
+            break
+    for bed in members:
+        expect(page.get_by_test_id(f"state-{bed.pump.config.pump_id}")).to_have_text("active", timeout=15_000)
+    expect(page.get_by_test_id(f"active-{area}")).to_have_text(str(len(members)))
+    expect(page.locator("table.activation", has_text=f"{area}: ")).not_to_contain_text("DRIFT")
+    assert _axe(page) == []
+    shot(page, "station-library")
+    nurse = login(browser, live, "nurse")
+    csrf = nurse.request.get(f"{live.url}/api/me").json()["csrf"]
+    refused = nurse.request.post(
+        f"{live.url}/station/library/releases", multipart={"csrf_token": csrf, "package": signed}
+    )
+    assert refused.status == 403
 
 
 def test_a_login_without_the_role_is_refused(browser: Browser, live: Live) -> None:
@@ -143,10 +190,7 @@ def test_every_page_passes_axe(browser: Browser, live: Live) -> None:
     pump = live.system.ward.beds[0].pump.config.pump_id
     for path in ("/station/fleet", "/station/alarms", "/station/library", f"/station/pumps/{pump}", "/station/login"):
         page.goto(f"{live.url}{path}")
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        problems = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]]
-        assert problems == [], (path, problems)
+        assert _axe(page) == [], path
     run(live.system, 2)  # fresh statuses: the pumps show online
     page.goto(f"{live.url}/station/fleet")
-    page.screenshot(path=str(FIGURES / "station-fleet.png"), full_page=True)
+    shot(page, "station-fleet")

@@ -8,7 +8,8 @@ runs on a network thread and the core never waits on it. Each poll:
 1. drains the link's inbound queue; each message is decoded (:func:`~openinfusion.agent.messages.decode_down`),
    checked (addressed to this pump, id not seen before) and acted on, or refused: the reason is kept in
    :attr:`PumpAgent.refusals` and reported to the server as a ``notice``;
-2. sends the events the server has not acknowledged, in sequence order, in batches. The pump's own event
+2. sends the events the server has not acknowledged, in sequence order, in batches, each with the patient
+   its channel served then (the last ``patient_changed`` before it). The pump's own event
    log is the buffer: nothing is copied or dropped while offline. After a reconnection, or when
    acknowledgements stall for ``resend_after_s``, it goes back to the last acknowledged event and sends
    again (the server stores each (pump, seq) once);
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from openinfusion.agent.link import PumpLink
 from openinfusion.agent.wire import status_message
 from openinfusion.errors import InputError, OpenInfusionError
 from openinfusion.pump.ders import LibraryEventKind
-from openinfusion.pump.eventlog import decode_quantity
+from openinfusion.pump.eventlog import EventKind, EventLog, decode_quantity
 from openinfusion.pump.library import LibrarySelection
 from openinfusion.pump.programs import ContinuousProgram, RateLimits
 from openinfusion.pump.pump import Pump
@@ -82,6 +84,30 @@ class _Download:
     asked_at: float
 
 
+class _Patients:
+    """Which patient each channel served at each seq, read from the log's ``patient_changed`` events, so every
+    event is sent with its patient (also when sent again after a reconnection)."""
+
+    def __init__(self) -> None:
+        self._read = 0  # the log is read up to this seq
+        self._changes: dict[int, tuple[list[int], list[str | None]]] = {}  # channel -> (seqs, patient ids)
+
+    def at(self, log: EventLog, seq: int, channel: int | None) -> str | None:
+        if seq > self._read:
+            for e in log.events(self._read):
+                if e.kind is EventKind.PATIENT_CHANGED and e.channel is not None:
+                    seqs, ids = self._changes.setdefault(e.channel, ([], []))
+                    value = e.data.get("patient_id")
+                    seqs.append(e.seq)
+                    ids.append(value if isinstance(value, str) else None)
+            self._read = log.last_seq
+        if channel is None or channel not in self._changes:
+            return None
+        seqs, ids = self._changes[channel]
+        i = bisect_right(seqs, seq)
+        return ids[i - 1] if i else None
+
+
 class PumpAgent:
     """The communication processor of one pump."""
 
@@ -112,6 +138,7 @@ class PumpAgent:
         self._nonces: dict[str, datetime] = {}
         self._outbox: list[m.UpMessage] = []
         self._download: _Download | None = None
+        self._patients = _Patients()
         self.pending: dict[str, m.RemoteProgram] = {}
         self.refusals: list[Refusal] = []
 
@@ -165,6 +192,7 @@ class PumpAgent:
                     at=self._origin + timedelta(microseconds=e.t.us),
                     kind=e.kind.value,
                     channel=e.channel,
+                    patient=self._patients.at(self.pump.log, e.seq, e.channel),
                     data=e.to_json()["data"],
                 )
                 for e in batch

@@ -121,6 +121,7 @@ class EventRecord(_Model):
     at: datetime  # the agent's wall clock for pump time t_us
     kind: Annotated[str, Field(min_length=1, max_length=40)]
     channel: ChannelIndex | None
+    patient: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # the channel's patient then
     data: dict[str, Any]
 
 

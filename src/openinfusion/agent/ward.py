@@ -17,6 +17,7 @@ are confirmed by the nurse on her next visit (:attr:`Ward.confirm_orders`), neve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -110,6 +111,7 @@ class Bedside:
         )
         self.recipes = recipes(spec.library).get(area, ())
         self.limits = RateLimits.of(self.world.calibrations[0])
+        self.admissions = 0
         self._script = self._nurse()
         self._next_at, self._action = next(self._script)
 
@@ -133,7 +135,9 @@ class Bedside:
         if not self.recipes:
             return
         recipe = self.recipes[int(self.rng.integers(len(self.recipes)))]
-        patient = patient_for(self.rng, next(a for a in self.spec.library.care_areas if a.id == self.area))
+        self.admissions += 1  # each program is for the bed's next patient, whose wristband the nurse scans
+        measured = patient_for(self.rng, next(a for a in self.spec.library.care_areas if a.id == self.area))
+        patient = dataclasses.replace(measured, id=f"MRN-{self.pump.config.pump_id}-{self.admissions}")
         try:
             program = recipe.program(recipe.usual(self.rng), self.limits, patient, self.rng)
             self.pump.program(0, program, selection=recipe.selection, patient=patient)

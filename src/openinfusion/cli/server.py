@@ -53,10 +53,14 @@ def server(
     escalate_after: Annotated[float, typer.Option("--escalate-after", help="Seconds before escalation.")] = 60.0,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="HTTPS certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="HTTPS key (PEM).")] = None,
+    broker_pid: Annotated[
+        Path | None,
+        typer.Option("--broker-pid", help="Mosquitto's pid_file: told to reload the CRL at decommissioning."),
+    ] = None,
 ) -> None:
     """Run the hospital server: API, central station (/station/) and, with --mqtt, the pump link."""
     keys = tuple(load_public_key(p.read_bytes(), str(p)) for p in library_key or ())
-    settings = _settings(data, db, library_keys=keys, escalate_after_s=escalate_after)
+    settings = _settings(data, db, library_keys=keys, escalate_after_s=escalate_after, broker_pid_file=broker_pid)
     link = None
     hospital = Hospital(settings)
     if mqtt is not None:

@@ -133,12 +133,17 @@ class Concentration:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Patient:
-    """What dose calculation needs to know about the patient: weight (kg) and BSA (m2), both optional."""
+    """What dose calculation needs to know about the patient: weight (kg) and BSA (m2), both optional; and
+    ``id``, the identifier scanned from the wristband (1 to 64 printable characters), logged, never used in
+    dose calculation."""
 
     weight: Quantity | None = None
     bsa: Quantity | None = None
+    id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.id is not None and not (0 < len(self.id) <= 64 and self.id.isprintable() and self.id.strip()):
+            raise ProgramError("patient.id", f"1 to 64 printable characters, got {self.id!r}")
         _check_measure(self.weight, KG, WEIGHT_RANGE_KG, "patient.weight")
         _check_measure(self.bsa, M2, BSA_RANGE_M2, "patient.bsa")
 

@@ -87,7 +87,7 @@ class EventKind(Enum):
     VTBI_COMPLETE = "vtbi_complete"  # the programmed volume was delivered (PCD-10 DELIV_COMP)
     KVO_STARTED = "kvo_started"
     PCA_DEMAND = "pca_demand"  # a patient demand, delivered or denied; data: delivered, reason
-    PATIENT_CHANGED = "patient_changed"  # patient id or parameters (weight, BSA) changed
+    PATIENT_CHANGED = "patient_changed"  # patient id or parameters changed; data: weight, bsa, patient_id if known
     # alarms (openinfusion.pump.alarms)
     ALARM_RAISED = "alarm_raised"
     ALARM_LATCHED = "alarm_latched"  # condition gone, latching signal continues until reset

@@ -599,7 +599,8 @@ class Pump:
         if patient is not None and patient != ch.patient:
             weight = None if patient.weight is None else encode_quantity(patient.weight)
             bsa = None if patient.bsa is None else encode_quantity(patient.bsa)
-            self.log.append(now, EventKind.PATIENT_CHANGED, ch.index, weight=weight, bsa=bsa)
+            known = {} if patient.id is None else {"patient_id": patient.id}  # logs without ids stay as they were
+            self.log.append(now, EventKind.PATIENT_CHANGED, ch.index, weight=weight, bsa=bsa, **known)
         previous = ch.selection, ch.patient
         ch.selection, ch.patient = selection, patient  # the program's context, logged when it is confirmed
         try:

@@ -3,12 +3,20 @@
 The listener requires a client certificate signed by the hospital CA, takes the certificate's common name as
 the user name (``use_identity_as_username``), checks the CA's CRL (decommissioned pumps), and applies the
 ACL of :func:`openinfusion.agent.link.mqtt.acl`. No anonymous clients, no cleartext listener.
+
+Mosquitto (2.0.11 measured) reads the CRL at start and again on SIGHUP, for new connections only: a connected
+pump stays connected. So decommissioning writes the CRL, signals the broker (:func:`reload_broker`, through
+the ``pid_file`` it writes) and then takes the pump's session over (:meth:`MqttServerLink.evict
+<openinfusion.agent.link.mqtt.MqttServerLink.evict>`), which drops it at once; its reconnections fail the
+TLS handshake.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -36,6 +44,7 @@ class BrokerFiles:
     conf: Path
     port: int
     ca: Path
+    pid: Path  # the broker's pid_file: the server signals it to reload the CRL
 
     def endpoint(self, cert: Path, key: Path) -> Endpoint:
         return Endpoint("127.0.0.1", self.port, self.ca, cert, key)
@@ -60,6 +69,7 @@ def write_config(
         "per_listener_settings false\n"
         "allow_anonymous false\n"
         "persistence false\n"
+        f"pid_file {directory / 'mosquitto.pid'}\n"
         f"acl_file {directory / 'acl'}\n"
         "log_type error\nlog_type warning\n"
         "max_queued_messages 10000\n"
@@ -72,7 +82,19 @@ def write_config(
         "use_identity_as_username true\n"
         "tls_version tlsv1.2\n"
     )
-    return BrokerFiles(conf, port, ca.cert_path)
+    return BrokerFiles(conf, port, ca.cert_path, directory / "mosquitto.pid")
+
+
+def reload_broker(pid_file: Path) -> None:
+    """Ask the broker to read its configuration and CRL again (SIGHUP to the pid in ``pid_file``)."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        raise InputError("broker pid file", f"{pid_file} holds no process id") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise InputError("broker pid file", f"no broker process {pid} ({pid_file})") from None
 
 
 def client_files(ca: CertificateAuthority, identity: str, directory: Path) -> tuple[Path, Path]:

@@ -1,4 +1,5 @@
-"""The event store: every event of every pump exactly once (unique (pump, seq); OI-NET-2), queryable.
+"""The event store: every event of every pump exactly once (unique (pump, seq); OI-NET-2), queryable by
+pump, patient (the id the agent sends with each event: its channel's patient then), drug and time.
 
 Events arrive in batches, possibly again (the agent resends what was not acknowledged) and possibly out of
 order. :func:`store` inserts only the sequence numbers not yet held and advances ``Pump.stored_through``,
@@ -30,16 +31,6 @@ def _drug(data: Mapping[str, Any], status: Mapping[str, Any] | None, channel: in
     return None
 
 
-def _patient(data: Mapping[str, Any]) -> str | None:
-    for key in ("patient_id", "patient"):
-        value = data.get(key)
-        if isinstance(value, str):
-            return value[:120]
-        if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-            return str(value["id"])[:120]
-    return None
-
-
 def store(db: Db, pump: Pump, records: Iterable[m.EventRecord]) -> list[Event]:
     """Insert the events not yet stored; returns the new rows (in seq order). One query: the seqs held from
     the first one that could matter (those beyond the batch arrived out of order earlier)."""
@@ -58,7 +49,7 @@ def store(db: Db, pump: Pump, records: Iterable[m.EventRecord]) -> list[Event]:
             kind=r.kind,
             channel=r.channel,
             drug=_drug(r.data, pump.status, r.channel),
-            patient=_patient(r.data),
+            patient=r.patient,
             data=r.data,
         )
         for r in batch

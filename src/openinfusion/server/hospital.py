@@ -32,6 +32,7 @@ from openinfusion.agent import messages as m
 from openinfusion.agent.link import ServerLink
 from openinfusion.errors import InputError
 from openinfusion.server import alarms, events, fleet, library, orders
+from openinfusion.server.broker import reload_broker
 from openinfusion.server.db import engine_for, migrate, sessions
 from openinfusion.server.db.models import LinkRejection, Pump, ReleaseTarget, Tick
 from openinfusion.server.pki import CertificateAuthority
@@ -40,6 +41,7 @@ from openinfusion.server.settings import Settings
 log = logging.getLogger("openinfusion.server")
 SEEN_IDS: Final = 100_000
 TICK_EVERY_S: Final = 0.2
+CRL_RELOAD_S: Final = 0.2
 
 DownBody = m.EventsAck | m.LibraryOffer | m.LibraryChunk | m.RemoteProgram | m.Config
 
@@ -114,6 +116,17 @@ class Hospital:
         if self.link is None:
             return False
         return self.link.publish(pump, m.encode(m.down(pump, datetime.now(UTC), body)))
+
+    def revoke(self, pump: str) -> None:
+        """After a decommissioning is committed: the broker reloads the CRL, then the pump is dropped."""
+        if self.settings.broker_pid_file is not None:
+            try:
+                reload_broker(self.settings.broker_pid_file)
+                time.sleep(CRL_RELOAD_S)  # the broker handles the signal in its next loop
+            except InputError as e:
+                log.warning("the broker was not told to reload its CRL: %s", e)
+        if self.link is not None:
+            self.link.evict(pump)
 
     def reject(self, pump: str, reason: str, side: str = "server") -> None:
         log.warning("link message %s pump %s: %s", "refused from" if side == "server" else "refused by", pump, reason)

@@ -152,6 +152,18 @@ def acknowledged(db: Db, pump: Pump, ack: m.CommandAck, now: datetime) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class PumpActivation:
+    """One pump of a care area against the area's current release."""
+
+    pump_id: str
+    library_version: str | None  # the library the pump runs now
+    state: str  # active, staged, downloading, offered, rejected, or "not offered" (no release or no status yet)
+    percent: int  # of the package the pump holds (100 once staged or active)
+    detail: str  # the pump's reason when it rejected the release
+    flag: str  # "drift", "foreign" or ""
+
+
+@dataclass(frozen=True, slots=True)
 class AreaCompliance:
     care_area: str
     release: Release | None
@@ -162,6 +174,31 @@ class AreaCompliance:
     drift: tuple[str, ...]  # pumps on a released library that is not the area's current one
     foreign: tuple[str, ...]  # pumps on a library the server never released
     rejected: tuple[str, ...]
+    members: tuple[PumpActivation, ...]
+
+
+def _activation(p: Pump, release: Release | None, row: Deployment | None, released: set[str]) -> PumpActivation:
+    want = None if release is None else release.library_hash
+    state = (
+        "active"
+        if want is not None and p.library_hash == want
+        else "staged"
+        if want is not None and p.staged_hash == want
+        else "not offered"
+        if row is None
+        else row.state
+    )
+    size = 1 if release is None else max(release.size, 1)
+    held = size if state in {"active", "staged"} else 0 if row is None else row.offset
+    flag = (
+        "foreign"
+        if p.library_hash is not None and p.library_hash not in released
+        else "drift"
+        if want is not None and p.library_hash in released and p.library_hash != want
+        else ""
+    )
+    detail = row.detail if row is not None and state == "rejected" else ""
+    return PumpActivation(p.id, p.library_version, state, min(100, held * 100 // size), detail, flag)
 
 
 def compliance(db: Db) -> list[AreaCompliance]:
@@ -172,27 +209,20 @@ def compliance(db: Db) -> list[AreaCompliance]:
     for area in areas:
         goal = db.get(ReleaseTarget, area)
         release = None if goal is None else db.get(Release, goal.release_id)
-        members = [p for p in pumps if p.care_area == area]
-        deployments = {}
-        if release is not None:
-            deployments = {
-                d.pump_id: d.state
-                for d in db.execute(select(Deployment).where(Deployment.release_id == release.id)).scalars()
-            }
-        want = None if release is None else release.library_hash
+        rows = {} if release is None else {d.pump_id: d for d in deployments(db, release.id)}
+        members = tuple(_activation(p, release, rows.get(p.id), released) for p in pumps if p.care_area == area)
         out.append(
             AreaCompliance(
                 care_area=area,
                 release=release,
                 pumps=len(members),
-                active=sum(1 for p in members if want is not None and p.library_hash == want),
-                staged=sum(1 for p in members if want is not None and p.library_hash != want and p.staged_hash == want),
-                in_progress=sum(1 for p in members if deployments.get(p.id) == "downloading"),
-                drift=tuple(
-                    p.id for p in members if p.library_hash in released and want is not None and p.library_hash != want
-                ),
-                foreign=tuple(p.id for p in members if p.library_hash is not None and p.library_hash not in released),
-                rejected=tuple(p.id for p in members if deployments.get(p.id) == "rejected"),
+                active=sum(1 for a in members if a.state == "active"),
+                staged=sum(1 for a in members if a.state == "staged"),
+                in_progress=sum(1 for a in members if a.state == "downloading"),
+                drift=tuple(a.pump_id for a in members if a.flag == "drift"),
+                foreign=tuple(a.pump_id for a in members if a.flag == "foreign"),
+                rejected=tuple(a.pump_id for a in members if a.state == "rejected"),
+                members=members,
             )
         )
     return out

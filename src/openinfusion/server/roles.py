@@ -62,6 +62,8 @@ RULES: Final[dict[str, Rule]] = {
     "station_alarm_ack": frozenset({_N}),
     "station_logout": _ALL,
     "station_library": frozenset({_P, _B, _A}),
+    "station_release_upload": frozenset({_P}),
+    "station_release_target": frozenset({_P}),
     "station_pump": _ALL,
     "station_stream": _ALL,
 }

@@ -24,6 +24,7 @@ class Settings:
     cookie_secure: bool = True
     stream_max_s: float = 300.0  # a station's event stream ends after this (the browser reconnects)
     library_keys: tuple[Ed25519PublicKey, ...] = field(default=())  # pharmacy keys a release must be signed by
+    broker_pid_file: Path | None = None  # Mosquitto's pid_file: signalled to reload the CRL at decommissioning
 
     @property
     def database(self) -> str:

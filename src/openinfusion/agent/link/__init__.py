@@ -76,6 +76,10 @@ class ServerLink(Protocol):
 
     def publish(self, pump: str, data: bytes) -> bool: ...
 
+    def evict(self, pump: str) -> None:
+        """Disconnect ``pump`` now (decommissioned): whether it can connect again is the broker's CRL's call."""
+        ...
+
     def stop(self) -> None: ...
 
 

@@ -110,6 +110,9 @@ class InProcessServerLink:
     def publish(self, pump: str, data: bytes) -> bool:
         return self._bus._to_pump(pump, data)
 
+    def evict(self, pump: str) -> None:
+        self._bus.set_online(False, pump)  # the in-process network has no certificates: the pump stays out
+
     def stop(self) -> None:
         if self._thread is not None:
             self._bus.uplink.put(None)

@@ -12,6 +12,7 @@ that is away wait at the broker. paho reconnects by itself (1 s to 30 s back-off
 
 from __future__ import annotations
 
+import logging
 import queue
 import ssl
 import threading
@@ -27,6 +28,8 @@ from paho.mqtt.properties import Properties
 
 from openinfusion.agent.link import Handler, PumpEnd, take_batch
 from openinfusion.errors import InputError
+
+log = logging.getLogger("openinfusion.link")
 
 PREFIX: Final = "oi/v1/pumps"
 SERVER_SHARE: Final = "$share/oi-server"
@@ -169,6 +172,24 @@ class MqttServerLink:
     def publish(self, pump: str, data: bytes) -> bool:
         info = self._client.publish(down_topic(pump), data, qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def evict(self, pump: str, timeout_s: float = 5.0) -> None:
+        """Take the pump's client id over with a clean session: the broker drops the pump's connection and its
+        queued commands (MQTT 5 session takeover); the reloaded CRL then refuses its reconnections."""
+        accepted = threading.Event()
+        client = _client(self._endpoint, pump)
+        client.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else accepted.set()
+        client.reconnect_delay_set(1, 1)
+        try:
+            client.connect(self._endpoint.host, self._endpoint.port, keepalive=10, clean_start=True)
+        except OSError as e:
+            log.warning("could not evict pump %s: broker unreachable (%s)", pump, e)
+            return
+        client.loop_start()
+        if not accepted.wait(timeout_s):
+            log.warning("could not evict pump %s: the broker did not accept the takeover", pump)
+        client.disconnect()
+        client.loop_stop()
 
     def stop(self) -> None:
         self._client.disconnect()

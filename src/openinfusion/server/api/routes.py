@@ -149,6 +149,7 @@ def decommission(pump_id: str, db: Database, home: Home, who: Who) -> Json:
     except InputError as e:
         raise HTTPException(404, str(e)) from None
     db.commit()
+    home.revoke(pump_id)
     return {"decommissioned": pump_id}
 
 

@@ -8,16 +8,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session as Db
 
 from openinfusion.errors import InputError
 from openinfusion.server import alarms, auth, events, fleet, library, views
 from openinfusion.server.api.deps import Database, Guard, Home, Who
 from openinfusion.server.api.routes import RowId, open_session
-from openinfusion.server.db.models import Pump
+from openinfusion.server.db.models import Pump, Release
 
 router = APIRouter(prefix="/station", dependencies=[Guard], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -109,9 +112,51 @@ def alarm_ack(alarm_id: RowId, db: Database, who: Who) -> Response:
     return RedirectResponse("/station/alarms", status_code=303)
 
 
+def _library(request: Request, db: Db, who: auth.Principal, error: str = "", status: int = 200) -> Response:
+    releases = [views.release(r) for r in db.execute(select(Release).order_by(Release.uploaded_at.desc())).scalars()]
+    context = {"areas": library.compliance(db), "releases": releases, "error": error, "done": ""}
+    if not error:
+        context["done"] = request.query_params.get("done", "")[:200]
+    response = _page(request, "library", who, context)
+    response.status_code = status
+    return response
+
+
 @router.get("/library", name="station_library", response_class=HTMLResponse)
 def library_page(request: Request, db: Database, who: Who) -> Response:
-    return _page(request, "library", who, {"areas": library.compliance(db)})
+    return _library(request, db, who)
+
+
+@router.post("/library/releases", name="station_release_upload", response_class=HTMLResponse)
+async def library_upload(request: Request, db: Database, home: Home, who: Who, package: UploadFile) -> Response:
+    """A pharmacist uploads a signed package file (multipart form); refused packages are named on the page."""
+    data = await package.read(library.MAX_PACKAGE_BYTES + 1)
+    try:
+        release = library.upload(db, data, who.name, home.settings.library_keys)
+    except InputError as e:
+        db.rollback()
+        return _library(request, db, who, f"{package.filename or 'the file'}: {e}", 422)
+    db.commit()
+    done = quote(f"Uploaded {release.name} {release.version} ({release.id}); choose its care areas below.")
+    return RedirectResponse(f"/station/library?done={done}", status_code=303)
+
+
+@router.post("/library/releases/{release_id}/targets", name="station_release_target", response_class=HTMLResponse)
+def library_target(
+    release_id: str,
+    request: Request,
+    db: Database,
+    who: Who,
+    care_areas: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies the default
+) -> Response:
+    try:
+        library.target(db, release_id, care_areas, who.name)
+    except InputError as e:
+        db.rollback()
+        return _library(request, db, who, str(e), 422)
+    db.commit()
+    done = quote(f"Released {release_id} to {', '.join(care_areas)}.")
+    return RedirectResponse(f"/station/library?done={done}", status_code=303)
 
 
 @router.get("/pumps/{pump_id}", name="station_pump", response_class=HTMLResponse)

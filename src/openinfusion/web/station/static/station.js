@@ -1,8 +1,8 @@
 // Live updates: the server sends a "tick" whenever what the station shows changes; the page fetches its
-// main content again and swaps it in, keeping keyboard focus on the element that had it.
+// live part again and swaps it in, keeping keyboard focus on the element that had it.
 (function () {
   "use strict";
-  const main = document.getElementById("main");
+  const main = document.querySelector("[data-live]"); // the part of the page that follows the fleet (not forms)
   if (!main || !main.dataset.live || !window.EventSource) return;
   let last = null;
   let busy = false;
