@@ -84,6 +84,7 @@ class ChannelReport(_Model):
     infused: WireQuantity  # mL
     vtbi_remaining: WireQuantity | None = None  # mL
     time_remaining: WireQuantity | None = None  # s
+    pressure: WireQuantity | None = None  # mm[Hg], downstream line pressure (filtered)
 
 
 class AlarmReport(_Model):
@@ -180,13 +181,25 @@ class LibraryChunk(_Model):
 
 
 class OrderedProgram(_Model):
-    """A continuous infusion from a library entry: rate (mL/h) and VTBI (mL)."""
+    """An infusion from a library entry: rate (mL/h) and VTBI (mL); with ``dose`` a dose-based one.
+
+    A dose-based order carries the dose rate, the container (``strength`` in ``volume``) and the weight;
+    the pump converts it itself and refuses it if its rate is not ``rate``. ``patient`` and ``placer``
+    (the EHR's order number) come from an auto-programmed order: the clinician checks the patient at the pump.
+    """
 
     area: Name
     drug: Name
+    therapy: Name | None = None
     concentration: Name | None = None
     rate: WireQuantity
-    vtbi: WireQuantity
+    vtbi: WireQuantity | None = None
+    dose: WireQuantity | None = None
+    strength: WireQuantity | None = None
+    volume: WireQuantity | None = None
+    weight: WireQuantity | None = None
+    patient: Name | None = None
+    placer: Name | None = None
 
 
 class RemoteProgram(_Model):
