@@ -192,7 +192,7 @@ class Channel:
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
         self.order: str | None = None  # the remote order the program came from (logged when it is confirmed)
-        self.line_pressure_mmhg: float | None = None  # downstream pressure, filtered, at the last look (gauge)
+        self.line_pressure_mmhg: float | None = None  # downstream, filtered, gauge; None: unknown or sensor fault
         self.library_identity: JsonValue = None  # the pump's active library, for the log
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
@@ -743,12 +743,13 @@ class Channel:
             pumped = Volume(max(measured.nl - self._sensed_volume.nl, 0))  # since the last look (volume test)
             self._sensed_volume = measured
             verdict = self.down.update(down, self._rate(), pumping, pumped)
-            self.line_pressure_mmhg = verdict.pressure_mmhg
             upv = self.up.update(up, pumping)
             implausible = ""
         except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
             verdict, upv, implausible = _NO_OCCLUSION, _NO_UPSTREAM, e.why
         faulty = SensorHealth.FAULT in (down.health, up.health) or bool(implausible)
+        if faulty or verdict.pressure_mmhg is not None:  # kept between looks without new samples
+            self.line_pressure_mmhg = None if faulty else verdict.pressure_mmhg
         if verdict.occluded and pumping:
             p = verdict.pressure_mmhg or 0.0
             self._occlusion_pressure = (p, verdict.baseline_mmhg if verdict.baseline_mmhg is not None else 0.0)

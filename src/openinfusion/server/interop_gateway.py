@@ -76,15 +76,17 @@ class ServerGateway:
         self._libraries: dict[str, tuple[Library, DersIndex, Formulary]] = {}  # by release package SHA-256
 
     def deliver(self, order: InfusionOrder) -> Delivery:
+        """Create the order's signed command and send it to the pump (see the module docstring)."""
         try:
-            command, plan = self._create(order)
+            command, plan = self.command(order)
         except OrderError as e:
             return Delivery(order, False, e.code, e.where, e.why)
         self.hospital.send(order.pump_id, command)
         findings = tuple(f"soft limit: {f}" for f in plan.result.findings)
         return Delivery(order, True, warnings=findings, notes=plan.notes)
 
-    def _create(self, order: InfusionOrder) -> tuple[m.RemoteProgram, Plan]:
+    def command(self, order: InfusionOrder) -> tuple[m.RemoteProgram, Plan]:
+        """Check and map ``order`` and create (store and audit) its signed command; :class:`OrderError` if refused."""
         if order.control == "XO":
             raise OrderError(order.at("control"), "a rate change of a remote order is entered at the pump",
                              PivCode.OTHER)  # fmt: skip

@@ -21,8 +21,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
+from openinfusion.errors import InputError
 from openinfusion.interop.endpoint import Endpoint
 from openinfusion.interop.hl7.message import read_message
 from openinfusion.interop.hl7.pcd01 import Pcd01Reporter
@@ -31,7 +33,7 @@ from openinfusion.interop.hl7.pcd10 import Pcd10Reporter
 from openinfusion.interop.hl7.problems import MessageError
 from openinfusion.interop.hl7.receiver import Receiver
 from openinfusion.interop.hl7.writer import Sender
-from openinfusion.interop.mllp import MllpClient, MllpServer
+from openinfusion.interop.mllp import MllpClient, MllpServer, client_tls, server_tls
 from openinfusion.server.hospital import Hospital
 from openinfusion.server.interop_gateway import ServerGateway
 from openinfusion.server.interop_store import StoreSource
@@ -51,6 +53,22 @@ class LinkSettings:
     client_tls: ssl.SSLContext | None = None
     report_every_s: float = 1.0
     status_period: timedelta = timedelta(seconds=60)
+
+
+def link_settings(port: int, ehr: str | None, tls: tuple[Path, Path] | None, ehr_ca: Path | None) -> LinkSettings:
+    """Settings from the command line: ``ehr`` as ``HOST:PORT``; ``tls`` (certificate, key) for the listener,
+    ``ehr_ca`` to reach the EHR over TLS."""
+    endpoint = None
+    if ehr is not None:
+        host, _, number = ehr.rpartition(":")
+        if not host or not number.isdigit() or not 0 < int(number) < 65536:
+            raise InputError("--ehr", f"expected HOST:PORT, got {ehr!r}")
+        endpoint = (host, int(number))
+    if not 0 <= port < 65536:
+        raise InputError("--hl7-port", f"expected 0..65535, got {port}")
+    server = None if tls is None else server_tls(str(tls[0]), str(tls[1]))
+    client = None if ehr_ca is None else client_tls(str(ehr_ca))
+    return LinkSettings(port=port, ehr=endpoint, server_tls=server, client_tls=client)
 
 
 @dataclass(slots=True)
