@@ -151,7 +151,10 @@ def test_search_by_patient_device_and_date() -> None:
     later = c.get("/fhir/MedicationAdministration", params={"date": "lt2026-01-15T08:00:00-05:00"}, headers=TOKEN)
     assert later.json()["total"] == 0
     observations_found = c.get("/fhir/Observation", params={"device": "WARD-PUMP-01"}, headers=TOKEN).json()
-    assert observations_found["total"] == 2 and schema_errors(observations_found) == []
+    assert observations_found["total"] == 3 and schema_errors(observations_found) == []
+    pressure = [e["resource"]["valueQuantity"] for e in observations_found["entry"]
+                if e["resource"]["code"]["coding"][0]["code"] == "line-pressure-downstream"]  # fmt: skip
+    assert len(pressure) == 1 and pressure[0]["code"] == "mm[Hg]" and 0 <= pressure[0]["value"] < 300
     assert c.get("/fhir/Observation", params={"date": "yesterday"}, headers=TOKEN).status_code == 400
 
 

@@ -24,6 +24,10 @@ Commands never change a running infusion by themselves (OI-NET-1); events reach 
   in the future (at most :data:`MAX_ORDER_LIFETIME` ahead); it then waits in :attr:`PumpAgent.pending` until a
   clinician at the pump calls :meth:`PumpAgent.confirm`, which programs and starts through the same guarded
   core actions (DERS included) as the keypad. A replayed, expired, foreign or unsigned order is refused.
+  With a :class:`BedsideCheck` (what the clinician verified: wristband, bag label, the rate on the screen) a
+  mismatch with the order is logged in the pump's event log (``event_refused``, ``confirm_order``), reported
+  to the server and starts nothing; the order stays pending. The program carries the order id into its
+  ``program_confirmed`` event (auto-documentation links by the event log).
 """
 
 from __future__ import annotations
@@ -45,14 +49,16 @@ from openinfusion.agent.link import PumpLink
 from openinfusion.agent.wire import status_message
 from openinfusion.errors import InputError, OpenInfusionError
 from openinfusion.pump.ders import LibraryEventKind
+from openinfusion.pump.dosing import Concentration, Patient
 from openinfusion.pump.eventlog import EventKind, EventLog, decode_quantity
 from openinfusion.pump.library import LibrarySelection
-from openinfusion.pump.programs import ContinuousProgram, RateLimits
+from openinfusion.pump.programs import ContinuousProgram, DoseProgram, Program, RateLimits
 from openinfusion.pump.pump import Pump
 from openinfusion.pump.status import snapshot
-from openinfusion.units import FlowRate, Volume
+from openinfusion.units import FlowRate, Quantity, Volume
 
 MAX_ORDER_LIFETIME: Final = timedelta(hours=1)
+CONFIRMED_AT_PUMP: Final = "confirmed at the pump"  # the acknowledgement's reason; " by <clinician>" when known
 SEEN_IDS: Final = 4096  # message ids remembered for duplicate detection
 MAX_REFUSALS: Final = 1000
 EVENTS_PER_BATCH: Final = 50
@@ -66,6 +72,17 @@ class AgentConfig:
     status_interval_s: float = 1.0
     resend_after_s: float = 5.0
     order_keys: tuple[Ed25519PublicKey, ...] = ()  # the server's order-signing keys (commissioning)
+
+
+@dataclass(frozen=True, slots=True)
+class BedsideCheck:
+    """What the clinician verified at the pump before confirming an order."""
+
+    clinician: str
+    patient: str | None  # scanned from the wristband (checked when the order names a patient)
+    drug: str  # library drug id of the container hung (scanned from its label)
+    rate: FlowRate  # as read on the pump's screen
+    dose: Quantity | None = None  # for a dose-based order
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,36 +351,85 @@ class PumpAgent:
             return f"no channel {order.channel + 1} on this pump"
         return None
 
-    def confirm(self, order_id: str, *, override_reason: str | None = None) -> None:
+    def confirm(self, order_id: str, *, override_reason: str | None = None, check: BedsideCheck | None = None) -> None:
         """A clinician at the pump confirms a pending order: programmed and started through the core's guards.
 
-        Raises :class:`InputError` (and tells the server) if the order is unknown, expired or refused by the pump.
+        Raises :class:`InputError` (and tells the server) if the order is unknown, expired, does not match
+        ``check`` (it then stays pending) or is refused by the pump.
         """
-        order = self.pending.pop(order_id, None)
+        order = self.pending.get(order_id)
         if order is None:
             raise InputError("order", f"no pending order {order_id}")
         if order.expires <= self._wall():
+            del self.pending[order_id]
             self._queue(m.CommandAck(command=order_id, outcome="expired", reason="expired before confirmation"))
             raise InputError("order", f"order {order_id} expired at {order.expires.isoformat()}")
+        problems = [] if check is None else mismatches(order.program, check)
+        if problems:
+            reason = f"order {order.program.placer or order_id}: " + "; ".join(problems)
+            self.pump.log.append(self.pump.hw.clock.now(), EventKind.EVENT_REFUSED, order.channel,
+                                 event="confirm_order", reason=reason)  # fmt: skip
+            self._queue(m.CommandAck(command=order_id, outcome="pending", reason=f"not confirmed: {reason}"[:500]))
+            raise InputError("order", reason)
+        del self.pending[order_id]
         p = order.program
         try:
-            program = ContinuousProgram(
-                rate=FlowRate.of(decode_quantity(p.rate.model_dump(), "order.rate")),
-                vtbi=Volume.of(decode_quantity(p.vtbi.model_dump(), "order.vtbi")),
-                limits=RateLimits.of(self.pump.cal[order.channel]),
-            )
-            selection = LibrarySelection(area=p.area, drug=p.drug, concentration=p.concentration)
-            self.pump.program(order.channel, program, selection=selection, override_reason=override_reason)
+            program, patient = ordered_program(p, RateLimits.of(self.pump.cal[order.channel]))
+            selection = LibrarySelection(area=p.area, drug=p.drug, therapy=p.therapy, concentration=p.concentration)
+            self.pump.program(order.channel, program, selection=selection, patient=patient,
+                              override_reason=override_reason, order=order_id)  # fmt: skip
             self.pump.start(order.channel)
         except OpenInfusionError as e:
             self._queue(m.CommandAck(command=order_id, outcome="refused", reason=str(e)[:500]))
             raise
-        self._queue(m.CommandAck(command=order_id, outcome="confirmed", reason="confirmed at the pump"))
+        by = "" if check is None else f" by {check.clinician}"
+        self._queue(m.CommandAck(command=order_id, outcome="confirmed", reason=f"{CONFIRMED_AT_PUMP}{by}"[:500]))
 
     def decline(self, order_id: str) -> None:
         """A clinician at the pump declines a pending order."""
         if self.pending.pop(order_id, None) is not None:
             self._queue(m.CommandAck(command=order_id, outcome="refused", reason="declined at the pump"))
+
+
+def _q(value: m.WireQuantity | None, where: str) -> Quantity | None:
+    return None if value is None else decode_quantity(value.model_dump(), where)
+
+
+def ordered_program(p: m.OrderedProgram, limits: RateLimits) -> tuple[Program, Patient | None]:
+    """The program an order describes, and the patient it was dosed for; a dose-based one must run at ``p.rate``."""
+    rate = FlowRate.of(decode_quantity(p.rate.model_dump(), "order.rate"))
+    vtbi = _q(p.vtbi, "order.vtbi")
+    volume = None if vtbi is None else Volume.of(vtbi)
+    weight = _q(p.weight, "order.weight")
+    patient = None if weight is None else Patient(weight=weight)
+    dose, strength, bag = _q(p.dose, "order.dose"), _q(p.strength, "order.strength"), _q(p.volume, "order.volume")
+    if dose is None:
+        return ContinuousProgram(rate=rate, vtbi=volume, limits=limits), patient
+    if strength is None or bag is None:
+        raise InputError("order.strength", "a dose-based order needs the container's drug amount and volume")
+    program = DoseProgram(dose=dose, concentration=Concentration(strength, bag), patient=patient or Patient(),
+                          vtbi=volume, limits=limits)  # fmt: skip
+    if program.primary_rate() != rate:
+        raise InputError(
+            "order.rate", f"the pump computes {program.primary_rate()} for the dose, the order says {rate}"
+        )
+    return program, patient
+
+
+def mismatches(p: m.OrderedProgram, check: BedsideCheck) -> list[str]:
+    """Every difference between the order and what the clinician verified at the pump, in words."""
+    found = []
+    if p.patient is not None and check.patient != p.patient:
+        found.append(f"patient {check.patient} is not the order's {p.patient}")
+    if check.drug != p.drug:
+        found.append(f"drug {check.drug} is not the order's {p.drug}")
+    ordered = FlowRate.of(decode_quantity(p.rate.model_dump(), "order.rate"))
+    if check.rate != ordered:
+        found.append(f"rate {check.rate} is not the order's {ordered}")
+    dose = _q(p.dose, "order.dose")
+    if dose is not None and (check.dose is None or not check.dose.equals(dose)):
+        found.append(f"dose {check.dose} is not the order's {dose}")
+    return found
 
 
 def _signed_by(keys: Sequence[Ed25519PublicKey], data: bytes, signature: str) -> bool:

@@ -42,6 +42,7 @@ MAX_EVENTS_PER_MESSAGE: Final = 200
 
 PumpId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 MessageId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+OrderId = Annotated[str, Field(min_length=1, max_length=64)]  # a remote order's id (the server's, 16 hex today)
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, Field(max_length=500)]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
@@ -84,6 +85,7 @@ class ChannelReport(_Model):
     infused: WireQuantity  # mL
     vtbi_remaining: WireQuantity | None = None  # mL
     time_remaining: WireQuantity | None = None  # s
+    pressure: WireQuantity | None = None  # mm[Hg], downstream line pressure (filtered)
 
 
 class AlarmReport(_Model):
@@ -110,7 +112,7 @@ class Status(_Model):
     last_seq: NonNegative  # the pump's newest event
     channels: Annotated[tuple[ChannelReport, ...], Field(min_length=1, max_length=4)]
     alarms: Annotated[tuple[AlarmReport, ...], Field(max_length=64)]
-    pending_orders: Annotated[tuple[MessageId, ...], Field(max_length=16)] = ()
+    pending_orders: Annotated[tuple[OrderId, ...], Field(max_length=16)] = ()
 
 
 class EventRecord(_Model):
@@ -181,20 +183,32 @@ class LibraryChunk(_Model):
 
 
 class OrderedProgram(_Model):
-    """A continuous infusion from a library entry: rate (mL/h) and VTBI (mL)."""
+    """An infusion from a library entry: rate (mL/h) and VTBI (mL); with ``dose`` a dose-based one.
+
+    A dose-based order carries the dose rate, the container (``strength`` in ``volume``) and the weight;
+    the pump converts it itself and refuses it if its rate is not ``rate``. ``patient`` and ``placer``
+    (the EHR's order number) come from an auto-programmed order: the clinician checks the patient at the pump.
+    """
 
     area: Name
     drug: Name
+    therapy: Name | None = None
     concentration: Name | None = None
     rate: WireQuantity
-    vtbi: WireQuantity
+    vtbi: WireQuantity | None = None
+    dose: WireQuantity | None = None
+    strength: WireQuantity | None = None
+    volume: WireQuantity | None = None
+    weight: WireQuantity | None = None
+    patient: Name | None = None
+    placer: Name | None = None
 
 
 class RemoteProgram(_Model):
     """An order sent to a pump, signed by the server (Ed25519 over :func:`signed_bytes`)."""
 
     type: Literal["remote_program"] = "remote_program"
-    order: Annotated[str, Field(min_length=1, max_length=64)]
+    order: OrderId
     nonce: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     expires: datetime
     channel: ChannelIndex

@@ -11,7 +11,9 @@ A step runs the pump up to the next scripted action or the step's end, acts, the
 The script, per infusion: wait; program a library entry of the pump's care area at a usual value and
 start; infuse for a while; sometimes a downstream occlusion (the pump alarms; the nurse comes after a
 while, clears the line, resets the alarm and resumes); stop and clear. Remote orders waiting at the pump
-are confirmed by the nurse on her next visit (:attr:`Ward.confirm_orders`), never by the network.
+are confirmed by the nurse on her next visit (:attr:`Ward.confirm_orders`), never by the network: she scans
+the bed's wristband (:func:`patient_id`) and the bag hung (:attr:`Bedside.hung`, the ordered drug unless a
+scenario hangs another) and reads the rate; a mismatch is logged by the pump and she leaves the order alone.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from typing import Final
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from openinfusion.agent.agent import AgentConfig, PumpAgent
+from openinfusion.agent.agent import AgentConfig, BedsideCheck, PumpAgent
 from openinfusion.agent.link import PumpLink
 from openinfusion.druglib.model import Library
 from openinfusion.druglib.package import release_package
 from openinfusion.errors import InputError, OpenInfusionError
 from openinfusion.pharmacy.ward import assign_areas, patient_for, recipes
 from openinfusion.pump.channel import ChannelSettings
+from openinfusion.pump.eventlog import decode_quantity
 from openinfusion.pump.programs import KvoSettings, RateLimits
 from openinfusion.pump.pump import Pump, PumpConfig
 from openinfusion.pump.statechart import ChannelState
@@ -89,6 +92,11 @@ def pump_id(index: int) -> str:
     return f"vp-{index + 1:04d}"
 
 
+def patient_id(index: int) -> str:
+    """The patient in the bed of pump ``index`` (their wristband; an order for them names this MRN)."""
+    return f"MRN-{index + 1:04d}"
+
+
 class Bedside:
     """One pump, its driver and agent, and the nurse who looks after it."""
 
@@ -111,7 +119,9 @@ class Bedside:
         )
         self.recipes = recipes(spec.library).get(area, ())
         self.limits = RateLimits.of(self.world.calibrations[0])
-        self.admissions = 0
+        self.wristband: str | None = patient_id(index)
+        self.hung: str | None = None  # the drug of the bag hung for an order (None: the ordered one)
+        self._queried: set[str] = set()  # orders she found wrong: she does not confirm them again
         self._script = self._nurse()
         self._next_at, self._action = next(self._script)
 
@@ -135,9 +145,8 @@ class Bedside:
         if not self.recipes:
             return
         recipe = self.recipes[int(self.rng.integers(len(self.recipes)))]
-        self.admissions += 1  # each program is for the bed's next patient, whose wristband the nurse scans
         measured = patient_for(self.rng, next(a for a in self.spec.library.care_areas if a.id == self.area))
-        patient = dataclasses.replace(measured, id=f"MRN-{self.pump.config.pump_id}-{self.admissions}")
+        patient = dataclasses.replace(measured, id=self.wristband)  # the bed's patient, whose wristband she scans
         try:
             program = recipe.program(recipe.usual(self.rng), self.limits, patient, self.rng)
             self.pump.program(0, program, selection=recipe.selection, patient=patient)
@@ -163,6 +172,15 @@ class Bedside:
         if ch.state in {ChannelState.READY, ChannelState.PAUSED, ChannelState.COMPLETE, ChannelState.KVO}:
             self._try(lambda: self.pump.clear(0))
 
+    def _confirm(self, order_id: str) -> None:
+        """Verify the order at the bedside (wristband, bag, screen) and confirm it, or leave it if it differs."""
+        p = self.agent.pending[order_id].program
+        rate = FlowRate.of(decode_quantity(p.rate.model_dump(), "order.rate"))
+        dose = None if p.dose is None else decode_quantity(p.dose.model_dump(), "order.dose")
+        check = BedsideCheck("nurse", self.wristband, self.hung or p.drug, rate, dose)
+        self._queried.add(order_id)  # confirmed, or refused for a mismatch: either way not tried again
+        self.agent.confirm(order_id, check=check)
+
     @staticmethod
     def _try(action: Callable[[], None]) -> None:
         with contextlib.suppress(OpenInfusionError):  # refused: logged by the pump; the nurse moves on
@@ -177,8 +195,8 @@ class Bedside:
             self._next_at, self._action = next(self._script)
         self.driver.run_until(to)
         if confirm_orders:
-            for order in list(self.agent.pending):
-                self._try(functools.partial(self.agent.confirm, order))
+            for order in [o for o in self.agent.pending if o not in self._queried]:
+                self._try(functools.partial(self._confirm, order))
         self.agent.poll()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from openinfusion.agent import messages as m
@@ -26,6 +27,13 @@ def quantity(q: Quantity | Volume | FlowRate | Duration) -> m.WireQuantity:
         case _:
             fields = encode_quantity(q)
     return m.WireQuantity.model_validate(fields)
+
+
+def pressure(mmhg: float | None) -> m.WireQuantity | None:
+    """A line pressure to 0.1 mmHg (UCUM ``mm[Hg]``); None when unknown or not finite."""
+    if mmhg is None or not math.isfinite(mmhg):
+        return None
+    return m.WireQuantity(value=f"{mmhg:.1f}", unit="mm[Hg]")
 
 
 def library(identity: LibraryIdentity | None) -> m.WireLibrary | None:
@@ -55,6 +63,7 @@ def status_message(status: PumpStatus, config: AgentConfig, last_seq: int, pendi
                 infused=quantity(c.infused),
                 vtbi_remaining=None if c.vtbi_remaining is None else quantity(c.vtbi_remaining),
                 time_remaining=None if c.time_remaining is None else quantity(c.time_remaining),
+                pressure=pressure(c.line_pressure_mmhg),
             )
             for c in status.channels
         ),

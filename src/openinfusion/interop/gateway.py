@@ -84,6 +84,7 @@ class ChannelStatus:
     dose: Quantity | None
     order_id: str | None
     alarms: tuple[str, ...]  # active alarm codes (channel and pump scope)
+    pressure_mmhg: float | None = None  # downstream line pressure, filtered (gauge mmHg, as the core measures)
 
 
 @dataclass(frozen=True, slots=True)

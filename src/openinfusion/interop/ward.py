@@ -214,13 +214,7 @@ class VirtualWard:
         return record
 
     def _check_time(self, order: InfusionOrder) -> None:
-        age = self.now() - order.requested_at
-        if age > MAX_ORDER_AGE:
-            raise OrderError(order.at("requested_at"), f"requested {_minutes(age)} ago (stale after "
-                               f"{_minutes(MAX_ORDER_AGE)})", PivCode.STALE)  # fmt: skip
-        if -age > MAX_CLOCK_SKEW:
-            raise OrderError(order.at("requested_at"), f"requested {_minutes(-age)} in the future",
-                               PivCode.INVALID_PARAMETER)  # fmt: skip
+        check_age(order, self.now())
 
     # --- at the pump ------------------------------------------------------------------------------------
 
@@ -250,7 +244,7 @@ class VirtualWard:
         plan = self._plans[id(record)]
         try:
             pump.program(index, plan.program, selection=plan.selection, patient=plan.patient,
-                         override_reason=confirmation.override_reason)  # fmt: skip
+                         override_reason=confirmation.override_reason, order=record.order.order_id)  # fmt: skip
         except (DoseLimitError, TransitionRefusedError, InputError) as e:
             record.history.append((self.now(), f"programming refused: {e}"))
             return Outcome(False, (str(e),))
@@ -320,6 +314,7 @@ class VirtualWard:
                     dose=dose,
                     order_id=None if record is None else record.order.order_id,
                     alarms=tuple(a.code.value for a in pump.alarms.active(ch.index)),
+                    pressure_mmhg=ch.line_pressure_mmhg,
                 )
             )
         library = None if identity is None else f"{identity.owner} {identity.version}"
@@ -331,6 +326,17 @@ class VirtualWard:
             return None
         found = [r for r in self._orders[pump_id] if r.channel == channel and r.confirmed_seq is not None]
         return found[-1] if found else None
+
+
+def check_age(order: InfusionOrder, now: dt.datetime) -> None:
+    """Refuse a request older than :data:`MAX_ORDER_AGE` (9022) or too far in the future (9004)."""
+    age = now - order.requested_at
+    if age > MAX_ORDER_AGE:
+        raise OrderError(order.at("requested_at"), f"requested {_minutes(age)} ago (stale after "
+                         f"{_minutes(MAX_ORDER_AGE)})", PivCode.STALE)  # fmt: skip
+    if -age > MAX_CLOCK_SKEW:
+        raise OrderError(order.at("requested_at"), f"requested {_minutes(-age)} in the future",
+                         PivCode.INVALID_PARAMETER)  # fmt: skip
 
 
 def _record(plan: Plan, pump_id: str, channel: int, now: dt.datetime) -> OrderRecord:

@@ -191,6 +191,8 @@ class Channel:
         self.kvo_held = False  # a PCA warning Table 4 runs at KVO is active (low battery, low container)
         self.selection: LibrarySelection | None = None  # the library entry the program came from
         self.secondary_selection: LibrarySelection | None = None  # the running secondary's own entry
+        self.order: str | None = None  # the remote order the program came from (logged when it is confirmed)
+        self.line_pressure_mmhg: float | None = None  # downstream, filtered, gauge; None: unknown or sensor fault
         self.library_identity: JsonValue = None  # the pump's active library, for the log
         self.patient: Patient | None = None
         self.alerted = False  # the last DERS check on this channel alerted (for edits and cancels after it)
@@ -363,7 +365,8 @@ class Channel:
         self.dose_capped = self.kvo_held = False
         self.controller.set_origin(self.controller.position(self.hw.encoder.counts()))
         self.timers.near_end_raised = False
-        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program), **self.context())
+        ordered = {} if self.order is None else {"order": self.order}
+        self._log(now, EventKind.PROGRAM_CONFIRMED, program=describe(program), **self.context(), **ordered)
 
     def _discard(self, now: Instant) -> None:
         listed = {a.code for a in self.alarms.active(self.index)}
@@ -745,6 +748,8 @@ class Channel:
         except InputError as e:  # a non-finite sample from a sensor that calls itself healthy
             verdict, upv, implausible = _NO_OCCLUSION, _NO_UPSTREAM, e.why
         faulty = SensorHealth.FAULT in (down.health, up.health) or bool(implausible)
+        if faulty or verdict.pressure_mmhg is not None:  # kept between looks without new samples
+            self.line_pressure_mmhg = None if faulty else verdict.pressure_mmhg
         if verdict.occluded and pumping:
             p = verdict.pressure_mmhg or 0.0
             self._occlusion_pressure = (p, verdict.baseline_mmhg if verdict.baseline_mmhg is not None else 0.0)

@@ -578,12 +578,14 @@ class Pump:
         patient: Patient | None = None,
         override_reason: str | None = None,
         basic_reason: str | None = None,
+        order: str | None = None,
     ) -> None:
         """Enter ``program`` on ``channel``; the channel becomes READY.
 
         With a library ``selection`` the DERS check runs first: a hard limit blocks, a soft limit needs
         ``override_reason`` from the library's list (:class:`DoseLimitError` otherwise). Without one it is a
-        basic infusion: allowed only where the care area allows it, with ``basic_reason``.
+        basic infusion: allowed only where the care area allows it, with ``basic_reason``. ``order`` is the
+        remote order (auto-programming) the program carries into its PROGRAM_CONFIRMED event.
         """
         ch = self._channel(channel)
         self._ensure_programming(channel)
@@ -601,12 +603,12 @@ class Pump:
             bsa = None if patient.bsa is None else encode_quantity(patient.bsa)
             known = {} if patient.id is None else {"patient_id": patient.id}  # logs without ids stay as they were
             self.log.append(now, EventKind.PATIENT_CHANGED, ch.index, weight=weight, bsa=bsa, **known)
-        previous = ch.selection, ch.patient
-        ch.selection, ch.patient = selection, patient  # the program's context, logged when it is confirmed
+        previous = ch.selection, ch.patient, ch.order
+        ch.selection, ch.patient, ch.order = selection, patient, order  # logged when the program is confirmed
         try:
             self._act(channel, ChannelEvent.ENTER_PROGRAM, program)
         except Exception:
-            ch.selection, ch.patient = previous
+            ch.selection, ch.patient, ch.order = previous
             raise
 
     def _ensure_programming(self, channel: int) -> None:

@@ -27,6 +27,7 @@ class ChannelStatus:
     infused: Volume  # since the program started, all containers
     vtbi_remaining: Volume | None  # None: no VTBI
     time_remaining: Duration | None  # None: runs until stopped
+    line_pressure_mmhg: float | None = None  # downstream, filtered, gauge (the core's unit for pressures)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +67,7 @@ def _channel(pump: Pump, i: int) -> ChannelStatus:
         infused=ch.live_counters().total,
         vtbi_remaining=ch.remaining(),
         time_remaining=ch.time_left(),
+        line_pressure_mmhg=ch.line_pressure_mmhg,
     )
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from openinfusion import __version__
 from openinfusion.server.api.routes import router
 from openinfusion.server.hospital import Hospital
+from openinfusion.server.interop_fhir import fhir_api
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'",
@@ -40,6 +41,7 @@ def create_app(hospital: Hospital, *, manage: bool = True) -> FastAPI:
     )
     app.state.hospital = hospital
     app.include_router(router)
+    app.include_router(fhir_api(hospital))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

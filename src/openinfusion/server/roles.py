@@ -52,6 +52,12 @@ RULES: Final[dict[str, Rule]] = {
     # remote programming
     "orders_list": frozenset({_N, _P}),
     "order_create": frozenset({_N}),
+    # FHIR R4 (interop): documentation reads, orders as remote programming
+    "fhir_device": frozenset({_N, _P, _B, _A}),
+    "fhir_device_metric": frozenset({_N, _P, _B, _A}),
+    "fhir_observation": frozenset({_N, _P, _A}),
+    "fhir_medication_administration": frozenset({_N, _P, _A}),
+    "fhir_medication_request": frozenset({_N}),
     # audit
     "audit_list": frozenset({_A}),
     "audit_verify": frozenset({_A}),

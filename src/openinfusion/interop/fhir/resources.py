@@ -4,7 +4,9 @@
 * DeviceMetric: per channel, the infusion rate (setting) and the volume infused (measurement); ``source``
   the pump, ``parent`` the channel (PoCD: metrics hang off the MDS).
 * Observation: the rate and volume infused now, ``device`` the DeviceMetric, ``subject`` the pump Device
-  (PoCD: device settings, explicitly the infusion rate, have the MDS as subject).
+  (PoCD: device settings, explicitly the infusion rate, have the MDS as subject); and the downstream line
+  pressure (UCUM ``mm[Hg]``) when the pump reports it, under a local code: the shared reference gives no
+  MDC code for it (to be resolved against RTMMS, like the PCD-10 codes sent as ``0``).
 * MedicationAdministration: one per order that ran, from the event log (OI-IOP-3): ``effectivePeriod``
   from its first delivery start to its completion or clearing, ``status`` from the last event
   (in-progress, on-hold, completed, stopped), ``dosage.rateQuantity`` the programmed rate and
@@ -37,6 +39,8 @@ from openinfusion.units import Quantity
 PUMP_SYSTEM: Final = "urn:openinfusion:pump"
 ORDER_SYSTEM: Final = "urn:openinfusion:order"
 ROUTE_IV: Final = {"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}
+PRESSURE_CODE: Final = {"system": "urn:openinfusion:codesystem:observation", "code": "line-pressure-downstream",
+                        "display": "Infusion line pressure, downstream (filtered)"}  # fmt: skip
 _ID = re.compile(r"[^A-Za-z0-9\-.]")
 
 
@@ -131,8 +135,8 @@ def observations(status: PumpStatus) -> list[dict[str, Any]]:
             ("rate", mdc.FLOW_PUMP, channel.rate.quantity()),
             ("volume", mdc.VOL_DELIV_TOTAL, channel.delivered.quantity()),
         )
+        stamp = f"{status.at:%Y%m%d%H%M%S}"
         for name, code, value in values:
-            stamp = f"{status.at:%Y%m%d%H%M%S}"
             observation = {
                 "resourceType": "Observation", "id": fhir_id(f"{_channel_id(status, channel)}.{name}.{stamp}"),
                 "status": "final", "code": _mdc(code), "subject": {"reference": f"Device/{fhir_id(status.pump_id)}"},
@@ -140,7 +144,20 @@ def observations(status: PumpStatus) -> list[dict[str, Any]]:
                 "device": {"reference": f"DeviceMetric/{_channel_id(status, channel)}.{name}"},
             }  # fmt: skip
             out.append(_json(Observation.model_validate(observation)))
+        if channel.pressure_mmhg is not None:
+            out.append(_pressure(status, channel, channel.pressure_mmhg, stamp))
     return out
+
+
+def _pressure(status: PumpStatus, channel: ChannelStatus, mmhg: float, stamp: str) -> dict[str, Any]:
+    value = {"value": Decimal(f"{mmhg:.1f}"), "unit": "mmHg", "system": mdc.UCUM_SYSTEM, "code": "mm[Hg]"}
+    observation = {
+        "resourceType": "Observation", "id": fhir_id(f"{_channel_id(status, channel)}.pressure.{stamp}"),
+        "status": "final", "code": {"coding": [PRESSURE_CODE], "text": PRESSURE_CODE["display"]},
+        "subject": {"reference": f"Device/{fhir_id(status.pump_id)}"}, "effectiveDateTime": _when(status),
+        "valueQuantity": value, "device": {"reference": f"Device/{_channel_id(status, channel)}"},
+    }  # fmt: skip
+    return _json(Observation.model_validate(observation))
 
 
 _ENDS: Final = {

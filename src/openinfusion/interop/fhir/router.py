@@ -7,9 +7,9 @@ expects (``patient``, ``device``, ``date`` with ``eq``/``ge``/``le``/``gt``/``lt
 :class:`OrderGateway` as a pending program at the pump (201 with the request echoed, or an
 OperationOutcome: 400 for invalid FHIR, 422 for an order refused, naming the JSON path and the PIV code).
 
-``auth`` is a FastAPI dependency every route requires. :func:`bearer_placeholder` is the stand-in until
-the server wires its own authentication: it only accepts ``Authorization: Bearer <token>`` with one of
-the tokens it was given, and must be replaced by the server's user/role check.
+``auth`` is a FastAPI dependency every route requires; the server mounts the router with its own session and
+role check (:mod:`openinfusion.server.interop_fhir`; the route names are rows of its role table).
+:func:`bearer_placeholder` is only for interop's own tests, which run the router without a server.
 """
 
 from __future__ import annotations
@@ -38,10 +38,7 @@ FHIR_JSON = "application/fhir+json"
 
 
 def bearer_placeholder(tokens: Iterable[str]) -> Callable[..., str]:
-    """A dependency requiring ``Authorization: Bearer <token>`` with a known token.
-
-    A placeholder: the server replaces it with its own authentication and roles.
-    """
+    """A dependency requiring ``Authorization: Bearer <token>`` with a known token (tests without a server)."""
     known = frozenset(tokens)
 
     def require(authorization: Annotated[str | None, Header()] = None) -> str:
@@ -98,9 +95,9 @@ def _date_test(values: list[str]) -> Callable[[str, str | None], bool]:
     return holds
 
 
-def fhir_router(source: EventSource, gateway: OrderGateway, auth: Callable[..., Any]) -> APIRouter:
-    """The router (see the module docstring); every route depends on ``auth``."""
-    router = APIRouter(dependencies=[Depends(auth)], tags=["FHIR R4"])
+def fhir_router(source: EventSource, gateway: OrderGateway, auth: Callable[..., Any], prefix: str = "") -> APIRouter:
+    """The router (see the module docstring), its paths under ``prefix``; every route depends on ``auth``."""
+    router = APIRouter(prefix=prefix, dependencies=[Depends(auth)], tags=["FHIR R4"])
 
     def statuses(device: str | None, patient: str | None) -> list[Any]:
         found = []
@@ -113,18 +110,18 @@ def fhir_router(source: EventSource, gateway: OrderGateway, auth: Callable[..., 
             found.append(status)
         return found
 
-    @router.get("/Device")
+    @router.get("/Device", name="fhir_device")
     def search_devices(
         patient: str | None = None, _id: Annotated[str | None, Query(alias="_id")] = None
     ) -> JSONResponse:
         out = [d for s in statuses(None, patient) for d in devices(s)]
         return _bundle([d for d in out if _id is None or d["id"] == _id])
 
-    @router.get("/DeviceMetric")
+    @router.get("/DeviceMetric", name="fhir_device_metric")
     def search_metrics(device: str | None = None) -> JSONResponse:
         return _bundle([m for s in statuses(device, None) for m in device_metrics(s)])
 
-    @router.get("/Observation")
+    @router.get("/Observation", name="fhir_observation")
     def search_observations(
         patient: str | None = None, device: str | None = None, date: Annotated[list[str] | None, Query()] = None
     ) -> JSONResponse:
@@ -132,7 +129,7 @@ def fhir_router(source: EventSource, gateway: OrderGateway, auth: Callable[..., 
         out = [o for s in statuses(device, patient) for o in observations(s)]
         return _bundle([o for o in out if holds(o["effectiveDateTime"], None)])
 
-    @router.get("/MedicationAdministration")
+    @router.get("/MedicationAdministration", name="fhir_medication_administration")
     def search_administrations(
         patient: str | None = None, device: str | None = None, date: Annotated[list[str] | None, Query()] = None
     ) -> JSONResponse:
@@ -149,7 +146,7 @@ def fhir_router(source: EventSource, gateway: OrderGateway, auth: Callable[..., 
                     out.append(admin)
         return _bundle(out)
 
-    @router.post("/MedicationRequest")
+    @router.post("/MedicationRequest", name="fhir_medication_request")
     async def create_medication_request(request: Request) -> JSONResponse:
         try:
             body = json.loads(await request.body())

@@ -1,0 +1,173 @@
+"""Auto-programming and auto-documentation in the demo-ward system (server + ward + MLLP links, in-process):
+a PCD-03 from the independent EHR (node-hl7) -> the server -> a signed remote-program command over the pump
+link -> pending at the pump -> confirmed by the ward's scripted nurse -> the program runs carrying the order
+id in its event log -> PCD-10 to the EHR's listener and a FHIR MedicationAdministration from the server's
+event store, read with a logged-in session. Plus the refusals at the pump: a mismatch, an expired and a
+replayed command."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from peers import NodeEhr, free_port
+from samples import rgv
+from sqlalchemy import select
+
+from hospitalkit import make_system, run, settle
+from openinfusion.agent.ward import Bedside
+from openinfusion.interop.fhir.schema import schema_errors
+from openinfusion.interop.hl7.message import format_ts, read_message
+from openinfusion.interop.hl7.receiver import Receiver
+from openinfusion.interop.hl7.writer import Sender
+from openinfusion.pump.eventlog import EventKind, LoggedEvent
+from openinfusion.pump.statechart import ChannelState
+from openinfusion.server.db.models import Order
+from openinfusion.server.interop_gateway import ServerGateway
+from openinfusion.server.interop_links import InteropLinks, LinkSettings
+from openinfusion.web.system import LocalSystem, build_app
+
+PLACER = "ORD-E2E-1"
+
+
+def order_text(bed: Bedside, placer: str = PLACER) -> str:
+    """The dopamine PCD-03 of examples/hl7 for ``bed`` (its pump and patient), requested now."""
+    now = format_ts(dt.datetime.now(dt.UTC))
+    return rgv({
+        "MSH-7": now, "ORC-9": now, "ORC-2": f"{placer}^BCMA", "PID-3": f"{bed.wristband}^^^Hospital^MR",
+        "OBX1-18": f"{bed.pump.config.pump_id}/1^^08002FFFE0000001^EUI-64",
+    })  # fmt: skip
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[LocalSystem]:
+    """The demo ward's system: server, 3 pumps, in-process link; the pumps have reported their library."""
+    system = make_system(tmp_path / "data", pumps=3)
+    run(system, 5)
+    yield system
+    system.hospital.stop()
+
+
+def icu_bed(system: LocalSystem) -> Bedside:
+    bed = system.ward.beds[0]
+    assert bed.area == "ADULT-ICU"  # dopamine has an entry there
+    return bed
+
+
+def kinds(events: tuple[LoggedEvent, ...]) -> list[EventKind]:
+    return [e.kind for e in events]
+
+
+def order_row(system: LocalSystem, order_id: str) -> Order:
+    with system.hospital.sessions() as db:
+        row = db.get(Order, order_id)
+        assert row is not None
+        return row
+
+
+@pytest.mark.req("OI-IOP-1", "OI-IOP-3")
+@pytest.mark.asyncio
+async def test_pcd03_to_pending_to_confirmed_to_pcd10_and_fhir(demo: LocalSystem, tmp_path: Path) -> None:
+    bed = icu_bed(demo)
+    ehr_port = free_port()
+    links = InteropLinks(demo.hospital, LinkSettings(ehr=("127.0.0.1", ehr_port), report_every_s=0.2))
+    links.start()
+    order_file = tmp_path / "order.hl7"
+    order_file.write_text(order_text(bed))
+    demo.ward.confirm_orders = False  # the nurse comes later: first look at the pump
+    try:
+        async with NodeEhr({"listen": ehr_port, "gateway": links.port, "send": [str(order_file)]}) as ehr:
+            commit = await ehr.wait_for(lambda e: e["event"] == "ack")
+            assert commit[0]["code"] == "CA"
+            rrg = await ehr.wait_for(lambda e: e.get("type") == "RRG^O16^RRG_O16")
+            assert read_message(rrg[0]["text"].replace("\n", "\r")).first("MSA").get(1) == "AA"  # type: ignore[union-attr]
+
+            run(demo, 3)  # the signed command reaches the pump: pending, nothing moves
+            [(order_id, command)] = bed.agent.pending.items()
+            assert command.program.placer == f"{PLACER}^BCMA" and command.program.patient == bed.wristband
+            assert bed.pump.channels[0].state is ChannelState.IDLE
+            assert order_row(demo, order_id).state == "pending"
+
+            demo.ward.confirm_orders = True
+            run(demo, 60)  # the scripted nurse checks wristband, bag and screen, and confirms
+            assert bed.pump.channels[0].state is ChannelState.INFUSING
+            confirmed = [e for e in bed.pump.log.events() if e.kind is EventKind.PROGRAM_CONFIRMED]
+            assert confirmed[-1].data["order"] == order_id  # the order's id in the pump's own event log
+            bed.pump.pause(0)
+            run(demo, 2)
+
+            ours = f"|{bed.pump.config.pump_id}^OPENINFUSION|"  # OBR-3 (the other beds' nurses infuse too)
+            received = await ehr.wait_for(lambda e: e.get("type") == "ORU^R42^ORU_R01" and ours in e["text"], count=2)
+    finally:
+        links.stop()
+    assert order_row(demo, order_id).state == "confirmed"
+    for event in received:
+        message = read_message(event["text"].replace("\n", "\r"))
+        assert message.first("OBR").get(2) == PLACER  # type: ignore[union-attr]
+        assert message.first("PID").get(3) == bed.wristband  # type: ignore[union-attr]
+    assert {s.kind for s in links.sent if s.kind.startswith("MDC_EVT")} >= {
+        "MDC_EVT_PUMP_DELIV_START", "MDC_EVT_PUMP_DELIV_STOP"
+    }  # fmt: skip
+    assert all(s.ack == "AA" for s in links.sent)
+
+    with TestClient(build_app(demo.hospital, manage=False), base_url="https://testserver") as client:
+        query = {"patient": f"Patient/{bed.wristband}", "device": f"Device/{bed.pump.config.pump_id}"}
+        assert client.get("/fhir/MedicationAdministration", params=query).status_code == 401  # no session
+        _, password = demo.passwords["nurse"]
+        assert client.post("/api/login", json={"name": "nurse", "password": password}).status_code == 200
+        found = client.get("/fhir/MedicationAdministration", params=query).json()
+        observations = client.get("/fhir/Observation", params={"device": bed.pump.config.pump_id}).json()
+    assert found["total"] == 1 and schema_errors(found) == []
+    administration = found["entry"][0]["resource"]
+    assert administration["identifier"][0]["value"] == PLACER and administration["status"] == "on-hold"
+    assert administration["performer"][0]["actor"]["reference"] == "Practitioner/nurse"
+    assert schema_errors(observations) == []
+    assert "mm[Hg]" in {e["resource"]["valueQuantity"]["code"] for e in observations["entry"]}
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_mismatch_at_the_pump_starts_nothing_and_is_logged(demo: LocalSystem) -> None:
+    bed = icu_bed(demo)
+    answer = Receiver(ServerGateway(demo.hospital), Sender()).receive(order_text(bed))
+    bed.wristband = "MRN-9999"  # the nurse scans the wristband of another patient
+    assert answer.application is not None and "MSA|AA" in answer.application
+    run(demo, 5)
+    [order_id] = bed.agent.pending  # still pending: the nurse does not confirm what does not match
+    assert bed.pump.channels[0].state is ChannelState.IDLE
+    assert EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
+    refused = [e for e in bed.pump.log.events() if e.kind is EventKind.EVENT_REFUSED]
+    assert refused[-1].data["event"] == "confirm_order" and "patient MRN-9999" in str(refused[-1].data["reason"])
+    row = order_row(demo, order_id)
+    assert row.state == "pending" and "not confirmed" in row.reason and "MRN-9999" in row.reason
+
+
+def test_an_expired_or_replayed_command_is_refused_by_the_pump(demo: LocalSystem) -> None:
+    bed = icu_bed(demo)
+    gateway = ServerGateway(demo.hospital)
+    receiver = Receiver(gateway, Sender())
+    demo.hospital.settings = dataclasses.replace(demo.hospital.settings, order_lifetime_s=1)
+    demo.ward.confirm_orders = False
+    assert "MSA|AA" in str(receiver.receive(order_text(bed, "ORD-EXPIRES")).application)
+    time.sleep(1.2)  # the command expires on its way to the pump
+    run(demo, 2)
+    assert not bed.agent.pending and "expired" in bed.agent.refusals[-1].reason
+    with demo.hospital.sessions() as db:
+        [expired] = db.execute(select(Order).where(Order.pump_id == bed.pump.config.pump_id)).scalars()
+    assert expired.state in {"refused", "expired"}
+
+    demo.hospital.settings = dataclasses.replace(demo.hospital.settings, order_lifetime_s=300)
+    assert "MSA|AA" in str(receiver.receive(order_text(bed, "ORD-REPLAY")).application)
+    run(demo, 2)
+    [(order_id, command)] = bed.agent.pending.items()
+    demo.hospital.send(bed.pump.config.pump_id, command)  # the same signed command again (a replay)
+    run(demo, 2)
+    assert "replayed" in bed.agent.refusals[-1].reason and list(bed.agent.pending) == [order_id]
+    demo.ward.confirm_orders = True
+    settle(demo)
+    run(demo, 3)
+    assert kinds(bed.pump.log.events()).count(EventKind.INFUSION_STARTED) == 1  # the original, once
