@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 import shutil
 import time
@@ -19,6 +20,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from openinfusion.agent.agent import AgentConfig
 from openinfusion.agent.link.mqtt import Endpoint, MqttPumpLink
@@ -40,6 +42,29 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise InputError("--for", f"expected a duration like 90s, 5m or 2h, got {text!r}")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def remote_options(server: str, mqtt: str | None, certs: Path | None) -> tuple[str, Path]:
+    """The broker and credentials a pump needs to join the server at ``server`` (an http(s) URL)."""
+    if urlsplit(server).scheme not in {"http", "https"} or mqtt is None or certs is None:
+        raise InputError("--server", "with a server URL, give --mqtt mqtts://HOST:PORT and --certs DIR")
+    return mqtt, certs
+
+
+def order_key(certs: Path) -> Ed25519PublicKey:
+    """The server's order-signing key from a commissioning directory (``order-key.pem``)."""
+    path = certs / "order-key.pem"
+    if not path.exists():
+        raise InputError(str(path), "missing: save the order key commissioning returned (POST /api/devices)")
+    return load_public_key(path.read_bytes(), str(path))
+
+
+def certified_link(mqtt: str, certs: Path, pump: str) -> MqttPumpLink:
+    """``pump``'s MQTT link with its commissioned credentials from ``certs`` (``<pump>.pem``, ``.key``, ``ca.pem``)."""
+    cert, key = certs / f"{pump}.pem", certs / f"{pump}.key"
+    if not cert.exists():
+        raise InputError(str(cert), "missing: commission the pump first (POST /api/devices)")
+    return MqttPumpLink(Endpoint.parse(mqtt, certs / "ca.pem", cert, key), pump)
 
 
 def run_paced(ward: Ward, speed: float, seconds: float | None) -> None:
@@ -109,23 +134,15 @@ def ward(
             served.stop()
         _summary(system.ward)
         return
-    if urlsplit(server).scheme not in {"http", "https"} or mqtt is None or certs is None:
-        raise InputError("--server", "with a server URL, give --mqtt mqtts://HOST:PORT and --certs DIR")
-    order_key = load_public_key((certs / "order-key.pem").read_bytes(), str(certs / "order-key.pem"))
+    mqtt, certs = remote_options(server, mqtt, certs)
     spec = WardSpec(
         pumps=pumps,
         library=lib,
         seed=seed,
         time_origin=dt.datetime.now(dt.UTC),
-        agent=AgentConfig(order_keys=(order_key,)),
+        agent=AgentConfig(order_keys=(order_key(certs),)),
     )
-
-    def link(pump: str) -> MqttPumpLink:
-        cert, key = certs / f"{pump}.pem", certs / f"{pump}.key"
-        if not cert.exists():
-            raise InputError(str(cert), "missing: commission the pump first (POST /api/devices)")
-        return MqttPumpLink(Endpoint.parse(mqtt, certs / "ca.pem", cert, key), pump)
-
+    link = functools.partial(certified_link, mqtt, certs)
     remote = Ward(spec, link, Clock(lambda: dt.datetime.now(dt.UTC), time.monotonic))
     console.print(f"{pumps} pumps connecting to {mqtt}; central station at {server.rstrip('/')}/station/")
     with contextlib.suppress(KeyboardInterrupt):

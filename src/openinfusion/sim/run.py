@@ -230,7 +230,7 @@ class Simulation:
             build.channel_settings(scenario.pump, nominal_compliance_nl_per_mmhg(c), _told_container(c, spec))
             for c, spec in zip(world.channels, scenario.channels, strict=True)
         )
-        config = PumpConfig(channels=settings, care_area=scenario.pump.care_area)
+        config = PumpConfig(pump_id=scenario.pump.id, channels=settings, care_area=scenario.pump.care_area)
         keys, package = _library_package(scenario, file, f"sim:{scenario.seed}" if signer is None else signer)
 
         def boot(previous: Pump | None) -> Pump:

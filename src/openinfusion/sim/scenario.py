@@ -180,6 +180,7 @@ class KvoSpec(_Model):
 
 
 class PumpSpec(_Model):
+    id: str = Field("openinfusion-sim-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the serial a server knows
     mechanism: Literal["peristaltic", "syringe"] = "peristaltic"
     syringe: Q | None = None
     kvo: KvoSpec = KvoSpec()

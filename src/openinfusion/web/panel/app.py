@@ -2,12 +2,14 @@
 
 ``POST /api/press`` presses a widget (``{"widget": "start", "channel": 0}``) and answers with the new
 state; ``GET /api/stream`` sends the state four times a second (Server-Sent Events). One asyncio lock
-serialises the simulation: the pacing loop and presses never run the core at the same time.
+serialises the simulation: the pacing loop and presses never run the core at the same time. A pump that
+joined a server (``PanelSession.join``) is paced and its agent polled every tick, page open or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,8 +36,24 @@ class PressBody(BaseModel):
 
 def create_app(session: PanelSession, extra: Callable[[FastAPI, asyncio.Lock], None] | None = None) -> FastAPI:
     """The panel app around ``session``; ``extra`` adds routes (training) sharing the same lock."""
-    app = FastAPI(title="openinfusion front panel", docs_url=None, redoc_url=None)
     lock = asyncio.Lock()
+
+    async def pace() -> None:
+        while True:
+            async with lock:
+                session.tick()
+            await asyncio.sleep(TICK_S)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(pace()) if session.agent is not None else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title="openinfusion front panel", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.get("/")
     async def page() -> FileResponse:

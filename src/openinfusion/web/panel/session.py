@@ -4,10 +4,15 @@
 (:mod:`.flow`), calls the core's clinician actions, and records every press and action with the pump's
 time (for training scores and keystroke counts). Whatever the pump refuses is shown with its reason;
 nothing the panel does bypasses the core's checks.
+
+:meth:`PanelSession.join` makes the pump a member of a hospital fleet through the same agent and link
+as a ward's pumps (:mod:`openinfusion.agent`): status and every event go to the server, its library
+releases are staged by the core, and its remote orders wait on the panel until a nurse confirms them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +20,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
+from openinfusion.agent.agent import AgentConfig, PumpAgent
+from openinfusion.agent.link import PumpLink
 from openinfusion.druglib.model import Library
-from openinfusion.errors import DoseLimitError, InputError, TransitionRefusedError
+from openinfusion.errors import DoseLimitError, InputError, OpenInfusionError, TransitionRefusedError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
 from openinfusion.pump.eventlog import EventKind
@@ -72,6 +79,7 @@ class PanelSession:
         self.message = ""
         self.alert_field: str | None = None  # the field a limit alert concerns ("dose"), to change it
         self.names = {d.id: d.display_name for d in self.library.drugs} if self.library else {}
+        self.agent: PumpAgent | None = None
 
     @property
     def pump(self) -> Pump:
@@ -79,6 +87,58 @@ class PanelSession:
 
     def now_us(self) -> int:
         return self.rt.sim.world.now.us - START.us
+
+    # --- the fleet ---------------------------------------------------------------------------------
+
+    def join(
+        self,
+        link: PumpLink,
+        config: AgentConfig,
+        wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Talk to a hospital server over ``link``; events carry the wall-clock time of the pump's power-on
+        plus pump time (at a speed above 1 they run ahead of the wall clock)."""
+        origin = wall() - dt.timedelta(microseconds=self.rt.sim.world.now.us)
+        self.agent = PumpAgent(self.pump, link, config, wall=wall, monotonic=monotonic, time_origin=origin)
+
+    def tick(self) -> None:
+        """Run the pump up to the present and let its agent talk (the app's pacing loop, a few times a second)."""
+        self.rt.sync()
+        if self.agent is not None:
+            self.agent.pump = self.pump  # a power cycle boots a new core on the same event log
+            self.agent.poll()
+
+    def _order(self, action: str, order_id: str) -> str:
+        if self.agent is None:
+            raise InputError("order", "this pump is not connected to a server")
+        if action == "order_decline":
+            self.agent.decline(order_id)
+            return f"order {order_id} declined"
+        try:
+            self.agent.confirm(order_id)  # programs and starts through the core's checks; tells the server
+        except OpenInfusionError as e:
+            raise InputError(f"order {order_id}", str(e)) from None
+        return f"order {order_id} confirmed and started"
+
+    def orders(self) -> list[dict[str, Any]]:
+        """The server's orders waiting at this pump for a nurse's confirmation, as the panel lists them."""
+        if self.agent is None:
+            return []
+        out = []
+        for order in self.agent.pending.values():
+            p = order.program
+            drug = self.names.get(p.drug, p.drug)
+            out.append(
+                {
+                    "id": order.order,
+                    "channel": LABELS[order.channel],  # the agent refuses orders for channels the pump lacks
+                    "text": f"{drug}{' ' + p.concentration if p.concentration else ''} at "
+                    f"{p.rate.value} {p.rate.unit}, VTBI {p.vtbi.value} {p.vtbi.unit}",
+                    "expires": order.expires.astimezone().strftime("%H:%M:%S"),
+                }
+            )
+        return out
 
     # --- presses -----------------------------------------------------------------------------------
 
@@ -113,6 +173,8 @@ class PanelSession:
         if action == "audio_pause":
             pump.audio_pause()
             return "alarm sounds paused for 2 minutes"
+        if action in ("order_confirm", "order_decline"):
+            return self._order(action, arg or "")
         if ch is None:
             raise InputError("channel", f"{action} needs a channel")
         simple: dict[str, Callable[[int], None]] = {
@@ -308,6 +370,8 @@ class PanelSession:
             "speed": self.rt.speed,
             "frozen": self.rt.frozen,
             "scenario": self.scenario.name,
+            "server": None if self.agent is None else {"connected": self.agent.link.connected},
+            "orders": self.orders(),
         }
 
     def widgets(self) -> list[dict[str, Any]]:

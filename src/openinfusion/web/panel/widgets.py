@@ -35,6 +35,8 @@ _KEYPAD: Final = (
 
 WIDGETS: Final[tuple[Widget, ...]] = (
     Widget("audio_pause", "Audio paused 2 min", "pump", "audio_pause", hint="silence alarm sounds for 2 minutes"),
+    Widget("order_confirm", "Confirm order", "pump", "order_confirm", hint="program and start the server's order"),
+    Widget("order_decline", "Decline order", "pump", "order_decline"),
     Widget("program", "Program", "channel", "program", hint="new infusion from the drug library"),
     Widget("start", "Start", "channel", "start"),
     Widget("pause", "Pause", "channel", "pause"),

@@ -169,6 +169,13 @@ function render(s) {
   const b = s.battery;
   $("#battery").textContent = b.on_mains ? `Mains, battery ${b.percent} %` : `ON BATTERY ${b.percent} % (${b.minutes} min)`;
   $("#keys").textContent = `Keystrokes: ${s.keystrokes}`;
+  $("#server").textContent = s.server ? (s.server.connected ? "Server: connected" : "Server: OFFLINE") : "";
+  const orders = $("#orders");
+  orders.hidden = !s.orders.length;
+  orders.replaceChildren(el("h2", {}, "Orders from the central station (confirm at the pump)"),
+    el("ul", {}, s.orders.map((o) => el("li", { "data-order": o.id },
+      `Channel ${o.channel}: ${o.text}; expires ${o.expires} `,
+      button("order_confirm", null, o.id, null, "primary"), button("order_decline", null, o.id)))));
   const pw = $("#pumpwidgets"); pw.replaceChildren(button("audio_pause", null));
   const bar = $("#alarmbar");
   const top = s.alarms[0];
