@@ -133,8 +133,10 @@ class PanelSession:
                 {
                     "id": order.order,
                     "channel": LABELS[order.channel],  # the agent refuses orders for channels the pump lacks
-                    "text": f"{drug}{' ' + p.concentration if p.concentration else ''} at "
-                    f"{p.rate.value} {p.rate.unit}, VTBI {p.vtbi.value} {p.vtbi.unit}",
+                    "text": f"{drug}{' ' + p.concentration if p.concentration else ''}"
+                    + ("" if p.dose is None else f" {p.dose.value} {p.dose.unit}")
+                    + f" at {p.rate.value} {p.rate.unit}"
+                    + ("" if p.vtbi is None else f", VTBI {p.vtbi.value} {p.vtbi.unit}"),
                     "expires": order.expires.astimezone().strftime("%H:%M:%S"),
                 }
             )
