@@ -140,8 +140,9 @@ def started(name: str, channel: int = 0) -> list[tuple[float, Fraction]]:
 
 
 def alarm_times(name: str, code: AlarmCode, channel: int = 1) -> list[float]:
-    """Times (s) at which ``code`` was raised, from the summary (channel numbers from 1)."""
-    return [a["t_s"] for a in summary(name)["channels"][channel - 1]["alarms"] if a["code"] == code.value]
+    """Scenario times (s) at which ``code`` was raised, from the summary (pump time ``t_us``; channels from 1)."""
+    alarms = summary(name)["channels"][channel - 1]["alarms"]
+    return [(a["t_us"] - START.us) / 1e6 for a in alarms if a["code"] == code.value]
 
 
 def patient_ml_at(sim: Simulation, channel: int, t: float) -> float:
@@ -211,7 +212,8 @@ def test_occlusion_at_1_ml_h_alarms_much_later_than_at_25_ml_h() -> None:
 @pytest.mark.req("OI-ALM-2", "OI-ALM-3")
 def test_releasing_the_occlusion_while_stopped_gives_a_small_bolus(occlusion_1ml_h_outputs: Path) -> None:
     table = pq.read_table(occlusion_1ml_h_outputs / "series.parquet")
-    t, patient = table.column("t_s").to_numpy(), table.column("patient_ml").to_numpy()
+    t = (table.column("t_us").to_numpy() - START.us) / 1e6  # pump time -> scenario seconds
+    patient = table.column("patient_ml").to_numpy()
     release_s, resume_s = 90 * 60.0, 95 * 60.0
 
     def at(s: float) -> float:
