@@ -65,7 +65,7 @@ def q(value: JsonValue) -> str:
 
 def _findings(data: Mapping[str, JsonValue]) -> str:
     found = data.get("findings")
-    if not isinstance(found, list):
+    if not isinstance(found, (list, tuple)):  # the log keeps its lists frozen, as tuples
         return ""
     parts = []
     for f in found:
