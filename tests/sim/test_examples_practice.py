@@ -8,7 +8,7 @@ from openinfusion.sim.scenario import load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 # Shown as basic infusions on purpose, each for a unit the library does not list for that use (docs/scenarios.md).
-BASIC_ON_PURPOSE = {"dose_weight_based.yaml", "heparin_units.yaml", "potassium_meq.yaml", "bsa_chemo.yaml"}
+BASIC_ON_PURPOSE = {"heparin_units.yaml", "potassium_meq.yaml", "bsa_chemo.yaml"}
 
 
 def test_every_dosed_drug_in_the_examples_is_programmed_from_the_library() -> None:

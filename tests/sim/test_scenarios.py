@@ -366,7 +366,7 @@ def test_secondary_returns_to_the_primary_rate() -> None:
 @pytest.mark.req("OI-PROG-2", "OI-PROG-3", "OI-PROG-9", "OI-ALM-10")
 def test_weight_based_titration_takes_effect_only_when_confirmed() -> None:
     name = "dose_weight_based.yaml"
-    # 0.05 ug/kg/min x 80 kg x 60 min/h / 16 ug/mL = 15 mL/h; 0.1 ug/kg/min gives 30 mL/h.
+    # 5 ug/kg/min x 80 kg x 60 min/h / 1600 ug/mL = 15 mL/h; 10 ug/kg/min gives 30 mL/h.
     assert rates(name) == [(0.0, 15), (910.0, 30)]  # confirmed 10 s after the 15-min titration
     pending = events(name, EventKind.TITRATION_PENDING)
     assert [t_s(e) for e in pending] == [900.0, 2400.0]
