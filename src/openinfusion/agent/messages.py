@@ -42,6 +42,7 @@ MAX_EVENTS_PER_MESSAGE: Final = 200
 
 PumpId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 MessageId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+OrderId = Annotated[str, Field(min_length=1, max_length=64)]  # the server's order id (RemoteProgram.order)
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, Field(max_length=500)]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
@@ -110,7 +111,7 @@ class Status(_Model):
     last_seq: NonNegative  # the pump's newest event
     channels: Annotated[tuple[ChannelReport, ...], Field(min_length=1, max_length=4)]
     alarms: Annotated[tuple[AlarmReport, ...], Field(max_length=64)]
-    pending_orders: Annotated[tuple[MessageId, ...], Field(max_length=16)] = ()
+    pending_orders: Annotated[tuple[OrderId, ...], Field(max_length=16)] = ()
 
 
 class EventRecord(_Model):
@@ -193,7 +194,7 @@ class RemoteProgram(_Model):
     """An order sent to a pump, signed by the server (Ed25519 over :func:`signed_bytes`)."""
 
     type: Literal["remote_program"] = "remote_program"
-    order: Annotated[str, Field(min_length=1, max_length=64)]
+    order: OrderId
     nonce: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     expires: datetime
     channel: ChannelIndex

@@ -13,6 +13,7 @@ releases are staged by the core, and its remote orders wait on the panel until a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
 from openinfusion.web.panel.widgets import BY_ID, as_data
 
+log = logging.getLogger(__name__)
 PCA_DEMAND_RATE: Final = FlowRate.ml_h(60)  # how fast a demand dose runs (a typical PCA pump's)
 
 
@@ -107,7 +109,10 @@ class PanelSession:
         self.rt.sync()
         if self.agent is not None:
             self.agent.pump = self.pump  # a power cycle boots a new core on the same event log
-            self.agent.poll()
+            try:
+                self.agent.poll()
+            except Exception:  # the communication side failing never stops the pump's pacing
+                log.exception("pump agent poll failed; the pump runs on, the link retries next tick")
 
     def _order(self, action: str, order_id: str) -> str:
         if self.agent is None:
