@@ -140,8 +140,9 @@ def started(name: str, channel: int = 0) -> list[tuple[float, Fraction]]:
 
 
 def alarm_times(name: str, code: AlarmCode, channel: int = 1) -> list[float]:
-    """Times (s) at which ``code`` was raised, from the summary (channel numbers from 1)."""
-    return [a["t_s"] for a in summary(name)["channels"][channel - 1]["alarms"] if a["code"] == code.value]
+    """Scenario times (s) at which ``code`` was raised, from the summary (pump time ``t_us``; channels from 1)."""
+    alarms = summary(name)["channels"][channel - 1]["alarms"]
+    return [(a["t_us"] - START.us) / 1e6 for a in alarms if a["code"] == code.value]
 
 
 def patient_ml_at(sim: Simulation, channel: int, t: float) -> float:
@@ -211,7 +212,8 @@ def test_occlusion_at_1_ml_h_alarms_much_later_than_at_25_ml_h() -> None:
 @pytest.mark.req("OI-ALM-2", "OI-ALM-3")
 def test_releasing_the_occlusion_while_stopped_gives_a_small_bolus(occlusion_1ml_h_outputs: Path) -> None:
     table = pq.read_table(occlusion_1ml_h_outputs / "series.parquet")
-    t, patient = table.column("t_s").to_numpy(), table.column("patient_ml").to_numpy()
+    t = (table.column("t_us").to_numpy() - START.us) / 1e6  # pump time -> scenario seconds
+    patient = table.column("patient_ml").to_numpy()
     release_s, resume_s = 90 * 60.0, 95 * 60.0
 
     def at(s: float) -> float:
@@ -364,7 +366,7 @@ def test_secondary_returns_to_the_primary_rate() -> None:
 @pytest.mark.req("OI-PROG-2", "OI-PROG-3", "OI-PROG-9", "OI-ALM-10")
 def test_weight_based_titration_takes_effect_only_when_confirmed() -> None:
     name = "dose_weight_based.yaml"
-    # 0.05 ug/kg/min x 80 kg x 60 min/h / 16 ug/mL = 15 mL/h; 0.1 ug/kg/min gives 30 mL/h.
+    # 5 ug/kg/min x 80 kg x 60 min/h / 1600 ug/mL = 15 mL/h; 10 ug/kg/min gives 30 mL/h.
     assert rates(name) == [(0.0, 15), (910.0, 30)]  # confirmed 10 s after the 15-min titration
     pending = events(name, EventKind.TITRATION_PENDING)
     assert [t_s(e) for e in pending] == [900.0, 2400.0]

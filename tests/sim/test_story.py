@@ -54,6 +54,8 @@ def test_hard_block_and_override_are_visible_and_refusal_warns(tmp_path: Path) -
     assert result.exit_code == 0
     assert "HARD LIMIT: blocked" in result.stdout
     assert "OVERRIDDEN: Titration per protocol" in result.stdout
+    flat = " ".join(result.stdout.replace("│", " ").split())
+    assert "dose 3 ug/kg/min, upper hard limit 2 ug/kg/min" in flat  # what was checked against which limit
     assert "warning: the pump refused 1 action" in result.stderr
     assert "above the hard maximum 2 ug/kg/min" in result.stderr
     args = ["simulate", str(EXAMPLES / "ders_picu.yaml"), "--out", str(tmp_path), "--strict"]

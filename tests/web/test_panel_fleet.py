@@ -17,6 +17,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -35,7 +36,10 @@ from openinfusion.server.db.models import Alarm, Deployment, Order, Pump
 from openinfusion.server.hospital import Hospital
 from openinfusion.server.settings import Settings
 from openinfusion.sim.scenario import load_scenario
+from openinfusion.web.panel.app import create_app
 from openinfusion.web.panel.session import PanelSession
+
+from browserkit import axe_violations
 
 BEDSIDE = ROOT / "examples/panel/bedside.yaml"
 PUMP = "panel-1"
@@ -138,6 +142,29 @@ def _exchange(session: PanelSession, bus: Bus, rounds: int = 6) -> None:
         bus.drain()
 
 
+def _order(hospital: Hospital) -> str:
+    """A nurse at the central station orders maintenance fluid at 75 mL/h on channel A of the panel's pump."""
+    program = m.OrderedProgram(
+        area="ADULT-ICU",
+        drug="maintenance-fluid",
+        rate=m.WireQuantity(value="75", unit="mL/h"),
+        vtbi=m.WireQuantity(value="1000", unit="mL"),
+    )
+    with hospital.sessions.begin() as db:
+        order, command = orders.create(
+            db, hospital.order_key, pump_id=PUMP, channel=0, program=program, actor="nurse",
+            lifetime=dt.timedelta(minutes=5),
+        )  # fmt: skip
+        order_id = order.id
+    hospital.send(PUMP, command)
+    return order_id
+
+
+def _order_state(hospital: Hospital, order_id: str) -> str | None:
+    with hospital.sessions() as db:
+        return db.execute(select(Order.state).where(Order.id == order_id)).scalar()
+
+
 def test_a_remote_order_waits_on_the_panel_until_a_nurse_confirms_it(tmp_path: Path) -> None:
     bus = Bus()
     hospital = Hospital(Settings(data_dir=tmp_path / "server"), bus.server())
@@ -145,33 +172,48 @@ def test_a_remote_order_waits_on_the_panel_until_a_nurse_confirms_it(tmp_path: P
     try:
         session = _joined(hospital, bus)
         _exchange(session, bus)
-        program = m.OrderedProgram(
-            area="ADULT-ICU",
-            drug="maintenance-fluid",
-            rate=m.WireQuantity(value="75", unit="mL/h"),
-            vtbi=m.WireQuantity(value="1000", unit="mL"),
-        )
-        with hospital.sessions.begin() as db:
-            order, command = orders.create(
-                db, hospital.order_key, pump_id=PUMP, channel=0, program=program, actor="nurse",
-                lifetime=dt.timedelta(minutes=5),
-            )  # fmt: skip
-            order_id = order.id
-        hospital.send(PUMP, command)
+        order_id = _order(hospital)
         _exchange(session, bus)
         listed = session.state()["orders"]
         assert [o["id"] for o in listed] == [order_id]
         assert listed[0]["channel"] == "A" and "75 mL/h" in listed[0]["text"] and "1000 mL" in listed[0]["text"]
         assert session.pump.channels[0].state is ChannelState.IDLE  # the network never starts an infusion
-        with hospital.sessions() as db:
-            assert db.execute(select(Order.state).where(Order.id == order_id)).scalar() == "pending"
+        assert _order_state(hospital, order_id) == "pending"
         session.press("order_confirm", None, order_id)
         assert session.presses[-1].ok, session.presses[-1].detail
         assert session.pump.channels[0].state is ChannelState.INFUSING
         _exchange(session, bus)
         assert session.state()["orders"] == []
-        with hospital.sessions() as db:
-            assert db.execute(select(Order.state).where(Order.id == order_id)).scalar() == "confirmed"
+        assert _order_state(hospital, order_id) == "confirmed"
+    finally:
+        hospital.stop()
+
+
+@pytest.mark.browser
+def test_the_page_lists_a_remote_order_and_a_click_confirms_it(tmp_path: Path, serve: Any, page: Any) -> None:
+    bus = Bus()
+    hospital = Hospital(Settings(data_dir=tmp_path / "server"), bus.server())
+    hospital.start()
+    try:
+        session = _joined(hospital, bus)
+        served = serve(create_app(session))  # its pacing loop runs the pump and the agent
+        page.goto(served.url)
+        page.get_by_text("Server: connected").wait_for()
+        order_id = _order(hospital)
+        page.get_by_text("Orders from the central station (confirm at the pump)").wait_for()
+        assert "Channel A: maintenance IV fluid at 75 mL/h" in page.locator("#orders").inner_text()
+        assert axe_violations(page) == []
+
+        def reported_pending() -> bool:  # the pump's status tells the station what waits at the bedside
+            with hospital.sessions() as db:
+                pump = db.get(Pump, PUMP)
+                return pump is not None and (pump.status or {}).get("pending_orders") == [order_id]
+
+        wait_for(reported_pending, 20, "the pending order in the pump's status")
+        page.locator(f'[data-key="order_confirm:null:{order_id}"]').click()
+        page.get_by_text(f"order {order_id} confirmed and started").wait_for()
+        page.locator('[data-status="infusing"]').first.wait_for()
+        wait_for(lambda: _order_state(hospital, order_id) == "confirmed", 20, "the server told of the confirmation")
     finally:
         hospital.stop()
 

@@ -5,6 +5,7 @@ A fake monotonic clock drives the real-time wrapper, so pump time is exactly wha
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,18 @@ def test_every_declared_widget_is_handled() -> None:
     for w in WIDGETS:
         s.press(w.id, None if w.scope == "pump" else 0)
         assert "unknown widget" not in s.presses[-1].detail
+
+
+def test_the_panel_clock_and_presses_use_the_pump_time_base() -> None:
+    """Presses carry pump time (as the event log); the clock reads wall-clock time when the situation has a start."""
+    s, clock = session()
+    clock.t += 90
+    s.press("program", 0)
+    assert s.presses[-1].t_us == START.us + 90_000_000 == s.pump.log.events()[-1].t.us
+    assert s.state()["time"] == "00:01:30"
+    scenario, _ = load_scenario(BEDSIDE)
+    started = scenario.model_copy(update={"start": dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.UTC)})
+    fake = Clock()
+    at_eight = PanelSession(started, str(BEDSIDE), clock=fake)
+    fake.t += 90
+    assert at_eight.state()["time"] == "2026-12-06 08:01:30"  # the 24 h situation crosses midnight: dated

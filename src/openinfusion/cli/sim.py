@@ -66,7 +66,7 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> T
 def print_story(story: Story, *, full: bool) -> None:
     """What a nurse reads in the terminal; ``full`` adds the timeline and the pump's screens."""
     if full:
-        console.print(table("What happened (hh:mm:ss from the start)", ["time", "ch", "drug", "what happened"],
+        console.print(table(f"What happened ({story.heading})", ["time", "ch", "drug", "what happened"],
                             story.timeline))  # fmt: skip
     alarms = [(a.raised, a.channel, a.text, a.priority, a.escalated or "-", a.ended, a.how) for a in story.alarms]
     if alarms:

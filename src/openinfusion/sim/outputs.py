@@ -14,6 +14,9 @@ from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.sim import report
 from openinfusion.sim.run import START, Simulation, threshold_mmhg, write_json
+from openinfusion.sim.screen import clock
+from openinfusion.sim.timebase import TimeBase
+from openinfusion.units import Duration
 
 _ENDS = {EventKind.ALARM_CLEARED, EventKind.ALARM_RESET}
 _MARKED = {
@@ -44,10 +47,12 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
     write_json(out / "summary.json", summary)
     (out / "events.jsonl").write_text(sim.pump.log.to_jsonl(), encoding="utf-8")
     events = sim.pump.log.events()
+    time = TimeBase.of(sim.scenario)
     traces, tables = [], []
     end_s = summary["duration_s"]
     for i, ch in enumerate(sim.pump.channels):
-        t_s = _series(sim, i, "t_s") - START.us / 1e6
+        pump_s = _series(sim, i, "t_s")  # sample times, pump seconds since power-on
+        t_s = pump_s - START.us / 1e6
         steps = sim.steps[i]
         step_t = np.asarray(steps.t_s)
         rate = np.asarray(steps.rate_ml_h)
@@ -56,7 +61,7 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
             pa.table(
                 {
                     "channel": np.full(t_s.shape, i + 1, dtype=np.int8),
-                    "t_s": t_s,
+                    "t_us": np.rint(pump_s * 1e6).astype(np.int64),  # pump time, as events.jsonl
                     "downstream_mmhg": _series(sim, i, "downstream_mmhg"),
                     "flow_ml_h": _series(sim, i, "patient_flow_ml_h"),
                     "patient_ml": _series(sim, i, "cumulative_patient_ml"),
@@ -92,19 +97,20 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
             )
         )
     pq.write_table(pa.concat_tables(tables), out / "series.parquet", compression="zstd")
-    figures = [report.channel_figure(tr, end_s) for tr in traces]
+    start = "" if time.start is None else f", from the start at {time(START)}"
+    figures = [report.channel_figure(tr, end_s, since=start) for tr in traces]
     rows = [
         [str(c["channel"]), f"{c['delivered_ml']:.3f}", f"{c['into_patient_ml']:.3f}", c["final_state"],
          str(len(c["alarms"]))]
         for c in summary["channels"]
     ]  # fmt: skip
     alarm_rows = [
-        [f"{_t(e):.1f} s", "pump" if e.channel is None else str(e.channel + 1), str(e.data.get("code")),
-         str(e.data.get("priority")), str(e.data.get("detail", ""))]
+        [time(e.t), str(e.t.us), str(e.seq), "pump" if e.channel is None else str(e.channel + 1),
+         str(e.data.get("code")), str(e.data.get("priority")), str(e.data.get("detail", ""))]
         for e in events if e.kind is EventKind.ALARM_RAISED
     ]  # fmt: skip
     log_rows = [
-        [str(e.seq), f"{_t(e):.1f} s", "pump" if e.channel is None else str(e.channel + 1), e.kind.value,
+        [str(e.seq), time(e.t), str(e.t.us), "pump" if e.channel is None else str(e.channel + 1), e.kind.value,
          json.dumps(e.to_json().get("data", {}), sort_keys=True)[:160]]
         for e in events[:400]
     ]  # fmt: skip
@@ -113,7 +119,9 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
         "description": sim.scenario.description,
         "seed": str(sim.scenario.seed),
         "scenario SHA-256": scenario_sha256,
-        "duration": f"{end_s:g} s",
+        "start": "not given: times are hh:mm:ss from the start" if time.start is None else time.start.isoformat(),
+        "duration": clock(Duration.s(end_s)),
+        "times": time.heading + "; t_us: pump time in microseconds since power-on (events.jsonl, summary.json)",
         "mechanism": sim.scenario.pump.mechanism,
     }
     page = report.render(

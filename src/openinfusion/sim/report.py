@@ -71,8 +71,8 @@ def _hours(span_s: float) -> tuple[float, str]:
     return (3600.0, "h") if span_s > 3 * 3600 else (60.0, "min")
 
 
-def channel_figure(tr: ChannelTrace, end_s: float, *, pulsation: bool = False) -> str:
-    """Four stacked panels sharing a time axis, as inline SVG.
+def channel_figure(tr: ChannelTrace, end_s: float, *, pulsation: bool = False, since: str = "") -> str:
+    """Four stacked panels sharing a time axis (from the scenario's start; ``since`` names it), as inline SVG.
 
     The instantaneous flow (the pulsation band of a peristaltic mechanism) is drawn only when asked:
     a nurse reads the 1-minute mean against the programmed rate.
@@ -107,7 +107,7 @@ def channel_figure(tr: ChannelTrace, end_s: float, *, pulsation: bool = False) -
         ax_al.text(a.start_s / scale, i % 3, f" {a.code}", va="center", fontsize=7)
     ax_al.set_yticks([])
     ax_al.set_ylabel("alarms")
-    ax_al.set_xlabel(f"time ({unit})")
+    ax_al.set_xlabel(f"time ({unit}{since})")
     for ax in axes:
         for m in tr.markers:
             ax.axvline(m.t_s / scale, color="#7f7f7f", lw=0.6, ls="--")
@@ -148,12 +148,12 @@ dt {{ font-weight: 600 }} .note {{ color: #a00 }}
 {STORY_MARK}
 <h2>Outcome per channel</h2>
 {table(["channel", "delivered by pump (mL)", "into patient (mL)", "final state", "alarms"], summary_rows)}
-<details><summary>Alarm onsets (engineering view: seconds, codes)</summary>
-{table(["time", "channel", "code", "priority", "detail"], alarm_rows)}</details>
+<details><summary>Alarm onsets (engineering view: codes, pump time t_us as in events.jsonl)</summary>
+{table(["time", "t_us", "seq", "channel", "code", "priority", "detail"], alarm_rows)}</details>
 <h2>Timelines</h2>
 {"".join(f"<figure>{f}</figure>" for f in figures)}
 <details><summary>Raw event log (engineering view: the first 400 events as JSON; all in events.jsonl)</summary>
-{table(["seq", "time", "channel", "event", "data"], log_rows)}</details>
+{table(["seq", "time", "t_us", "channel", "event", "data"], log_rows)}</details>
 </body></html>
 """
 
@@ -168,7 +168,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def story_html(story: Story) -> str:
     """The sections a nurse reads first: what happened in clock time, alarms, library checks, screens."""
     esc = html.escape
-    parts = ["<h2>What happened (hh:mm:ss from the start)</h2>",
+    parts = [f"<h2>What happened ({esc(story.heading)})</h2>",
              _table(["time", "channel", "drug", "what happened"], story.timeline)]  # fmt: skip
     alarms = [(a.raised, a.channel, a.text, a.priority, a.escalated or "-", a.latched or "-", a.ended, a.how, a.detail)
               for a in story.alarms]  # fmt: skip

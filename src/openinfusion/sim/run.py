@@ -24,6 +24,7 @@ import heapq
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -230,7 +231,10 @@ class Simulation:
             build.channel_settings(scenario.pump, nominal_compliance_nl_per_mmhg(c), _told_container(c, spec))
             for c, spec in zip(world.channels, scenario.channels, strict=True)
         )
-        config = PumpConfig(pump_id=scenario.pump.id, channels=settings, care_area=scenario.pump.care_area)
+        origin = None if scenario.start is None else (scenario.start - timedelta(microseconds=START.us)).isoformat()
+        config = PumpConfig(
+            pump_id=scenario.pump.id, channels=settings, care_area=scenario.pump.care_area, time_origin=origin
+        )
         keys, package = _library_package(scenario, file, f"sim:{scenario.seed}" if signer is None else signer)
 
         def boot(previous: Pump | None) -> Pump:
@@ -443,7 +447,7 @@ class Simulation:
         channels = []
         for i, ch in enumerate(self.pump.channels):
             alarms = [
-                {"t_s": round((e.t.us - START.us) / 1e6, 3), "code": e.data["code"], "priority": e.data["priority"]}
+                {"seq": e.seq, "t_us": e.t.us, "code": e.data["code"], "priority": e.data["priority"]}
                 for e in self.pump.log.events()
                 if e.kind is EventKind.ALARM_RAISED and e.channel in (i, None)
             ]
@@ -463,9 +467,12 @@ class Simulation:
             "seed": self.scenario.seed,
             "scenario_sha256": scenario_sha256,
             "duration_s": round((self.end.us - START.us) / 1e6, 3),
+            "start_us": START.us,  # scenario time 0 in pump time; every t_us is pump time, as in events.jsonl
+            "start": None if self.scenario.start is None else self.scenario.start.isoformat(),
             "channels": channels,
             "refused": [
-                {"t_s": round(t, 3), "channel": None if c is None else c + 1, "reason": r} for t, c, r in self.refusals
+                {"t_us": START.us + round(t * 1e6), "channel": None if c is None else c + 1, "reason": r}
+                for t, c, r in self.refusals
             ],
         }
 

@@ -11,6 +11,7 @@ pressures are plain numbers in fields named ``*_mmhg``. The JSON Schema in
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import hashlib
@@ -65,6 +66,32 @@ Q = Annotated[
     Quantity,
     BeforeValidator(_quantity),
     WithJsonSchema({"type": "string", "pattern": r"^-?[0-9.]+ \S+$", "examples": ["25 mL/h"]}),
+]
+
+START_EXAMPLE = "2026-12-06T08:00:00+01:00"
+
+
+def _wall_clock(value: object) -> datetime.datetime:
+    """An ISO 8601 date and time with its UTC offset (YAML gives a datetime; JSON a string)."""
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            when = None
+    if not isinstance(when, datetime.datetime) or when.utcoffset() is None:
+        shown = value.isoformat() if isinstance(value, datetime.datetime) else repr(value)
+        raise ValueError(
+            f"expected a date and time with its UTC offset, such as '{START_EXAMPLE}' or "
+            f"'2026-12-06T07:00:00Z', got {shown}"
+        )
+    return when
+
+
+WallClock = Annotated[
+    datetime.datetime,
+    BeforeValidator(_wall_clock),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": [START_EXAMPLE]}),
 ]
 
 
@@ -419,6 +446,7 @@ class Scenario(_Model):
     description: str = ""
     seed: int = Field(ge=0)
     duration: Q
+    start: WallClock | None = None  # the wall-clock time of scenario time 0: reports then show clock times
     library: str | None = None  # a drug library YAML, relative to the scenario file
     sample_period: Q | None = None
     pump: PumpSpec = PumpSpec()

@@ -7,6 +7,7 @@ browser only places text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -148,14 +149,15 @@ def alarm_status(a: ActiveAlarm, now: Instant) -> dict[str, Any]:
     }
 
 
-def pump_status(pump: Pump, start: Instant, names: dict[str, str]) -> dict[str, Any]:
-    """The whole screen: channels, alarms (highest first), annunciation, battery, library, time."""
+def pump_status(pump: Pump, time: Callable[[Instant], str], names: dict[str, str]) -> dict[str, Any]:
+    """The whole screen: channels, alarms (highest first), annunciation, battery, library, and the time as
+    ``time`` reads the pump's clock (sim/timebase.py)."""
     now = pump.hw.clock.now()
     ann = pump.alarms.annunciation(now)
     power = pump.hw.power.status()
     lib = pump.library_identity
     return {
-        "time": clock(Duration(max(0, now.us - start.us))),
+        "time": time(now),
         "channels": [channel_status(ch, names) for ch in pump.channels],
         "alarms": [alarm_status(a, now) for a in ann.active],
         "annunciation": {

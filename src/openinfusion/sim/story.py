@@ -2,7 +2,8 @@
 
 Built from the pump's event log (the record of truth) and from the pump's screen captured at key
 moments during the run (:class:`ScreenRecorder`): program started, alarm raised, secondary, bolus,
-titration, VTBI complete, and the end. Times are hh:mm:ss from the scenario's start. Everything here
+titration, VTBI complete, and the end. Times are clock times (:mod:`.timebase`): the wall clock when the
+scenario gives ``start``, otherwise hh:mm:ss from the scenario's start. Everything here
 is plain text and rows, for the terminal (``openinfusion simulate``/``demo``) and the HTML report.
 
 "Delivered" is the pump's own count (the mechanism's motion measured by its encoder); "into patient" is
@@ -20,8 +21,9 @@ from typing import Any, Final
 from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind, JsonValue, LoggedEvent
 from openinfusion.pump.pca import PcaProgram
-from openinfusion.sim.run import START, Simulation
-from openinfusion.sim.screen import LABELS, channel_status, clock
+from openinfusion.sim.run import Simulation
+from openinfusion.sim.screen import LABELS, channel_status
+from openinfusion.sim.timebase import TimeBase
 from openinfusion.units import Duration, Instant, format_decimal
 
 DELIVERED_VS_PATIENT: Final = (
@@ -53,10 +55,6 @@ TOLD: Final = {
 }  # fmt: skip
 
 
-def since_start(t: Instant) -> str:
-    return clock(Duration(max(0, t.us - START.us)))
-
-
 def q(value: JsonValue) -> str:
     """``{"value": "125", "unit": "mL/h"}`` as ``125 mL/h``; anything else as text."""
     if isinstance(value, Mapping) and set(value) == {"value", "unit"}:
@@ -67,7 +65,7 @@ def q(value: JsonValue) -> str:
 
 def _findings(data: Mapping[str, JsonValue]) -> str:
     found = data.get("findings")
-    if not isinstance(found, list):
+    if not isinstance(found, (list, tuple)):  # the log keeps its lists frozen, as tuples
         return ""
     parts = []
     for f in found:
@@ -160,6 +158,7 @@ class ScreenRecorder:
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
+        self.time = TimeBase.of(sim.scenario)
         self.screens: list[Screen] = []
         self._seq = 0
         self._inner = sim.driver.on_service
@@ -177,7 +176,7 @@ class ScreenRecorder:
 
     def _capture(self, channel: int, moment: str, t: Instant) -> None:
         shown = channel_status(self.sim.pump.channels[channel], drug_names(self.sim))
-        self.screens.append(Screen(since_start(t), moment, LABELS[channel], shown))
+        self.screens.append(Screen(self.time(t), moment, LABELS[channel], shown))
 
     def finish(self) -> None:
         """The screens at the end of the scenario."""
@@ -208,8 +207,9 @@ class AlarmSpan:
 
 @dataclass(slots=True)
 class Story:
-    """Everything a nurse reads about a run (plain rows of text)."""
+    """Everything a nurse reads about a run (plain rows of text); ``heading`` says what its times are."""
 
+    heading: str = "hh:mm:ss from the start"
     timeline: list[tuple[str, str, str, str]] = field(default_factory=list)  # time, channel, drug, what happened
     alarms: list[AlarmSpan] = field(default_factory=list)
     ders: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
@@ -234,7 +234,8 @@ def _drug_label(d: Mapping[str, JsonValue], names: Mapping[str, str]) -> str | N
 def tell(sim: Simulation, screens: list[Screen]) -> Story:
     """The story of a finished run."""
     names = drug_names(sim)
-    story = Story(screens=screens)
+    time = TimeBase.of(sim.scenario)
+    story = Story(heading=time.heading, screens=screens)
     primary: dict[int, str] = {}
     secondary: dict[int, str] = {}
     drugs: dict[int, str] = {}  # what each channel is running now
@@ -250,16 +251,16 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
         label = _drug_label(e.data, names)
         if e.channel is not None:
             _track(e, label, primary, secondary, drugs)
-        _alarm(e, ch, spans, story)
+        _alarm(e, time(e.t), ch, spans)
         if e.kind in (EventKind.DERS_CHECK, EventKind.DERS_OVERRIDE):
-            _ders(e, ch, label or "", story)
+            _ders(e, time(e.t), ch, label or "", story)
         if e.kind in TOLD:
             text = sentence(e, doses.get(e.channel, "") if e.kind in _DOSED else "")
             if text is not None:
                 drug = drugs.get(e.channel, "") if e.channel is not None else ""
-                story.timeline.append((since_start(e.t), ch, drug, text))
+                story.timeline.append((time(e.t), ch, drug, text))
     story.alarms = sorted(spans.values(), key=lambda s: s.raised)
-    story.refused = [(clock(Duration(int(t * 1e6))), "pump" if c is None else LABELS[c], r) for t, c, r in sim.refusals]
+    story.refused = [(time.at_s(t), "pump" if c is None else LABELS[c], r) for t, c, r in sim.refusals]
     _totals(sim, story)
     return story
 
@@ -283,11 +284,10 @@ def _track(
         drugs[i] = primary.get(i, "")
 
 
-def _alarm(e: LoggedEvent, ch: str, spans: dict[int, AlarmSpan], story: Story) -> None:
+def _alarm(e: LoggedEvent, t: str, ch: str, spans: dict[int, AlarmSpan]) -> None:
     instance = e.data.get("instance")
     if not isinstance(instance, int):
         return
-    t = since_start(e.t)
     if e.kind is EventKind.ALARM_RAISED and instance not in spans:
         code = AlarmCode(str(e.data.get("code")))
         prio, detail = str(e.data.get("priority")).upper(), str(e.data.get("detail", ""))
@@ -305,7 +305,7 @@ def _alarm(e: LoggedEvent, ch: str, spans: dict[int, AlarmSpan], story: Story) -
         span.how = f"acknowledged at {t}"
 
 
-def _ders(e: LoggedEvent, ch: str, drug: str, story: Story) -> None:
+def _ders(e: LoggedEvent, t: str, ch: str, drug: str, story: Story) -> None:
     d = e.data
     values = d.get("values")
     shown = ", ".join(f"{k} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
@@ -313,9 +313,7 @@ def _ders(e: LoggedEvent, ch: str, drug: str, story: Story) -> None:
         outcome = f"OVERRIDDEN: {d.get('reason')}"
     else:
         outcome = _OUTCOMES.get((str(d.get("outcome")), str(d.get("verdict"))), str(d.get("outcome")))
-    story.ders.append(
-        (since_start(e.t), ch, str(d.get("action")), drug, shown, f"{outcome}. {_findings(d)}".strip(" ."))
-    )
+    story.ders.append((t, ch, str(d.get("action")), drug, shown, f"{outcome}. {_findings(d)}".strip(" .")))
 
 
 _DOSED: Final = {EventKind.PROGRAM_CONFIRMED, EventKind.TITRATION_PENDING}  # events whose program the check saw

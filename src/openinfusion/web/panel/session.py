@@ -13,6 +13,7 @@ releases are staged by the core, and its remote orders wait on the panel until a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from openinfusion.pump.pump import Pump
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.sim import build
 from openinfusion.sim.realtime import Realtime
-from openinfusion.sim.run import START, Simulation
+from openinfusion.sim.run import Simulation
 from openinfusion.sim.scenario import (
     ContinuousSpec,
     DoseSpec,
@@ -44,16 +45,19 @@ from openinfusion.sim.scenario import (
     read_library,
 )
 from openinfusion.sim.screen import LABELS, pump_status
+from openinfusion.sim.timebase import TimeBase
 from openinfusion.units import Duration, FlowRate, Quantity, Volume
 from openinfusion.web.panel.flow import Flow, Task
 from openinfusion.web.panel.widgets import BY_ID, as_data
 
+log = logging.getLogger(__name__)
 PCA_DEMAND_RATE: Final = FlowRate.ml_h(60)  # how fast a demand dose runs (a typical PCA pump's)
 
 
 @dataclass(frozen=True, slots=True)
 class Press:
-    """One widget press or clinician action as recorded: pump time (us since time 0), what, and the outcome."""
+    """One widget press or clinician action as recorded: pump time (``t_us``, microseconds since power-on, the
+    event log's time base), what, and the outcome."""
 
     t_us: int
     channel: int | None
@@ -80,13 +84,11 @@ class PanelSession:
         self.alert_field: str | None = None  # the field a limit alert concerns ("dose"), to change it
         self.names = {d.id: d.display_name for d in self.library.drugs} if self.library else {}
         self.agent: PumpAgent | None = None
+        self.time = TimeBase.of(scenario)  # how the panel and the debrief show pump time
 
     @property
     def pump(self) -> Pump:
         return self.rt.sim.pump
-
-    def now_us(self) -> int:
-        return self.rt.sim.world.now.us - START.us
 
     # --- the fleet ---------------------------------------------------------------------------------
 
@@ -107,7 +109,10 @@ class PanelSession:
         self.rt.sync()
         if self.agent is not None:
             self.agent.pump = self.pump  # a power cycle boots a new core on the same event log
-            self.agent.poll()
+            try:
+                self.agent.poll()
+            except Exception:  # the communication side failing never stops the pump's pacing
+                log.exception("pump agent poll failed; the pump runs on, the link retries next tick")
 
     def _order(self, action: str, order_id: str) -> str:
         if self.agent is None:
@@ -168,7 +173,7 @@ class PanelSession:
 
     def _record(self, channel: int | None, widget: str, arg: str | None, ok: bool, detail: str) -> None:
         self.message = detail if detail else ""
-        self.presses.append(Press(self.now_us(), channel, widget, arg, ok, detail))
+        self.presses.append(Press(self.rt.sim.world.now.us, channel, widget, arg, ok, detail))
 
     def _dispatch(self, action: str, ch: int | None, arg: str | None, at_ms: int) -> str:
         pump = self.pump
@@ -356,7 +361,7 @@ class PanelSession:
     def state(self) -> dict[str, Any]:
         """Everything the page draws, at the pump's present."""
         self.rt.sync()
-        status = pump_status(self.pump, START, self.names)
+        status = pump_status(self.pump, self.time, self.names)
         screens = {str(ch): flow.screen() for ch, flow in self.flows.items()}
         for ch, alert in self.alerts.items():
             screens.setdefault(str(ch), {})["alert"] = alert

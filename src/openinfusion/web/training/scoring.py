@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from openinfusion.pump.eventlog import EventKind
+from openinfusion.sim.run import START
 from openinfusion.sim.screen import LABELS, clock
 from openinfusion.sim.story import TOLD, sentence
 from openinfusion.units import Duration, Instant
@@ -37,18 +38,15 @@ class Outcome:
         return clock(Duration(self.done_us - self.trigger_us))
 
 
-def _since_start(session: PanelSession, t: Instant) -> int:
-    return t.us - session.rt.sim.world.now.us + session.now_us()
-
-
 def _trigger(session: PanelSession, exp: Expected) -> int | None:
+    """When the clock of an expected action starts, in pump time (us since power-on, as the log and presses)."""
     if exp.after.at is not None:
-        return Duration.of(exp.after.at).us
+        return START.us + Duration.of(exp.after.at).us
     code = exp.after.alarm.value if exp.after.alarm is not None else None
     for e in session.pump.log.events():
         raised = e.kind is EventKind.ALARM_RAISED and e.data.get("code") == code
         if raised and (exp.channel is None or e.channel in (exp.channel - 1, None)):
-            return _since_start(session, e.t)
+            return e.t.us
     return None
 
 
@@ -80,8 +78,8 @@ def score(exercise: Exercise, session: PanelSession) -> dict[str, Any]:
                 "text": o.expected.text,
                 "do": o.expected.do,
                 "within": str(o.expected.within),
-                "triggered": None if o.trigger_us is None else clock(Duration(o.trigger_us)),
-                "done": None if o.done_us is None else clock(Duration(o.done_us)),
+                "triggered": None if o.trigger_us is None else session.time(Instant(o.trigger_us)),
+                "done": None if o.done_us is None else session.time(Instant(o.done_us)),
                 "response": o.response,
                 "points": o.points,
                 "of": o.expected.points,
@@ -100,7 +98,7 @@ def score(exercise: Exercise, session: PanelSession) -> dict[str, Any]:
 
 
 def narrative(session: PanelSession) -> list[dict[str, str]]:
-    """The timeline in hh:mm:ss: the pump's events and the trainee's presses, merged in time order."""
+    """The timeline in clock time (sim/timebase.py): the pump's events and the trainee's presses, in time order."""
     rows: list[tuple[int, int, dict[str, str]]] = []
     for e in session.pump.log.events():
         if e.kind not in TOLD or e.kind is EventKind.RATE_CHANGED:
@@ -108,15 +106,14 @@ def narrative(session: PanelSession) -> list[dict[str, str]]:
         text = sentence(e)
         if text is None:
             continue
-        t = max(0, _since_start(session, e.t))
         where = "pump" if e.channel is None else f"channel {LABELS[e.channel]}"
-        rows.append((t, 0, {"time": clock(Duration(t)), "who": where, "text": text}))
+        rows.append((e.t.us, 0, {"time": session.time(e.t), "who": where, "text": text}))
     for p in session.presses:
         if p.widget.startswith("key_") or p.widget == "choose":
             continue
         what = p.widget.replace("_", " ") + (f" ({p.arg})" if p.arg else "")
         where = "" if p.channel is None else f" on channel {LABELS[p.channel]}"
         result = "" if p.ok else f": refused, {p.detail}"
-        t = max(0, p.t_us)
-        rows.append((t, 1, {"time": clock(Duration(t)), "who": "nurse", "text": f"Pressed {what}{where}{result}"}))
+        pressed = {"time": session.time(Instant(p.t_us)), "who": "nurse", "text": f"Pressed {what}{where}{result}"}
+        rows.append((p.t_us, 1, pressed))
     return [r for _, _, r in sorted(rows, key=lambda r: (r[0], r[1]))]
