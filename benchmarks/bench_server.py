@@ -36,8 +36,7 @@ from sqlalchemy import func, select
 
 from openinfusion.agent import messages as m
 from openinfusion.agent.link.mqtt import Endpoint, MqttServerLink, up_topic
-from openinfusion.agent.ward import ward_key
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.agent.ward import ward_release, ward_trust
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.server import fleet, library
 from openinfusion.server.broker import SERVER_IDENTITY, Broker, client_files, free_port, write_config
@@ -204,8 +203,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     total = max(*levels, args.release_pumps, 1000)
     work = Path(tempfile.mkdtemp(prefix="oi-bench-"))
-    key = ward_key(1)
-    settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=(key.public_key(),), reoffer_after_s=20)
+    settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=ward_trust(1), reoffer_after_s=20)
     hospital = Hospital(settings)
     acl = f"user {LOADGEN}\ntopic write oi/v1/pumps/+/up\ntopic read oi/v1/pumps/+/down\n"
     files = write_config(work / "broker", hospital.ca, free_port(), extra_acl=acl)
@@ -249,7 +247,7 @@ def main() -> None:
     if "alarms" in phases:
         alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
     if "release" in phases:
-        release_phase(hospital, gen, pumps, ids, args, settings, key, results)
+        release_phase(hospital, gen, pumps, ids, args, settings, results)
     gen.close()
     if "reconnect" in phases:
         reconnect_phase(hospital, files, broker, work, args, results)
@@ -283,12 +281,9 @@ def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it 
 
 def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
     hospital: Hospital, gen: LoadGen, pumps: Pumps, ids: list[str], args: argparse.Namespace,
-    settings: Settings, key: Any, results: dict[str, Any],
+    settings: Settings, results: dict[str, Any],
 ) -> None:  # fmt: skip
-    lib = read_yaml(ROOT / "examples/library/example-library.yaml").require()
-    package = sign_package(
-        compile_package(lib, ReleaseInfo("bench author", "bench approver", dt.date(2026, 1, 1))), key
-    )
+    package = ward_release(read_yaml(ROOT / "examples/library/example-library.yaml").require(), 1)
     release_ids = ids[: args.release_pumps]
     with hospital.sessions.begin() as db:
         release = library.upload(db, package, "bench", settings.library_keys)
