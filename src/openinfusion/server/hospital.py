@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as Db
 
 from openinfusion.agent import messages as m
-from openinfusion.agent.link import MAX_BATCH, ServerLink
+from openinfusion.agent.link import ServerLink
 from openinfusion.errors import InputError
 from openinfusion.server import alarms, events, fleet, library, live, orders
 from openinfusion.server.broker import reload_broker
@@ -46,6 +46,7 @@ log = logging.getLogger("openinfusion.server")
 SEEN_IDS: Final = 100_000
 TICK_EVERY_S: Final = 0.2
 CRL_RELOAD_S: Final = 0.2
+IDLE_BATCH: Final = 50  # a batch this small: the link is not busy
 
 DownBody = m.EventsAck | m.LibraryOffer | m.LibraryChunk | m.RemoteProgram | m.Config
 
@@ -94,7 +95,7 @@ class Hospital:
     def _housekeeping(self) -> None:
         while not self._stop.wait(0.5):
             self.housekeeping(datetime.now(UTC))
-            if time.monotonic() - self._flushed >= FLUSH_S:
+            if time.monotonic() - self._flushed >= FLUSH_S:  # off the link's thread: alarms do not wait for it
                 self.flush_statuses()
 
     def flush_statuses(self) -> None:
@@ -185,7 +186,7 @@ class Hospital:
         for part in (urgent, [c for c in checked if not isinstance(c[1].body, m.Events)]):
             if part:
                 self._store(part)
-        if len(items) < MAX_BATCH or time.monotonic() - self._flushed >= FLUSH_S:  # idle link, or due
+        if len(items) <= IDLE_BATCH:  # the link has caught up: write now (else housekeeping does, every FLUSH_S)
             self.flush_statuses()
 
     def _store(self, checked: list[tuple[str, m.UpMessage]]) -> None:
