@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 
 from hospitalkit import Station, make_system, run
 from openinfusion.agent import messages as m
+from openinfusion.errors import ProgramError
+from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.server import fleet
 from openinfusion.server.db.models import Event, Pump
@@ -98,3 +100,10 @@ def test_out_of_order_and_repeated_events_are_stored_once_and_acknowledged_witho
         assert send(1, 2, 5) == (5, 5)  # a late duplicate changes nothing
     finally:
         hospital.stop()
+
+
+def test_a_patient_id_is_printable_text_of_1_to_64_characters() -> None:
+    assert Patient(id="MRN-0042").id == "MRN-0042"
+    for bad in ("", "   ", "x" * 65, "MRN\n42"):
+        with pytest.raises(ProgramError, match=r"patient\.id"):
+            Patient(id=bad)
