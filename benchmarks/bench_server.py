@@ -10,7 +10,11 @@ Measures, each step bounded to seconds or a few minutes:
 3. a burst of 1,000 alarms in 1 s;
 4. a library release (72 kB package) staged on 1,000 online pumps: offers, chunk requests and acknowledgements
    through the server;
-5. reconnection of 500 MQTT clients after a broker restart.
+5. reconnection of 500 MQTT clients after a broker restart;
+6. ``--phases profile`` (alone): the server's message handler in this process, without broker or network,
+   fed ``--seconds`` of a ward of ``--levels``' first N pumps in link-sized batches, under cProfile after a
+   first unprofiled second (every pump's first status): CPU per message (half the batches, unprofiled) and
+   the functions it goes to (the other half, profiled).
 
 Pumps are simulated at the protocol level by a load generator (a ``loadgen`` identity the benchmark's broker
 ACL lets publish for every pump), so the server process is the one being measured. The server runs in a
@@ -20,10 +24,13 @@ process of its own; both processes are on this 2-core machine.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import datetime as dt
 import json
 import multiprocessing as mp
+import os
+import pstats
 import statistics
 import tempfile
 import threading
@@ -35,9 +42,9 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import func, select
 
 from openinfusion.agent import messages as m
+from openinfusion.agent.link import MAX_BATCH
 from openinfusion.agent.link.mqtt import Endpoint, MqttServerLink, up_topic
-from openinfusion.agent.ward import ward_key
-from openinfusion.druglib.package import ReleaseInfo, compile_package, sign_package
+from openinfusion.agent.ward import ward_release, ward_trust
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.server import fleet, library
 from openinfusion.server.broker import SERVER_IDENTITY, Broker, client_files, free_port, write_config
@@ -149,9 +156,16 @@ def wait_events(hospital: Hospital, target: int, timeout: float) -> float:
     return float("inf")
 
 
-def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int) -> dict[str, float]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int, server_pid: int) -> dict[str, float]:
     ids = pumps.ids[:n]
     before = stored(hospital)
+    cpu = cpu_s(server_pid)
     events = 0
     start = time.monotonic()
     for second in range(seconds):
@@ -166,7 +180,9 @@ def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int) -> dict[st
             time.sleep(slack)
     offered_s = time.monotonic() - start
     lag = wait_events(hospital, before + events, 60)
-    return {"pumps": n, "msgs_per_s": (n * seconds + events) / offered_s, "send_s": offered_s, "drain_lag_s": lag}
+    per_msg = (cpu_s(server_pid) - cpu) / (n * seconds + events)
+    return {"pumps": n, "msgs_per_s": (n * seconds + events) / offered_s, "send_s": offered_s, "drain_lag_s": lag,
+            "server_cpu_us_per_msg": 1e6 * per_msg}  # fmt: skip
 
 
 def alarm_latency(hospital: Hospital, pumps: Pumps, ids: list[str], pace_s: float) -> list[float]:
@@ -191,6 +207,47 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def profile_handler(n: int, seconds: int, db: str | None) -> None:
+    """CPU time of :meth:`Hospital.handle_many` for ``seconds`` of ``n`` pumps (statuses + events), profiled."""
+    work = Path(tempfile.mkdtemp(prefix="oi-profile-"))
+    hospital = Hospital(Settings(data_dir=work / "server", db_url=db))
+    ids = [f"b-{i:05d}" for i in range(n)]
+    with hospital.sessions.begin() as session:
+        for i, pump in enumerate(ids):
+            fleet.commission(session, pump, care_area=f"AREA-{i % 4}", location="", actor="bench", ca=None)
+    seq = dict.fromkeys(ids, 0)
+    messages: list[tuple[str, bytes]] = []
+    for second in range(seconds):
+        for i, pump in enumerate(ids):
+            messages.append((pump, m.encode(m.up(pump, now(), status(None, seq[pump])))))
+            if (i + second) % 5 == 0:
+                seq[pump] += 1
+                record = m.EventRecord(seq=seq[pump], t_us=seq[pump], at=now(), kind="volume_report", channel=0,
+                                       data={"n": seq[pump]})  # fmt: skip
+                messages.append((pump, m.encode(m.up(pump, now(), m.Events(events=(record,))))))
+    warm = messages[: n + n // 5]  # the first second: each pump's first status takes the slow path
+    for i in range(0, len(warm), MAX_BATCH):
+        hospital.handle_many(warm[i : i + MAX_BATCH])
+    messages = messages[len(warm) :]
+    batches = [messages[i : i + MAX_BATCH] for i in range(0, len(messages), MAX_BATCH)]
+    half = len(batches) // 2
+    cpu = time.process_time()
+    for batch in batches[:half]:  # timed without the profiler's overhead
+        hospital.handle_many(batch)
+    hospital.flush_statuses()
+    cpu = time.process_time() - cpu
+    count = sum(len(b) for b in batches[:half])
+    print(f"handler: {count} messages of {n} pumps in {cpu:.2f} s CPU: {1e6 * cpu / count:.0f} us per message")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for batch in batches[half:]:
+        hospital.handle_many(batch)
+    hospital.flush_statuses()
+    profiler.disable()
+    hospital.stop()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=None)
@@ -202,10 +259,12 @@ def main() -> None:
     parser.add_argument("--release-status-every", type=int, default=5, help="seconds between a pump's statuses")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    if args.phases == "profile":
+        profile_handler(levels[0], args.seconds, args.db)
+        return
     total = max(*levels, args.release_pumps, 1000)
     work = Path(tempfile.mkdtemp(prefix="oi-bench-"))
-    key = ward_key(1)
-    settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=(key.public_key(),), reoffer_after_s=20)
+    settings = Settings(data_dir=work / "server", db_url=args.db, library_keys=ward_trust(1), reoffer_after_s=20)
     hospital = Hospital(settings)
     acl = f"user {LOADGEN}\ntopic write oi/v1/pumps/+/up\ntopic read oi/v1/pumps/+/down\n"
     files = write_config(work / "broker", hospital.ca, free_port(), extra_acl=acl)
@@ -230,9 +289,12 @@ def main() -> None:
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {"levels": []}
     for n in levels if "load" in phases else []:
-        r = sustained(hospital, pumps, n, args.seconds)
+        r = sustained(hospital, pumps, n, args.seconds, server.pid)
         results["levels"].append(r)
-        print(f"sustained {n:>5} pumps: {r['msgs_per_s']:7.0f} msg/s offered, drained {r['drain_lag_s']:.2f} s after")
+        print(
+            f"sustained {n:>5} pumps: {r['msgs_per_s']:7.0f} msg/s offered, drained {r['drain_lag_s']:.2f} s after, "
+            f"server process {r['server_cpu_us_per_msg']:.0f} us CPU per message"
+        )
     keeping = [r["pumps"] for r in results["levels"] if r["drain_lag_s"] <= 1.0]
     results["knee_pumps"] = max(keeping) if keeping else 0
     load_n = results["knee_pumps"] or levels[0]
@@ -249,7 +311,7 @@ def main() -> None:
     if "alarms" in phases:
         alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
     if "release" in phases:
-        release_phase(hospital, gen, pumps, ids, args, settings, key, results)
+        release_phase(hospital, gen, pumps, ids, args, settings, results)
     gen.close()
     if "reconnect" in phases:
         reconnect_phase(hospital, files, broker, work, args, results)
@@ -283,12 +345,9 @@ def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it 
 
 def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
     hospital: Hospital, gen: LoadGen, pumps: Pumps, ids: list[str], args: argparse.Namespace,
-    settings: Settings, key: Any, results: dict[str, Any],
+    settings: Settings, results: dict[str, Any],
 ) -> None:  # fmt: skip
-    lib = read_yaml(ROOT / "examples/library/example-library.yaml").require()
-    package = sign_package(
-        compile_package(lib, ReleaseInfo("bench author", "bench approver", dt.date(2026, 1, 1))), key
-    )
+    package = ward_release(read_yaml(ROOT / "examples/library/example-library.yaml").require(), 1)
     release_ids = ids[: args.release_pumps]
     with hospital.sessions.begin() as db:
         release = library.upload(db, package, "bench", settings.library_keys)

@@ -62,6 +62,9 @@ def test_alarm_forwarded_escalated_and_acknowledged(station: Station) -> None:
     bed._clear_occlusion()
     run(system, 5)
     assert not [a for a in _alarms(system) if a.id == alarm.id]
+    board = station.client.get("/api/alarms", params={"include_ended": True}).json()
+    (ended,) = [a for a in board if a["id"] == alarm.id]
+    assert not ended["active"] and ended["ended_at"] is not None  # the station's "Recently ended" shows when
 
 
 @pytest.mark.req("OI-NET-3")

@@ -1,17 +1,27 @@
 """The event store is queryable by patient and by drug (SQLite and PostgreSQL): every event a channel logs
 while it serves a patient carries that patient's id (the agent sends it with the event), and a query
-returns exactly those events, none of another patient or pump."""
+returns exactly those events, none of another patient or pump. Events that arrive out of order or again
+are stored once and acknowledged only up to the first gap."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from hospitalkit import Station, make_system, run
+from openinfusion.agent import messages as m
+from openinfusion.errors import ProgramError
+from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
+from openinfusion.server import fleet
+from openinfusion.server.db.models import Event, Pump
+from openinfusion.server.hospital import Hospital
+from openinfusion.server.settings import Settings
 from openinfusion.web.system import build_app
 
 
@@ -57,3 +67,42 @@ def test_events_are_queryable_by_patient_and_by_drug(ward_station: Station) -> N
     }
     both = ward_station.client.get("/api/events", params={"drug": drug, "patient": patient}).json()
     assert both and all(e["drug"] == drug and e["patient"] == patient for e in both)
+
+
+
+@pytest.mark.req("OI-NET-2")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_out_of_order_and_repeated_events_are_stored_once_and_acknowledged_without_gaps(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    db_url = None if backend == "sqlite" else request.getfixturevalue("pg_url")
+    hospital = Hospital(Settings(data_dir=tmp_path / "server", db_url=db_url))
+    try:
+        with hospital.sessions.begin() as db:
+            fleet.commission(db, "vp-0001", care_area="ICU", location="", actor="biomed", ca=None)
+
+        def send(*seqs: int) -> tuple[int, int]:
+            records = tuple(
+                m.EventRecord(seq=s, t_us=s, at=dt.datetime.now(dt.UTC), kind="self_test", channel=None, data={})
+                for s in seqs
+            )
+            hospital.handle("vp-0001", m.encode(m.up("vp-0001", dt.datetime.now(dt.UTC), m.Events(events=records))))
+            with hospital.sessions() as db:
+                count = db.execute(select(func.count()).select_from(Event)).scalar_one()
+                pump = db.get(Pump, "vp-0001")
+                assert pump is not None
+                return pump.stored_through, count
+
+        assert send(3, 4) == (0, 2)  # beyond a gap: stored, not acknowledged
+        assert send(1, 2) == (2, 4)  # the gap filled: acknowledged up to it
+        assert send(3, 4, 5) == (5, 5)  # the resend after the ack: 3 and 4 not stored twice
+        assert send(1, 2, 5) == (5, 5)  # a late duplicate changes nothing
+    finally:
+        hospital.stop()
+
+
+def test_a_patient_id_is_printable_text_of_1_to_64_characters() -> None:
+    assert Patient(id="MRN-0042").id == "MRN-0042"
+    for bad in ("", "   ", "x" * 65, "MRN\n42"):
+        with pytest.raises(ProgramError, match=r"patient\.id"):
+            Patient(id=bad)

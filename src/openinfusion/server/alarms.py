@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session as Db
 
 from openinfusion.errors import InputError
 from openinfusion.server import audit
-from openinfusion.server.db.models import Alarm, Assignment, Event, Pump
+from openinfusion.server.db.models import Alarm, Assignment, Event
 
 _ENDS: Final = frozenset({"alarm_cleared", "alarm_reset"})
 
@@ -28,23 +28,23 @@ def _assignment(db: Db, care_area: str) -> Assignment | None:
     return db.get(Assignment, care_area)
 
 
-def follow(db: Db, pump: Pump, events: list[Event], now: datetime) -> list[Alarm]:
-    """Update alarms from newly stored events; returns the alarms raised."""
+def follow(db: Db, pump: str, care_area: str, events: list[Event], now: datetime) -> list[Alarm]:
+    """Update alarms from newly stored events of ``pump`` (in ``care_area``); returns the alarms raised."""
     raised: list[Alarm] = []
     for e in events:
         data: dict[str, Any] = e.data
         instance = data.get("instance")
         if e.kind == "alarm_raised" and isinstance(instance, int):
-            who = _assignment(db, pump.care_area)
+            who = _assignment(db, care_area)
             alarm = Alarm(
-                pump_id=pump.id,
+                pump_id=pump,
                 raised_seq=e.seq,
                 instance=instance,
                 channel=e.channel,
                 code=str(data.get("code", "?"))[:60],
                 priority=str(data.get("priority", "?"))[:20],
                 text=str(data.get("text", ""))[:200],
-                care_area=pump.care_area,
+                care_area=care_area,
                 raised_at=e.at,
                 received_at=now,
                 forwarded_to=None if who is None else who.nurse,
@@ -55,7 +55,7 @@ def follow(db: Db, pump: Pump, events: list[Event], now: datetime) -> list[Alarm
             db.flush()
             alarm_row = db.execute(
                 select(Alarm)
-                .where(Alarm.pump_id == pump.id, Alarm.instance == instance, Alarm.active.is_(True))
+                .where(Alarm.pump_id == pump, Alarm.instance == instance, Alarm.active.is_(True))
                 .order_by(Alarm.raised_seq.desc())
                 .limit(1)
             ).scalar()

@@ -9,7 +9,10 @@ is stored; a refused one is logged with its reason (``link_rejections`` and the 
 * a duplicate message id (seen recently by this process), a stale status, an answer to an unknown command.
 
 Events are stored exactly once (unique (pump, seq)) and acknowledged cumulatively; if the database is
-unavailable nothing is acknowledged, so the pump keeps the events and sends them again later. The server
+unavailable nothing is acknowledged, so the pump keeps the events and sends them again later. A batch's event
+messages are stored and committed before its other messages, so an alarm never waits behind statuses; and a
+status that changes nothing the registry reads only updates the process's live state (:mod:`.live`), which is
+written to the database every few seconds. The server
 never sends anything that could change a running infusion by itself: library offers only stage, orders wait
 for a clinician at the pump.
 """
@@ -31,10 +34,11 @@ from sqlalchemy.orm import Session as Db
 from openinfusion.agent import messages as m
 from openinfusion.agent.link import ServerLink
 from openinfusion.errors import InputError
-from openinfusion.server import alarms, events, fleet, library, orders
+from openinfusion.server import alarms, events, fleet, library, live, orders
 from openinfusion.server.broker import reload_broker
 from openinfusion.server.db import engine_for, migrate, sessions
-from openinfusion.server.db.models import LinkRejection, Pump, ReleaseTarget, Tick
+from openinfusion.server.db.models import LinkRejection, Pump, Release, ReleaseTarget, Tick
+from openinfusion.server.live import FLUSH_S, Held, LiveStatus, shape
 from openinfusion.server.pki import CertificateAuthority
 from openinfusion.server.settings import Settings
 
@@ -42,6 +46,7 @@ log = logging.getLogger("openinfusion.server")
 SEEN_IDS: Final = 100_000
 TICK_EVERY_S: Final = 0.2
 CRL_RELOAD_S: Final = 0.2
+IDLE_BATCH: Final = 50  # a batch this small: the link is not busy
 
 DownBody = m.EventsAck | m.LibraryOffer | m.LibraryChunk | m.RemoteProgram | m.Config
 
@@ -61,6 +66,9 @@ class Hospital:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._last_tick = 0.0
         self._targets: dict[str, ReleaseTarget] = {}  # care area -> current release, read once per batch
+        self._release_hash: dict[str, str] = {}  # release id -> library hash (releases never change)
+        self.live = LiveStatus()
+        self._flushed = time.monotonic()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         with self.sessions.begin() as db:
@@ -81,11 +89,27 @@ class Hospital:
             self.link.stop()
         if self._timer is not None:
             self._timer.join(timeout=5)
+        self.flush_statuses()
         self.engine.dispose()
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(0.5):
             self.housekeeping(datetime.now(UTC))
+            if time.monotonic() - self._flushed >= FLUSH_S:  # off the link's thread: alarms do not wait for it
+                self.flush_statuses()
+
+    def flush_statuses(self) -> None:
+        """Write the live statuses received since the last write (kept for the next try if that fails)."""
+        self._flushed = time.monotonic()
+        due = self.live.take_dirty()
+        if not due:
+            return
+        try:
+            with self.sessions.begin() as db:
+                live.write(db, due)
+        except SQLAlchemyError as e:
+            self.live.restore(due)
+            log.warning("live statuses not written: database unavailable (%s)", type(e).__name__)
 
     def housekeeping(self, now: datetime) -> None:
         """Escalate due alarms and expire unanswered orders (safe to run in every process at once)."""
@@ -155,30 +179,59 @@ class Hospital:
         return message
 
     def handle_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Messages in arrival order, stored in one transaction (one by one if that transaction fails)."""
+        """Messages in arrival order: event messages first (alarms never wait behind statuses), then the rest,
+        each part in one transaction (one message at a time if that transaction fails)."""
         checked = [(sender, msg) for sender, data in items if (msg := self._checked(sender, data)) is not None]
-        if not checked:
-            return
+        urgent = [(sender, msg) for sender, msg in checked if isinstance(msg.body, m.Events)]
+        for part in (urgent, [c for c in checked if not isinstance(c[1].body, m.Events)]):
+            if part:
+                self._store(part)
+        if len(items) <= IDLE_BATCH:  # the link has caught up: write now (else housekeeping does, every FLUSH_S)
+            self.flush_statuses()
+
+    def _store(self, checked: list[tuple[str, m.UpMessage]]) -> None:
         refused: list[tuple[str, str]] = []
         replies: list[tuple[str, DownBody]] = []
+        fresh: dict[str, Held] = {}  # statuses written by this transaction: held once it commits
+        now = datetime.now(UTC)
         try:
             with self.sessions.begin() as db, db.no_autoflush:
-                senders = {sender for sender, _ in checked}
-                db.execute(select(Pump).where(Pump.id.in_(senders))).scalars().all()  # one query for the batch
+                rows = {r.id: r for r in db.execute(select(Pump.id, Pump.lifecycle, Pump.care_area,
+                        Pump.stored_through).where(Pump.id.in_({sender for sender, _ in checked})))}  # fmt: skip
                 self._targets = {t.care_area: t for t in db.execute(select(ReleaseTarget)).scalars()}
+                batches: dict[str, tuple[int, list[m.EventRecord]]] = {}
                 for sender, message in checked:
+                    row = rows.get(sender)
                     try:
-                        replies += [(sender, r) for r in self._apply(db, sender, message.body)]
+                        if row is None or row.lifecycle != "commissioned":
+                            raise InputError("pump", "unknown pump" if row is None else "decommissioned pump")
+                        match message.body:
+                            case m.Events(events=records):
+                                batches.setdefault(sender, (row.stored_through, []))[1].extend(records)
+                            case m.Status() as status if self._unchanged(sender, row.care_area, status):
+                                self.live.put(sender, Held(status, now), written=False)
+                            case body:
+                                pump = db.get(Pump, sender)
+                                assert pump is not None
+                                replies += [(sender, r) for r in self._dispatch(db, pump, body, now)]
+                                if isinstance(body, m.Status):
+                                    fresh[sender] = Held(body, now)
                     except InputError as e:  # raised before the message wrote anything
                         refused.append((sender, str(e)))
-                self._tick(db)
+                raised = False
+                for pump_id, stored in events.store(db, batches, self.live.drug, now).items():
+                    raised |= bool(alarms.follow(db, pump_id, rows[pump_id].care_area, stored.new, now))
+                    replies.append((pump_id, m.EventsAck(through=stored.through)))
+                self._tick(db, force=raised)  # a new alarm reaches the stations without the rate limit
         except SQLAlchemyError as e:
             if len(checked) > 1:
                 for sender, message in checked:
-                    self.handle_many([(sender, message.model_dump_json().encode())])
+                    self._store([(sender, message)])
                 return
             log.warning("pump %s message not stored (%s); nothing acknowledged, the pump resends", checked[0][0], e)
             return
+        for pump_id, held in fresh.items():
+            self.live.put(pump_id, held, written=True)
         for sender, reason in refused:
             self.reject(sender, reason)
         for _, message in checked:
@@ -188,29 +241,36 @@ class Hospital:
         for sender, reply in replies:
             self.send(sender, reply)
 
-    def _apply(self, db: Db, sender: str, body: m.UpBody) -> list[DownBody]:
-        pump = db.get(Pump, sender)
-        if pump is None or pump.lifecycle != "commissioned":
-            raise InputError("pump", "unknown pump" if pump is None else "decommissioned pump")
-        return self._dispatch(db, pump, body)
+    def _unchanged(self, pump: str, care_area: str, status: m.Status) -> bool:
+        """A status that needs only the live state: the last one held changes nothing the registry reads,
+        and the pump runs its care area's current release (else it may be due an offer). Stale: InputError."""
+        held = self.live.get(pump)
+        if held is None:
+            return False
+        _stale(held.status.last_seq, held.status.t_us, status)
+        if shape(held.status) != shape(status):
+            return False
+        goal = self._targets.get(care_area)
+        return goal is None or (status.library is not None and status.library.hash == self._hash_of(goal.release_id))
 
-    def _dispatch(self, db: Db, pump: Pump, body: m.UpBody) -> list[DownBody]:
-        now = datetime.now(UTC)
+    def _hash_of(self, release: str) -> str | None:
+        if release not in self._release_hash:
+            with self.sessions() as db:
+                row = db.get(Release, release)
+                if row is None:
+                    return None
+                self._release_hash[release] = row.library_hash
+        return self._release_hash[release]
+
+    def _dispatch(self, db: Db, pump: Pump, body: m.UpBody, now: datetime) -> list[DownBody]:
         match body:
             case m.Status():
                 previous = pump.status or {}
-                if body.last_seq < int(previous.get("last_seq", 0)) and body.t_us < int(previous.get("t_us", 0)):
-                    raise InputError("status", "stale (older than the status already held)")
-                pump.last_seen = now
+                _stale(int(previous.get("last_seq", 0)), int(previous.get("t_us", 0)), body)
                 fleet.apply_status(db, pump, body, now)
                 goal = self._targets.get(pump.care_area)
                 offer = library.on_status(db, pump, goal, now, timedelta(seconds=self.settings.reoffer_after_s))
                 return [offer] if offer is not None else []
-            case m.Events():
-                pump.last_seen = now
-                new = events.store(db, pump, body.events)
-                alarms.follow(db, pump, new, now)
-                return [m.EventsAck(through=pump.stored_through)]
             case m.CommandAck():
                 if not (library.acknowledged(db, pump, body, now) or orders.acknowledged(db, pump, body, now)):
                     raise InputError("command_ack.command", f"unknown command {body.command}")
@@ -221,3 +281,10 @@ class Hospital:
                 db.add(LinkRejection(pump_id=pump.id, side="pump", at=now, reason=body.reason))
                 log.warning("pump %s refused a message: %s", pump.id, body.reason)
                 return []
+            case _:  # events go through events.store
+                raise InputError("message.body", f"unexpected {type(body).__name__}")
+
+
+def _stale(last_seq: int, t_us: int, status: m.Status) -> None:
+    if status.last_seq < last_seq and status.t_us < t_us:
+        raise InputError("status", "stale (older than the status already held)")

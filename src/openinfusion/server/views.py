@@ -63,74 +63,36 @@ def pump(p: Pump, now: datetime, offline_after: timedelta) -> dict[str, Any]:
     }
 
 
+def _fields(row: object, *names: str) -> dict[str, Any]:
+    """The attributes ``names`` of ``row``, datetimes as ISO 8601 text."""
+    values = {name: getattr(row, name) for name in names}
+    return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in values.items()}
+
+
+def _channel(index: int | None) -> int | None:
+    """A channel as people number them (from 1); None for the whole pump."""
+    return None if index is None else index + 1
+
+
 def alarm(a: Alarm) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "pump_id": a.pump_id,
-        "channel": None if a.channel is None else a.channel + 1,
-        "code": a.code,
-        "priority": a.priority,
-        "text": a.text,
-        "care_area": a.care_area,
-        "raised_at": a.raised_at.isoformat(),
-        "received_at": a.received_at.isoformat(),
-        "active": a.active,
-        "level": a.level,
-        "forwarded_to": a.forwarded_to,
-        "escalated_to": a.escalated_to,
-        "escalated_at": None if a.escalated_at is None else a.escalated_at.isoformat(),
-        "acknowledged_by": a.acknowledged_by,
-        "acknowledged_at": None if a.acknowledged_at is None else a.acknowledged_at.isoformat(),
-    }
+    return _fields(
+        a, "id", "pump_id", "code", "priority", "text", "care_area", "raised_at", "received_at", "active", "level",
+        "forwarded_to", "escalated_to", "escalated_at", "acknowledged_by", "acknowledged_at", "ended_at",
+    ) | {"channel": _channel(a.channel)}  # fmt: skip
 
 
 def release(r: Release) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "owner": r.owner,
-        "name": r.name,
-        "version": r.version,
-        "library_hash": r.library_hash,
-        "sha256": r.sha256,
-        "size": r.size,
-        "uploaded_by": r.uploaded_by,
-        "uploaded_at": r.uploaded_at.isoformat(),
-    }
+    return _fields(r, "id", "owner", "name", "version", "library_hash", "sha256", "size", "uploaded_by", "uploaded_at")
 
 
 def deployment(d: Deployment) -> dict[str, Any]:
-    return {
-        "pump_id": d.pump_id,
-        "state": d.state,
-        "offset": d.offset,
-        "detail": d.detail,
-        "updated_at": d.updated_at.isoformat(),
-    }
+    return _fields(d, "pump_id", "state", "offset", "detail", "updated_at")
 
 
 def order(o: Order) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "pump_id": o.pump_id,
-        "channel": o.channel + 1,
-        "program": o.program,
-        "state": o.state,
-        "reason": o.reason,
-        "expires_at": o.expires_at.isoformat(),
-        "created_by": o.created_by,
-        "created_at": o.created_at.isoformat(),
-    }
+    fields = _fields(o, "id", "pump_id", "program", "state", "reason", "expires_at", "created_by", "created_at")
+    return fields | {"channel": _channel(o.channel)}
 
 
 def event(e: Event) -> dict[str, Any]:
-    return {
-        "pump_id": e.pump_id,
-        "seq": e.seq,
-        "t_us": e.t_us,
-        "at": e.at.isoformat(),
-        "kind": e.kind,
-        "channel": e.channel,
-        "drug": e.drug,
-        "patient": e.patient,
-        "data": e.data,
-    }
+    return _fields(e, "pump_id", "seq", "t_us", "at", "kind", "channel", "drug", "patient", "data")
