@@ -56,6 +56,8 @@ def test_events_are_queryable_by_patient_and_by_drug(ward_station: Station) -> N
         found = ward_station.client.get("/api/events", params={"patient": patient, "limit": 5000}).json()
         assert sorted(e["seq"] for e in found) == expected
         assert {(e["pump_id"], e["patient"]) for e in found} == {(served_bed.pump.config.pump_id, patient)}
+        logged = {e.seq: e for e in served_bed.pump.log.events()}
+        assert [e["channel"] for e in found] == [logged[e["seq"]].to_json()["channel"] for e in found]
     bed = next(b for b in served.values() if any(e.kind is EventKind.PROGRAM_CONFIRMED for e in b.pump.log.events()))
     pump, patient = bed.pump.config.pump_id, bed.wristband
     confirmed = [e for e in bed.pump.log.events() if e.kind is EventKind.PROGRAM_CONFIRMED]
@@ -67,7 +69,6 @@ def test_events_are_queryable_by_patient_and_by_drug(ward_station: Station) -> N
     }
     both = ward_station.client.get("/api/events", params={"drug": drug, "patient": patient}).json()
     assert both and all(e["drug"] == drug and e["patient"] == patient for e in both)
-
 
 
 @pytest.mark.req("OI-NET-2")

@@ -95,4 +95,5 @@ def order(o: Order) -> dict[str, Any]:
 
 
 def event(e: Event) -> dict[str, Any]:
-    return _fields(e, "pump_id", "seq", "t_us", "at", "kind", "channel", "drug", "patient", "data")
+    fields = _fields(e, "pump_id", "seq", "t_us", "at", "kind", "drug", "patient", "data")
+    return fields | {"channel": _channel(e.channel)}  # as the pump's own event log numbers it (from 1)
