@@ -79,6 +79,8 @@ def main() -> None:
     alerts = [r for r in Pcd04Reporter(w, sender).poll() if r.kind.startswith("occlusion")]
     write("pcd04-oru-r40-occlusion-start.hl7", alerts[0].text)
     write("pcd04-oru-r40-occlusion-end.hl7", alerts[-1].text)
+    status_report = receiver.receive((HERE / "pcd05-ora-r41-delivered.hl7").read_text().replace("\n", "\r"))
+    write("ack-r41-aa.hl7", status_report.application or status_report.commit or "")
     write("bad-version-2.3.hl7", rgv({"MSH-12": "2.3"}))
     write("bad-unit-U.hl7", rgv({"RXG-16": "U/h^U/h^UCUM"}))
     write("bad-drug-not-in-library.hl7", rgv({"RXG-4": "9999^unobtainium^LOCAL"}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from peers import NodeEhr, free_port
-from samples import rgv
+from samples import ROOT, rgv
 from sqlalchemy import select
 
 from hospitalkit import make_system, run, settle
@@ -171,3 +172,31 @@ def test_an_expired_or_replayed_command_is_refused_by_the_pump(demo: LocalSystem
     settle(demo)
     run(demo, 3)
     assert kinds(bed.pump.log.events()).count(EventKind.INFUSION_STARTED) == 1  # the original, once
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_fhir_medication_request_takes_the_same_path(demo: LocalSystem) -> None:
+    """POST /fhir/MedicationRequest (nurse session, CSRF) -> signed command -> pending -> confirmed -> documented."""
+    bed = icu_bed(demo)
+    pump = bed.pump.config.pump_id
+    request = json.loads((ROOT / "examples" / "fhir" / "medicationrequest-dopamine.json").read_text())
+    request |= {"subject": {"reference": f"Patient/{bed.wristband}"}, "authoredOn": dt.datetime.now(dt.UTC).isoformat(),
+                "performer": {"identifier": {"system": "urn:openinfusion:pump", "value": f"{pump}/1"}}}  # fmt: skip
+    request["contained"][1]["subject"] = request["subject"]
+    demo.ward.confirm_orders = False
+    with TestClient(build_app(demo.hospital, manage=False), base_url="https://testserver") as client:
+        _, password = demo.passwords["nurse"]
+        csrf = client.post("/api/login", json={"name": "nurse", "password": password}).json()["csrf"]
+        assert client.post("/fhir/MedicationRequest", json=request).status_code == 403  # no CSRF token
+        created = client.post("/fhir/MedicationRequest", json=request, headers={"X-CSRF-Token": csrf})
+        assert created.status_code == 201, created.text
+        busy = client.post("/fhir/MedicationRequest", json=request, headers={"X-CSRF-Token": csrf})
+        assert busy.status_code == 422 and busy.json()["issue"][0]["details"]["text"].startswith("9002")
+        run(demo, 2)
+        [command] = bed.agent.pending.values()
+        assert command.program.placer == "ORD-2001^urn:example:bcma" and bed.pump.channels[0].state is ChannelState.IDLE
+        demo.ward.confirm_orders = True
+        run(demo, 30)
+        found = client.get("/fhir/MedicationAdministration", params={"patient": bed.wristband}).json()
+    assert found["total"] == 1 and schema_errors(found) == []
+    assert found["entry"][0]["resource"]["status"] == "in-progress"
