@@ -104,6 +104,7 @@ async def test_pcd03_to_pending_to_confirmed_to_pcd10_and_fhir(demo: LocalSystem
 
             ours = f"|{bed.pump.config.pump_id}^OPENINFUSION|"  # OBR-3 (the other beds' nurses infuse too)
             received = await ehr.wait_for(lambda e: e.get("type") == "ORU^R42^ORU_R01" and ours in e["text"], count=2)
+            await ehr.wait_for(lambda e: e.get("type") == "ORU^R01^ORU_R01" and PLACER in e["text"])  # PCD-01
     finally:
         links.stop()
     assert order_row(demo, order_id).state == "confirmed"
@@ -132,19 +133,27 @@ async def test_pcd03_to_pending_to_confirmed_to_pcd10_and_fhir(demo: LocalSystem
 
 
 @pytest.mark.req("OI-IOP-1")
-def test_a_mismatch_at_the_pump_starts_nothing_and_is_logged(demo: LocalSystem) -> None:
+@pytest.mark.parametrize(
+    ("attribute", "scanned", "said"),
+    [("wristband", "MRN-9999", "patient MRN-9999"), ("hung", "heparin", "drug heparin")],
+    ids=["another patient's wristband", "another drug's bag"],
+)
+def test_a_mismatch_at_the_pump_starts_nothing_and_is_logged(
+    demo: LocalSystem, attribute: str, scanned: str, said: str
+) -> None:
     bed = icu_bed(demo)
     answer = Receiver(ServerGateway(demo.hospital), Sender()).receive(order_text(bed))
-    bed.wristband = "MRN-9999"  # the nurse scans the wristband of another patient
+    setattr(bed, attribute, scanned)  # what the nurse scans at the bedside is not what was ordered
     assert answer.application is not None and "MSA|AA" in answer.application
     run(demo, 5)
     [order_id] = bed.agent.pending  # still pending: the nurse does not confirm what does not match
     assert bed.pump.channels[0].state is ChannelState.IDLE
     assert EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
     refused = [e for e in bed.pump.log.events() if e.kind is EventKind.EVENT_REFUSED]
-    assert refused[-1].data["event"] == "confirm_order" and "patient MRN-9999" in str(refused[-1].data["reason"])
+    assert [e.data["event"] for e in refused].count("confirm_order") == 1  # logged once, not retried
+    assert said in str(refused[-1].data["reason"]) and PLACER in str(refused[-1].data["reason"])
     row = order_row(demo, order_id)
-    assert row.state == "pending" and "not confirmed" in row.reason and "MRN-9999" in row.reason
+    assert row.state == "pending" and "not confirmed" in row.reason and said in row.reason
 
 
 def test_an_expired_or_replayed_command_is_refused_by_the_pump(demo: LocalSystem) -> None:

@@ -193,6 +193,7 @@ class Bedside:
             self._next_at, self._action = next(self._script)
         self.driver.run_until(to)
         if confirm_orders:
+            self._queried &= self.agent.pending.keys()  # only orders still waiting are remembered
             for order in [o for o in self.agent.pending if o not in self._queried]:
                 self._try(functools.partial(self._confirm, order))
         self.agent.poll()
