@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from peers import NodeEhr, free_port
 from samples import ROOT, rgv
 from sqlalchemy import select
+from test_fuzz import _acks_are_located, changes, drops
 
 from hospitalkit import make_system, run, settle
 from openinfusion.agent.ward import Bedside
@@ -34,15 +37,21 @@ from openinfusion.server.interop_links import InteropLinks, LinkSettings
 from openinfusion.web.system import LocalSystem, build_app
 
 PLACER = "ORD-E2E-1"
+SERVER_FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+def for_bed(bed: Bedside, placer: str = PLACER) -> dict[str, str]:
+    """The fields that aim the sample order at ``bed`` (its pump and patient), requested now."""
+    now = format_ts(dt.datetime.now(dt.UTC))
+    return {
+        "MSH-7": now, "ORC-9": now, "ORC-2": f"{placer}^BCMA", "PID-3": f"{bed.wristband}^^^Hospital^MR",
+        "OBX1-18": f"{bed.pump.config.pump_id}/1^^08002FFFE0000001^EUI-64",
+    }  # fmt: skip
 
 
 def order_text(bed: Bedside, placer: str = PLACER) -> str:
-    """The dopamine PCD-03 of examples/hl7 for ``bed`` (its pump and patient), requested now."""
-    now = format_ts(dt.datetime.now(dt.UTC))
-    return rgv({
-        "MSH-7": now, "ORC-9": now, "ORC-2": f"{placer}^BCMA", "PID-3": f"{bed.wristband}^^^Hospital^MR",
-        "OBX1-18": f"{bed.pump.config.pump_id}/1^^08002FFFE0000001^EUI-64",
-    })  # fmt: skip
+    """The dopamine PCD-03 of examples/hl7 for ``bed``."""
+    return rgv(for_bed(bed, placer))
 
 
 @pytest.fixture
@@ -209,3 +218,37 @@ def test_a_fhir_medication_request_takes_the_same_path(demo: LocalSystem) -> Non
         found = client.get("/fhir/MedicationAdministration", params={"patient": bed.wristband}).json()
     assert found["total"] == 1 and schema_errors(found) == []
     assert found["entry"][0]["resource"]["status"] == "in-progress"
+
+
+@pytest.mark.req("OI-IOP-2")
+def test_mutated_orders_through_the_server_get_located_acks_and_a_command_only_when_accepted(
+    demo: LocalSystem,
+) -> None:
+    """The fuzzer of test_fuzz.py on the server's gateway, the order aimed at a real pump: every answer located,
+    a signed command (an Order row) exactly when the application ACK is AA, nothing started."""
+    bed = icu_bed(demo)
+    receiver = Receiver(ServerGateway(demo.hospital), Sender())
+    aim = for_bed(bed)
+    demo.ward.confirm_orders = False
+
+    def commands() -> int:
+        with demo.hospital.sessions() as db:
+            return len(db.execute(select(Order.id)).all())
+
+    @SERVER_FUZZ
+    @given(changes=changes, drop=drops, sep=st.sampled_from(["\r", "\n", "\r\n"]))
+    def mutated(changes: dict[str, str], drop: list[str], sep: str) -> None:
+        before = commands()
+        answer = receiver.receive(rgv(aim | changes, tuple(drop), sep))
+        _acks_are_located(answer)
+        msa = None if answer.application is None else read_message(answer.application).first("MSA")
+        outcome = "none" if msa is None else msa.get(1)
+        outcomes.append(outcome)
+        assert commands() == before + (1 if outcome == "AA" else 0)
+
+    outcomes: list[str] = []
+    mutated()
+    print("server fuzz outcomes:", {k: outcomes.count(k) for k in sorted(set(outcomes))})
+    assert outcomes.count("AA") >= 1 and len(outcomes) - outcomes.count("AA") >= 100  # both sides were exercised
+    run(demo, 2)  # whatever was accepted waits at the pump (one at most: the channel is taken by the first)
+    assert len(bed.agent.pending) <= 1 and EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
