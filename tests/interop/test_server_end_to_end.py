@@ -25,6 +25,7 @@ from test_fuzz import _acks_are_located, changes, drops
 
 from hospitalkit import make_system, run, settle
 from openinfusion.agent.ward import Bedside
+from openinfusion.errors import InputError
 from openinfusion.interop.fhir.schema import schema_errors
 from openinfusion.interop.hl7.message import format_ts, read_message
 from openinfusion.interop.hl7.receiver import Receiver
@@ -33,7 +34,7 @@ from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.server.db.models import Order
 from openinfusion.server.interop_gateway import ServerGateway
-from openinfusion.server.interop_links import InteropLinks, LinkSettings
+from openinfusion.server.interop_links import InteropLinks, LinkSettings, link_settings, start_links
 from openinfusion.web.system import LocalSystem, build_app
 
 PLACER = "ORD-E2E-1"
@@ -252,3 +253,22 @@ def test_mutated_orders_through_the_server_get_located_acks_and_a_command_only_w
     assert outcomes.count("AA") >= 1 and len(outcomes) - outcomes.count("AA") >= 100  # both sides were exercised
     run(demo, 2)  # whatever was accepted waits at the pump (one at most: the channel is taken by the first)
     assert len(bed.agent.pending) <= 1 and EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
+
+
+def test_link_options_are_checked_and_a_taken_default_port_falls_back(demo: LocalSystem) -> None:
+    for ehr in ("ehr.example", "ehr.example:0", ":2575", "ehr.example:http"):
+        with pytest.raises(InputError, match="--ehr"):
+            link_settings(None, ehr, None, None)
+    with pytest.raises(InputError, match="--hl7-port"):
+        link_settings(70000, None, None, None)
+    assert link_settings(None, "10.0.0.7:6661", None, None).ehr == ("10.0.0.7", 6661)
+    taken = InteropLinks(demo.hospital, LinkSettings())
+    taken.start()
+    try:
+        with pytest.raises(InputError, match="--hl7-port"):
+            start_links(demo.hospital, LinkSettings(port=taken.port), fall_back=False)
+        other = start_links(demo.hospital, LinkSettings(port=taken.port), fall_back=True)
+        assert other.port not in {0, taken.port}
+        other.stop()
+    finally:
+        taken.stop()
