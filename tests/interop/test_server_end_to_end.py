@@ -22,9 +22,11 @@ from peers import NodeEhr, free_port
 from samples import ROOT, rgv
 from sqlalchemy import select
 from test_fuzz import _acks_are_located, changes, drops
+from typer.testing import CliRunner
 
 from hospitalkit import make_system, run, settle
 from openinfusion.agent.ward import Bedside
+from openinfusion.cli import app
 from openinfusion.errors import InputError
 from openinfusion.interop.fhir.schema import schema_errors
 from openinfusion.interop.hl7.message import format_ts, read_message
@@ -272,3 +274,33 @@ def test_link_options_are_checked_and_a_taken_default_port_falls_back(demo: Loca
         other.stop()
     finally:
         taken.stop()
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_the_demo_order_sent_with_the_cli_runs_on_the_orders_only_bed(demo: LocalSystem) -> None:
+    """What docs/interop.md tells a user to do with the demo: `hl7 send` the demo sample to the listener."""
+    bed = icu_bed(demo)
+    bed.orders_only = True
+    run(demo, 200)  # her colleagues program their pumps; she starts nothing herself
+    assert EventKind.PROGRAM_ENTERED not in kinds(bed.pump.log.events())
+    links = InteropLinks(demo.hospital, LinkSettings())
+    links.start()
+    try:
+        sample = ROOT / "examples" / "hl7" / "pcd03-rgv-o15-demo-ward.hl7"
+        stale = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", f"127.0.0.1:{links.port}"])
+        assert "MSA|AA" not in stale.output and "9022" in stale.output  # the sample's own time is long past
+        sent = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", f"127.0.0.1:{links.port}", "--now"])
+        assert sent.exit_code == 0 and "RRG^O16" in sent.output and "MSA|AA" in sent.output, sent.output
+    finally:
+        links.stop()
+    run(demo, 5)
+    assert bed.pump.channels[0].state is ChannelState.INFUSING
+    confirmed = [e for e in bed.pump.log.events() if e.kind is EventKind.PROGRAM_CONFIRMED]
+    assert len(confirmed) == 1 and confirmed[0].data["order"] in {o.id for o in order_rows(demo)}
+    refused = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", "127.0.0.1:1"])
+    assert refused.exit_code != 0 and "--to" in refused.output
+
+
+def order_rows(system: LocalSystem) -> list[Order]:
+    with system.hospital.sessions() as db:
+        return list(db.execute(select(Order)).scalars())

@@ -14,6 +14,7 @@ while, clears the line, resets the alarm and resumes); stop and clear. Remote or
 are confirmed by the nurse on her next visit (:attr:`Ward.confirm_orders`), never by the network: she scans
 the bed's wristband (:func:`patient_id`) and the bag hung (:attr:`Bedside.hung`, the ordered drug unless a
 scenario hangs another) and reads the rate; a mismatch is logged by the pump and she leaves the order alone.
+At a bed marked :attr:`Bedside.orders_only` she programs nothing herself (a pump kept free for EHR orders).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Bedside:
         self.limits = RateLimits.of(self.world.calibrations[0])
         self.wristband: str | None = patient_id(index)
         self.hung: str | None = None  # the drug of the bag hung for an order (None: the ordered one)
+        self.orders_only = False  # True: this nurse starts nothing herself, only what EHR orders bring
         self._queried: set[str] = set()  # orders she found wrong: she does not confirm them again
         self._script = self._nurse()
         self._next_at, self._action = next(self._script)
@@ -141,7 +143,7 @@ class Bedside:
             yield self._at(rng.uniform(300, 1200)), self._stop
 
     def _program(self) -> None:
-        if not self.recipes:
+        if not self.recipes or self.orders_only:
             return
         recipe = self.recipes[int(self.rng.integers(len(self.recipes)))]
         patient = patient_for(self.rng, next(a for a in self.spec.library.care_areas if a.id == self.area))

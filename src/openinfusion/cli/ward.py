@@ -82,6 +82,10 @@ def ward(
     ] = None,
     hl7_tls: Annotated[tuple[Path, Path] | None, typer.Option("--hl7-tls", help="CERT KEY: MLLP over TLS.")] = None,
     ehr_ca: Annotated[Path | None, typer.Option("--ehr-ca", help="CA of the EHR's TLS certificate.")] = None,
+    order_beds: Annotated[
+        int,
+        typer.Option("--order-beds", min=0, help="Local mode: the first N pumps infuse only what EHR orders bring."),
+    ] = 1,
 ) -> None:
     """Run a virtual ward (with --server local: the whole system, central station included)."""
     seconds = None if for_ is None else parse_duration(for_)
@@ -92,6 +96,8 @@ def ward(
         settings = link_settings(hl7_port, ehr, hl7_tls, ehr_ca)  # bad options refused before anything starts
         system = local_system(data, lib, pumps=pumps, seed=seed, escalate_after_s=escalate_after)
         links = start_links(system.hospital, settings, fall_back=hl7_port is None)
+        for bed in system.ward.beds[:order_beds]:
+            bed.orders_only = True
         served = Served(build_app(system.hospital), "127.0.0.1", port)
         try:
             served.start()
@@ -140,7 +146,8 @@ def _print_links(links: InteropLinks, port: int, ward_: Ward) -> None:
     none = "EHR: none (--ehr HOST:PORT); acknowledgements go back on the order's connection"
     console.print(f"EHR (RRG^O16, PCD-10/01/04 out): {ehr[0]}:{ehr[1]}" if ehr else none, highlight=False)
     console.print(f"FHIR R4 (after logging in): http://127.0.0.1:{port}/fhir/", highlight=False)
-    beds = ", ".join(f"{b.pump.config.pump_id} {b.area} {b.wristband}" for b in ward_.beds[:6])
+    beds = ", ".join(f"{b.pump.config.pump_id} {b.area} {b.wristband}{' (orders only)' * b.orders_only}"
+                     for b in ward_.beds[:6])  # fmt: skip
     console.print(f"beds (pump, care area, patient): {beds}{', ...' if len(ward_.beds) > 6 else ''}", highlight=False)
 
 
