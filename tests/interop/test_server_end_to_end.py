@@ -293,7 +293,7 @@ def test_the_demo_order_sent_with_the_cli_runs_on_the_orders_only_bed(demo: Loca
         assert sent.exit_code == 0 and "RRG^O16" in sent.output and "MSA|AA" in sent.output, sent.output
     finally:
         links.stop()
-    run(demo, 5)
+    run(demo, 200)  # confirmed on her next round, then left running (an orders-only bed clears nothing early)
     assert bed.pump.channels[0].state is ChannelState.INFUSING
     confirmed = [e for e in bed.pump.log.events() if e.kind is EventKind.PROGRAM_CONFIRMED]
     assert len(confirmed) == 1 and confirmed[0].data["order"] in {o.id for o in order_rows(demo)}

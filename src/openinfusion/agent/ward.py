@@ -135,7 +135,7 @@ class Bedside:
         while True:
             yield self._at(rng.uniform(20, 120)), self._program
             if self.pump.channels[0].state is not ChannelState.INFUSING:
-                yield self._at(rng.uniform(30, 90)), self._stop
+                yield self._at(rng.uniform(30, 90)), self._tidy
                 continue
             if rng.random() < P_OCCLUSION:
                 yield self._at(rng.uniform(60, 600)), lambda: self.world.channel(0).set_occlusion("downstream", True)
@@ -154,6 +154,11 @@ class Bedside:
         except OpenInfusionError:
             if self.pump.channels[0].state is ChannelState.PROGRAMMING:
                 self.pump.cancel_programming(0)
+
+    def _tidy(self) -> None:
+        """Clear what did not start (a refused program); an orders-only bed waits for its next order instead."""
+        if not self.orders_only:
+            self._stop()
 
     def _clear_occlusion(self) -> None:
         self.world.channel(0).set_occlusion("downstream", False)
