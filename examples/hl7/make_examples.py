@@ -37,6 +37,11 @@ FLUID = {"RXG-4": "^maintenance IV fluid^", "RXG-5": "10", "RXG-15": "100", "RXG
          "MSH-10": "MSG00002"}  # fmt: skip
 
 
+DEMO_WARD = {"MSH-10": "MSG00010", "MSH-15": "", "MSH-16": "", "ORC-2": "ORD-DEMO-1^BCMA",
+             "PID-3": "MRN-0001^^^Hospital^MR", "OBX1-18": "vp-0001/1^^08002FFFE0000001^EUI-64"}  # fmt: skip
+# for `openinfusion ward`'s first bed; send with `openinfusion hl7 send FILE --to 127.0.0.1:2575 --now`
+
+
 def write(name: str, text: str) -> None:
     (HERE / name).write_bytes(text.replace("\r", "\n").encode())
 
@@ -79,6 +84,9 @@ def main() -> None:
     alerts = [r for r in Pcd04Reporter(w, sender).poll() if r.kind.startswith("occlusion")]
     write("pcd04-oru-r40-occlusion-start.hl7", alerts[0].text)
     write("pcd04-oru-r40-occlusion-end.hl7", alerts[-1].text)
+    status_report = receiver.receive((HERE / "pcd05-ora-r41-delivered.hl7").read_text().replace("\n", "\r"))
+    write("ack-r41-aa.hl7", status_report.application or status_report.commit or "")
+    write("pcd03-rgv-o15-demo-ward.hl7", rgv(DEMO_WARD))
     write("bad-version-2.3.hl7", rgv({"MSH-12": "2.3"}))
     write("bad-unit-U.hl7", rgv({"RXG-16": "U/h^U/h^UCUM"}))
     write("bad-drug-not-in-library.hl7", rgv({"RXG-4": "9999^unobtainium^LOCAL"}))

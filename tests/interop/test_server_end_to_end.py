@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from peers import NodeEhr, free_port
-from samples import rgv
+from samples import ROOT, rgv
 from sqlalchemy import select
+from test_fuzz import _acks_are_located, changes, drops
+from typer.testing import CliRunner
 
 from hospitalkit import make_system, run, settle
 from openinfusion.agent.ward import Bedside
+from openinfusion.cli import app
+from openinfusion.errors import InputError
 from openinfusion.interop.fhir.schema import schema_errors
 from openinfusion.interop.hl7.message import format_ts, read_message
 from openinfusion.interop.hl7.receiver import Receiver
@@ -29,19 +36,25 @@ from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.server.db.models import Order
 from openinfusion.server.interop_gateway import ServerGateway
-from openinfusion.server.interop_links import InteropLinks, LinkSettings
+from openinfusion.server.interop_links import InteropLinks, LinkSettings, link_settings, start_links
 from openinfusion.web.system import LocalSystem, build_app
 
 PLACER = "ORD-E2E-1"
+SERVER_FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+def for_bed(bed: Bedside, placer: str = PLACER) -> dict[str, str]:
+    """The fields that aim the sample order at ``bed`` (its pump and patient), requested now."""
+    now = format_ts(dt.datetime.now(dt.UTC))
+    return {
+        "MSH-7": now, "ORC-9": now, "ORC-2": f"{placer}^BCMA", "PID-3": f"{bed.wristband}^^^Hospital^MR",
+        "OBX1-18": f"{bed.pump.config.pump_id}/1^^08002FFFE0000001^EUI-64",
+    }  # fmt: skip
 
 
 def order_text(bed: Bedside, placer: str = PLACER) -> str:
-    """The dopamine PCD-03 of examples/hl7 for ``bed`` (its pump and patient), requested now."""
-    now = format_ts(dt.datetime.now(dt.UTC))
-    return rgv({
-        "MSH-7": now, "ORC-9": now, "ORC-2": f"{placer}^BCMA", "PID-3": f"{bed.wristband}^^^Hospital^MR",
-        "OBX1-18": f"{bed.pump.config.pump_id}/1^^08002FFFE0000001^EUI-64",
-    })  # fmt: skip
+    """The dopamine PCD-03 of examples/hl7 for ``bed``."""
+    return rgv(for_bed(bed, placer))
 
 
 @pytest.fixture
@@ -103,6 +116,7 @@ async def test_pcd03_to_pending_to_confirmed_to_pcd10_and_fhir(demo: LocalSystem
 
             ours = f"|{bed.pump.config.pump_id}^OPENINFUSION|"  # OBR-3 (the other beds' nurses infuse too)
             received = await ehr.wait_for(lambda e: e.get("type") == "ORU^R42^ORU_R01" and ours in e["text"], count=2)
+            await ehr.wait_for(lambda e: e.get("type") == "ORU^R01^ORU_R01" and PLACER in e["text"])  # PCD-01
     finally:
         links.stop()
     assert order_row(demo, order_id).state == "confirmed"
@@ -131,19 +145,27 @@ async def test_pcd03_to_pending_to_confirmed_to_pcd10_and_fhir(demo: LocalSystem
 
 
 @pytest.mark.req("OI-IOP-1")
-def test_a_mismatch_at_the_pump_starts_nothing_and_is_logged(demo: LocalSystem) -> None:
+@pytest.mark.parametrize(
+    ("attribute", "scanned", "said"),
+    [("wristband", "MRN-9999", "patient MRN-9999"), ("hung", "heparin", "drug heparin")],
+    ids=["another patient's wristband", "another drug's bag"],
+)
+def test_a_mismatch_at_the_pump_starts_nothing_and_is_logged(
+    demo: LocalSystem, attribute: str, scanned: str, said: str
+) -> None:
     bed = icu_bed(demo)
     answer = Receiver(ServerGateway(demo.hospital), Sender()).receive(order_text(bed))
-    bed.wristband = "MRN-9999"  # the nurse scans the wristband of another patient
+    setattr(bed, attribute, scanned)  # what the nurse scans at the bedside is not what was ordered
     assert answer.application is not None and "MSA|AA" in answer.application
     run(demo, 5)
     [order_id] = bed.agent.pending  # still pending: the nurse does not confirm what does not match
     assert bed.pump.channels[0].state is ChannelState.IDLE
     assert EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
     refused = [e for e in bed.pump.log.events() if e.kind is EventKind.EVENT_REFUSED]
-    assert refused[-1].data["event"] == "confirm_order" and "patient MRN-9999" in str(refused[-1].data["reason"])
+    assert [e.data["event"] for e in refused].count("confirm_order") == 1  # logged once, not retried
+    assert said in str(refused[-1].data["reason"]) and PLACER in str(refused[-1].data["reason"])
     row = order_row(demo, order_id)
-    assert row.state == "pending" and "not confirmed" in row.reason and "MRN-9999" in row.reason
+    assert row.state == "pending" and "not confirmed" in row.reason and said in row.reason
 
 
 def test_an_expired_or_replayed_command_is_refused_by_the_pump(demo: LocalSystem) -> None:
@@ -171,3 +193,114 @@ def test_an_expired_or_replayed_command_is_refused_by_the_pump(demo: LocalSystem
     settle(demo)
     run(demo, 3)
     assert kinds(bed.pump.log.events()).count(EventKind.INFUSION_STARTED) == 1  # the original, once
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_fhir_medication_request_takes_the_same_path(demo: LocalSystem) -> None:
+    """POST /fhir/MedicationRequest (nurse session, CSRF) -> signed command -> pending -> confirmed -> documented."""
+    bed = icu_bed(demo)
+    pump = bed.pump.config.pump_id
+    request = json.loads((ROOT / "examples" / "fhir" / "medicationrequest-dopamine.json").read_text())
+    request |= {"subject": {"reference": f"Patient/{bed.wristband}"}, "authoredOn": dt.datetime.now(dt.UTC).isoformat(),
+                "performer": {"identifier": {"system": "urn:openinfusion:pump", "value": f"{pump}/1"}}}  # fmt: skip
+    request["contained"][1]["subject"] = request["subject"]
+    demo.ward.confirm_orders = False
+    with TestClient(build_app(demo.hospital, manage=False), base_url="https://testserver") as client:
+        _, password = demo.passwords["nurse"]
+        csrf = client.post("/api/login", json={"name": "nurse", "password": password}).json()["csrf"]
+        assert client.post("/fhir/MedicationRequest", json=request).status_code == 403  # no CSRF token
+        created = client.post("/fhir/MedicationRequest", json=request, headers={"X-CSRF-Token": csrf})
+        assert created.status_code == 201, created.text
+        busy = client.post("/fhir/MedicationRequest", json=request, headers={"X-CSRF-Token": csrf})
+        assert busy.status_code == 422 and busy.json()["issue"][0]["details"]["text"].startswith("9002")
+        run(demo, 2)
+        [command] = bed.agent.pending.values()
+        assert command.program.placer == "ORD-2001^urn:example:bcma" and bed.pump.channels[0].state is ChannelState.IDLE
+        demo.ward.confirm_orders = True
+        run(demo, 30)
+        found = client.get("/fhir/MedicationAdministration", params={"patient": bed.wristband}).json()
+    assert found["total"] == 1 and schema_errors(found) == []
+    assert found["entry"][0]["resource"]["status"] == "in-progress"
+
+
+@pytest.mark.req("OI-IOP-2")
+def test_mutated_orders_through_the_server_get_located_acks_and_a_command_only_when_accepted(
+    demo: LocalSystem,
+) -> None:
+    """The fuzzer of test_fuzz.py on the server's gateway, the order aimed at a real pump: every answer located,
+    a signed command (an Order row) exactly when the application ACK is AA, nothing started."""
+    bed = icu_bed(demo)
+    receiver = Receiver(ServerGateway(demo.hospital), Sender())
+    aim = for_bed(bed)
+    demo.ward.confirm_orders = False
+
+    def commands() -> int:
+        with demo.hospital.sessions() as db:
+            return len(db.execute(select(Order.id)).all())
+
+    @SERVER_FUZZ
+    @given(changes=changes, drop=drops, sep=st.sampled_from(["\r", "\n", "\r\n"]))
+    def mutated(changes: dict[str, str], drop: list[str], sep: str) -> None:
+        before = commands()
+        answer = receiver.receive(rgv(aim | changes, tuple(drop), sep))
+        _acks_are_located(answer)
+        msa = None if answer.application is None else read_message(answer.application).first("MSA")
+        outcome = "none" if msa is None else msa.get(1)
+        outcomes.append(outcome)
+        assert commands() == before + (1 if outcome == "AA" else 0)
+
+    outcomes: list[str] = []
+    mutated()
+    print("server fuzz outcomes:", {k: outcomes.count(k) for k in sorted(set(outcomes))})
+    assert outcomes.count("AA") >= 1 and len(outcomes) - outcomes.count("AA") >= 100  # both sides were exercised
+    run(demo, 2)  # whatever was accepted waits at the pump (one at most: the channel is taken by the first)
+    assert len(bed.agent.pending) <= 1 and EventKind.INFUSION_STARTED not in kinds(bed.pump.log.events())
+
+
+def test_link_options_are_checked_and_a_taken_default_port_falls_back(demo: LocalSystem) -> None:
+    for ehr in ("ehr.example", "ehr.example:0", ":2575", "ehr.example:http"):
+        with pytest.raises(InputError, match="--ehr"):
+            link_settings(None, ehr, None, None)
+    with pytest.raises(InputError, match="--hl7-port"):
+        link_settings(70000, None, None, None)
+    assert link_settings(None, "10.0.0.7:6661", None, None).ehr == ("10.0.0.7", 6661)
+    taken = InteropLinks(demo.hospital, LinkSettings())
+    taken.start()
+    try:
+        with pytest.raises(InputError, match="--hl7-port"):
+            start_links(demo.hospital, LinkSettings(port=taken.port), fall_back=False)
+        other = start_links(demo.hospital, LinkSettings(port=taken.port), fall_back=True)
+        assert other.port not in {0, taken.port}
+        other.stop()
+    finally:
+        taken.stop()
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_the_demo_order_sent_with_the_cli_runs_on_the_orders_only_bed(demo: LocalSystem) -> None:
+    """What docs/interop.md tells a user to do with the demo: `hl7 send` the demo sample to the listener."""
+    bed = icu_bed(demo)
+    bed.orders_only = True
+    run(demo, 200)  # her colleagues program their pumps; she starts nothing herself
+    assert EventKind.PROGRAM_ENTERED not in kinds(bed.pump.log.events())
+    links = InteropLinks(demo.hospital, LinkSettings())
+    links.start()
+    try:
+        sample = ROOT / "examples" / "hl7" / "pcd03-rgv-o15-demo-ward.hl7"
+        stale = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", f"127.0.0.1:{links.port}"])
+        assert "MSA|AA" not in stale.output and "9022" in stale.output  # the sample's own time is long past
+        sent = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", f"127.0.0.1:{links.port}", "--now"])
+        assert sent.exit_code == 0 and "RRG^O16" in sent.output and "MSA|AA" in sent.output, sent.output
+    finally:
+        links.stop()
+    run(demo, 200)  # confirmed on her next round, then left running (an orders-only bed clears nothing early)
+    assert bed.pump.channels[0].state is ChannelState.INFUSING
+    confirmed = [e for e in bed.pump.log.events() if e.kind is EventKind.PROGRAM_CONFIRMED]
+    assert len(confirmed) == 1 and confirmed[0].data["order"] in {o.id for o in order_rows(demo)}
+    refused = CliRunner().invoke(app, ["hl7", "send", str(sample), "--to", "127.0.0.1:1"])
+    assert refused.exit_code != 0 and "--to" in refused.output
+
+
+def order_rows(system: LocalSystem) -> list[Order]:
+    with system.hospital.sessions() as db:
+        return list(db.execute(select(Order)).scalars())

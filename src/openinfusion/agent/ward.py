@@ -14,6 +14,7 @@ while, clears the line, resets the alarm and resumes); stop and clear. Remote or
 are confirmed by the nurse on her next visit (:attr:`Ward.confirm_orders`), never by the network: she scans
 the bed's wristband (:func:`patient_id`) and the bag hung (:attr:`Bedside.hung`, the ordered drug unless a
 scenario hangs another) and reads the rate; a mismatch is logged by the pump and she leaves the order alone.
+At a bed marked :attr:`Bedside.orders_only` she programs nothing herself (a pump kept free for EHR orders).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class Bedside:
         self.limits = RateLimits.of(self.world.calibrations[0])
         self.wristband: str | None = patient_id(index)
         self.hung: str | None = None  # the drug of the bag hung for an order (None: the ordered one)
+        self.orders_only = False  # True: this nurse starts nothing herself, only what EHR orders bring
         self._queried: set[str] = set()  # orders she found wrong: she does not confirm them again
         self._script = self._nurse()
         self._next_at, self._action = next(self._script)
@@ -134,7 +136,7 @@ class Bedside:
         while True:
             yield self._at(rng.uniform(20, 120)), self._program
             if self.pump.channels[0].state is not ChannelState.INFUSING:
-                yield self._at(rng.uniform(30, 90)), self._stop
+                yield self._at(rng.uniform(30, 90)), self._tidy
                 continue
             if rng.random() < P_OCCLUSION:
                 yield self._at(rng.uniform(60, 600)), lambda: self.world.channel(0).set_occlusion("downstream", True)
@@ -142,7 +144,7 @@ class Bedside:
             yield self._at(rng.uniform(300, 1200)), self._stop
 
     def _program(self) -> None:
-        if not self.recipes:
+        if not self.recipes or self.orders_only:
             return
         recipe = self.recipes[int(self.rng.integers(len(self.recipes)))]
         measured = patient_for(self.rng, next(a for a in self.spec.library.care_areas if a.id == self.area))
@@ -154,6 +156,11 @@ class Bedside:
         except OpenInfusionError:
             if self.pump.channels[0].state is ChannelState.PROGRAMMING:
                 self.pump.cancel_programming(0)
+
+    def _tidy(self) -> None:
+        """Clear what did not start (a refused program); an orders-only bed waits for its next order instead."""
+        if not self.orders_only:
+            self._stop()
 
     def _clear_occlusion(self) -> None:
         self.world.channel(0).set_occlusion("downstream", False)
@@ -195,6 +202,7 @@ class Bedside:
             self._next_at, self._action = next(self._script)
         self.driver.run_until(to)
         if confirm_orders:
+            self._queried &= self.agent.pending.keys()  # only orders still waiting are remembered
             for order in [o for o in self.agent.pending if o not in self._queried]:
                 self._try(functools.partial(self._confirm, order))
         self.agent.poll()

@@ -1,13 +1,17 @@
-"""``openinfusion hl7 check`` and ``hl7 answer``: the gateway's HL7 checks, offline, for integrators.
+"""``openinfusion hl7 check``, ``hl7 answer`` and ``hl7 send``: the gateway's HL7, for integrators.
 
 Thin: it reads files, calls :mod:`openinfusion.interop.hl7.check` and prints. ``check`` prints one line
 per message (``FILE#n: ok TYPE ID`` or ``FILE#n: error: SEG-n: why [PIV code]``) and exits 1 if any
 message has an error; ``answer`` prints the acknowledgements the gateway would send (segments one per
-line, messages separated by a blank line).
+line, messages separated by a blank line); ``send`` sends messages over MLLP (e.g. an order to the demo
+ward's listener) and prints the first acknowledgement of each, ``--now`` stamping them with the current time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +23,10 @@ from openinfusion.druglib.model import Library
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import InputError
 from openinfusion.interop.hl7.check import answering_ward, check_message, is_order, split_messages
+from openinfusion.interop.hl7.message import format_ts
 from openinfusion.interop.hl7.receiver import Receiver
 from openinfusion.interop.hl7.writer import Sender
+from openinfusion.interop.mllp import MllpClient, client_tls
 
 app = typer.Typer(name="hl7", help="IHE PCD HL7 v2.6 messages: check them, see what the gateway answers.",
                   add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)  # fmt: skip
@@ -87,3 +93,41 @@ def answer(
         for text in (reply.commit, reply.application):
             if text is not None:
                 typer.echo(text.replace("\r", "\n"))
+
+
+_STAMPED = {"MSH": 6, "ORC": 9}  # MSH-7 (message time) and ORC-9 (request time), as split on "|"
+
+
+def restamp(data: bytes, when: dt.datetime) -> bytes:
+    """``data`` with MSH-7 and ORC-9 set to ``when`` (a sample order is not stale when sent)."""
+    lines = re.split(rb"(\r\n|\r|\n)", data)
+    for i, line in enumerate(lines):
+        index = _STAMPED.get(line[:3].decode("ascii", "replace"))
+        fields = line.split(b"|")
+        if index is not None and len(fields) > index:
+            fields[index] = format_ts(when).encode()
+            lines[i] = b"|".join(fields)
+    return b"".join(lines)
+
+
+@app.command("send")
+@guarded()
+def send(
+    files: Annotated[list[Path], typer.Argument(help="Message files to send, in order.")],
+    to: Annotated[str, typer.Option("--to", help="The MLLP listener, HOST:PORT (the demo ward's: 127.0.0.1:2575).")],
+    now: Annotated[bool, typer.Option("--now", help="Stamp MSH-7 and ORC-9 with the current time.")] = False,
+    ca: Annotated[Path | None, typer.Option("--ca", help="CA of the listener's certificate: MLLP over TLS.")] = None,
+) -> None:
+    """Send messages over MLLP; print the first acknowledgement of each (segments one per line)."""
+    host, _, port = to.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError("--to", f"expected HOST:PORT, got {to!r}")
+    client = MllpClient(host, int(port), None if ca is None else client_tls(str(ca)))
+    for path in files:
+        for data in split_messages(_read(path)):
+            message = restamp(data, dt.datetime.now(dt.UTC)) if now else data
+            try:
+                reply = asyncio.run(client.send(message.replace(b"\n", b"\r")))
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
+                raise InputError("--to", f"no acknowledgement from {to}: {e or type(e).__name__}") from None
+            typer.echo(reply.decode("utf-8", "replace").replace("\r", "\n"))

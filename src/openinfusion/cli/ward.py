@@ -29,7 +29,7 @@ from openinfusion.cli.common import console, guarded
 from openinfusion.druglib.package import load_public_key
 from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import InputError
-from openinfusion.server.interop_links import InteropLinks, link_settings
+from openinfusion.server.interop_links import InteropLinks, link_settings, start_links
 from openinfusion.web.system import Served, build_app, local_system
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -99,13 +99,18 @@ def ward(
     mqtt: Annotated[str | None, typer.Option("--mqtt", help="Remote mode: broker mqtts://HOST:PORT.")] = None,
     certs: Annotated[Path | None, typer.Option("--certs", help="Remote mode: the pumps' credentials.")] = None,
     hl7_port: Annotated[
-        int, typer.Option("--hl7-port", help="Local mode: MLLP port for PCD-03 orders (0: any).")
-    ] = 2575,
+        int | None,
+        typer.Option("--hl7-port", help="Local mode: MLLP port for orders (default 2575, any free one if taken)."),
+    ] = None,
     ehr: Annotated[
         str | None, typer.Option("--ehr", help="Local mode: the EHR's MLLP HOST:PORT (RRG^O16, PCD-10/01/04).")
     ] = None,
     hl7_tls: Annotated[tuple[Path, Path] | None, typer.Option("--hl7-tls", help="CERT KEY: MLLP over TLS.")] = None,
     ehr_ca: Annotated[Path | None, typer.Option("--ehr-ca", help="CA of the EHR's TLS certificate.")] = None,
+    order_beds: Annotated[
+        int,
+        typer.Option("--order-beds", min=0, help="Local mode: the first N pumps infuse only what EHR orders bring."),
+    ] = 1,
 ) -> None:
     """Run a virtual ward (with --server local: the whole system, central station included)."""
     seconds = None if for_ is None else parse_duration(for_)
@@ -113,19 +118,20 @@ def ward(
     if server == "local":
         if data.exists():
             shutil.rmtree(data)
+        settings = link_settings(hl7_port, ehr, hl7_tls, ehr_ca)  # bad options refused before anything starts
         system = local_system(data, lib, pumps=pumps, seed=seed, escalate_after_s=escalate_after)
+        links = start_links(system.hospital, settings, fall_back=hl7_port is None)
+        for bed in system.ward.beds[:order_beds]:
+            bed.orders_only = True
         served = Served(build_app(system.hospital), "127.0.0.1", port)
-        served.start()
-        settings = link_settings(hl7_port, ehr, hl7_tls, ehr_ca)
-        links = InteropLinks(system.hospital, settings)
-        links.start()
-        console.print(f"central station: http://127.0.0.1:{port}/station/  ({pumps} pumps, speed x{speed:g})")
-        _print_links(links, port, system.ward)
-        console.print("log in as (passwords are new each run; there are no default credentials):")
-        for name, (role, password) in system.passwords.items():
-            console.print(f"  {name:<11} {role:<11} {password}", highlight=False, markup=False)
-        console.print("Ctrl-C stops." if seconds is None else f"running for {seconds:g} s", highlight=False)
         try:
+            served.start()
+            console.print(f"central station: http://127.0.0.1:{port}/station/  ({pumps} pumps, speed x{speed:g})")
+            _print_links(links, port, system.ward)
+            console.print("log in as (passwords are new each run; there are no default credentials):")
+            for name, (role, password) in system.passwords.items():
+                console.print(f"  {name:<11} {role:<11} {password}", highlight=False, markup=False)
+            console.print("Ctrl-C stops." if seconds is None else f"running for {seconds:g} s", highlight=False)
             run_paced(system.ward, speed, seconds)
         except KeyboardInterrupt:
             pass
@@ -157,7 +163,8 @@ def _print_links(links: InteropLinks, port: int, ward_: Ward) -> None:
     none = "EHR: none (--ehr HOST:PORT); acknowledgements go back on the order's connection"
     console.print(f"EHR (RRG^O16, PCD-10/01/04 out): {ehr[0]}:{ehr[1]}" if ehr else none, highlight=False)
     console.print(f"FHIR R4 (after logging in): http://127.0.0.1:{port}/fhir/", highlight=False)
-    beds = ", ".join(f"{b.pump.config.pump_id} {b.area} {b.wristband}" for b in ward_.beds[:6])
+    beds = ", ".join(f"{b.pump.config.pump_id} {b.area} {b.wristband}{' (orders only)' * b.orders_only}"
+                     for b in ward_.beds[:6])  # fmt: skip
     console.print(f"beds (pump, care area, patient): {beds}{', ...' if len(ward_.beds) > 6 else ''}", highlight=False)
 
 

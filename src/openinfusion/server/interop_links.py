@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import threading
@@ -39,6 +40,7 @@ from openinfusion.server.interop_gateway import ServerGateway
 from openinfusion.server.interop_store import StoreSource
 
 log = logging.getLogger("openinfusion.server.interop")
+MLLP_PORT: Final = 2575  # the port registered for HL7 over MLLP
 OUTBOX_MAX: Final = 100_000  # messages held while the EHR is down (the oldest are dropped beyond, and logged)
 
 
@@ -55,7 +57,9 @@ class LinkSettings:
     status_period: timedelta = timedelta(seconds=60)
 
 
-def link_settings(port: int, ehr: str | None, tls: tuple[Path, Path] | None, ehr_ca: Path | None) -> LinkSettings:
+def link_settings(
+    port: int | None, ehr: str | None, tls: tuple[Path, Path] | None, ehr_ca: Path | None
+) -> LinkSettings:
     """Settings from the command line: ``ehr`` as ``HOST:PORT``; ``tls`` (certificate, key) for the listener,
     ``ehr_ca`` to reach the EHR over TLS."""
     endpoint = None
@@ -64,6 +68,7 @@ def link_settings(port: int, ehr: str | None, tls: tuple[Path, Path] | None, ehr
         if not host or not number.isdigit() or not 0 < int(number) < 65536:
             raise InputError("--ehr", f"expected HOST:PORT, got {ehr!r}")
         endpoint = (host, int(number))
+    port = MLLP_PORT if port is None else port
     if not 0 <= port < 65536:
         raise InputError("--hl7-port", f"expected 0..65535, got {port}")
     server = None if tls is None else server_tls(str(tls[0]), str(tls[1]))
@@ -110,7 +115,8 @@ class InteropLinks:
         self._thread = threading.Thread(target=self._run, name="hl7-links", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s) or self._error is not None:
-            raise RuntimeError(f"the HL7 listener did not start: {self._error}")
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise InputError("--hl7-port", f"the MLLP listener could not start on {where}: {self._error}")
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -127,10 +133,10 @@ class InteropLinks:
         try:
             server = MllpServer(self.endpoint.handle, self.endpoint.refuse, s.host, s.port, tls=s.server_tls)
             await server.start()
-        except BaseException as e:
+        except OSError as e:
             self._error = e
             self._ready.set()
-            raise
+            return
         self.port = server.port
         self._ready.set()
         try:
@@ -173,3 +179,16 @@ class InteropLinks:
                 log.warning("EHR answered %s to a %s: kept to send again", report.ack, report.kind)
                 return
             self.sent.append(self._outbox.popleft())
+
+
+def start_links(hospital: Hospital, settings: LinkSettings, fall_back: bool) -> InteropLinks:
+    """Started links; with ``fall_back``, on any free port when the one asked for is taken."""
+    links = InteropLinks(hospital, settings)
+    try:
+        links.start()
+    except InputError:
+        if not fall_back:
+            raise
+        links = InteropLinks(hospital, dataclasses.replace(settings, port=0))
+        links.start()
+    return links
