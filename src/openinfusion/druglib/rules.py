@@ -23,6 +23,7 @@ from openinfusion.druglib.model import (
     SCHEMA,
     SECOND,
     Basis,
+    Bounds,
     CareArea,
     Concentration,
     Drug,
@@ -217,17 +218,18 @@ def _care_area(a: CareArea, seen: dict[str, CareArea], names: tuple[Namespace, N
     for name, bounds, expected in (("weight", a.weight, KG), ("bsa", a.bsa, M2)):
         if bounds is not None and bounds.unit.dim != expected.dim:
             found.append(error(f"{where}.{name}", "unit_dimension", f"expected {expected.code}", bounds.unit.code))
-        elif bounds is not None and bounds.hard_min is not None and bounds.hard_min.value == 0:  # OI-LIB-VAL-1
-            found.append(
-                error(
-                    f"{where}.{name}.hard_min",
-                    "zero_patient_minimum",
-                    f"a hard minimum of 0 lets any {name} through (a slipped decimal, an empty field); "
-                    "set the smallest real patient",
-                    quantity_text(bounds.hard_min),
-                )
-            )
+        elif bounds is not None:
+            found += _patient_minimum(f"{where}.{name}", name, bounds)
     return found
+
+
+def _patient_minimum(where: str, name: str, bounds: Bounds) -> list[Finding]:
+    """A care area's weight or BSA needs a real smallest patient as its hard minimum, not 0 (OI-LIB-VAL-1)."""
+    if bounds.hard_min is None or bounds.hard_min.value != 0:
+        return []
+    why = f"a hard minimum of 0 lets any {name} through (a slipped decimal, an empty field); "
+    why += "set the smallest real patient"
+    return [error(f"{where}.hard_min", "zero_patient_minimum", why, quantity_text(bounds.hard_min))]
 
 
 def _unused_areas(care_areas: Sequence[CareArea], drugs: Sequence[Drug]) -> list[Finding]:

@@ -355,8 +355,8 @@ class SafetyMonitor:
             self._trip(i, found)
 
     def _judge(self, i: int, w: _Watch, now: Instant) -> Verdict | None:
-        """The checks of :data:`CHECKS` in order (motion, UMN-GPCA-REQ-22, OI-SAFE-5, UMN-GPCA-REQ-19,
-        UMN-GPCA-REQ-20, UMN-GPCA-REQ-17); the first that fails is the verdict."""
+        """The checks of :data:`CHECKS` in order (motion, UMN-GPCA-REQ-22, OI-SAFE-5, UMN-GPCA-REQ-19, the VTBI
+        ceiling, UMN-GPCA-REQ-17); the first that fails is the verdict."""
         tol, cal = self.tol, self._cal[i]
         mismatch = self._motion_mismatch(i, w)
         if mismatch is not None:
@@ -374,9 +374,9 @@ class SafetyMonitor:
             return Verdict(i, UNAUTHORISED_MOTION, f"{w.steps - w.low_steps} steps forward, nothing authorised")
         if w.over_nl > tol.over.nl:
             return Verdict(i, OVER_INFUSION, f"{Volume(w.over_nl)} more than the confirmed profile allows")
-        ceiling = w.model.ceiling_nl
-        if w.confirmed and ceiling is not None and w.net_nl > ceiling + w.kvo_nl + tol.over.nl:
-            return Verdict(i, VTBI_CEILING, f"{Volume(w.net_nl)} delivered, confirmed {Volume(ceiling)}")
+        ceiling = self._vtbi_ceiling(i, w)
+        if ceiling is not None:
+            return ceiling
         judged = w.running and now.since(w.run_since) >= tol.grace
         if judged and w.under_nl > tol.under.nl:
             return Verdict(i, UNDER_INFUSION, f"{Volume(w.under_nl)} less than the confirmed profile expects")
@@ -391,6 +391,14 @@ class SafetyMonitor:
         slack = max(tol.motion_steps, abs(issued1 - issued0) * tol.motion_permille // 1000)
         if abs(d1 - d0) > slack:
             return Verdict(i, MOTION_MISMATCH, f"issued and encoder steps drifted {d1 - d0} apart since {t0}")
+        return None
+
+    def _vtbi_ceiling(self, i: int, w: _Watch) -> Verdict | None:
+        """SM-6 (UMN-GPCA-REQ-20): the net volume since confirmation may exceed the confirmed volumes (program,
+        secondaries, boluses, demands) by the KVO run since and ``over``, no more."""
+        ceiling = w.model.ceiling_nl
+        if w.confirmed and ceiling is not None and w.net_nl > ceiling + w.kvo_nl + self.tol.over.nl:
+            return Verdict(i, VTBI_CEILING, f"{Volume(w.net_nl)} delivered, confirmed {Volume(ceiling)}")
         return None
 
     def _trip(self, i: int, verdict: Verdict) -> None:

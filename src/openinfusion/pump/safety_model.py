@@ -258,7 +258,8 @@ def dose_window(program: ConfirmedProgram, grid: Grid, margin: int) -> DoseWindo
 
 @dataclass(slots=True)
 class Expectation:
-    """The monitor's running model of one channel's confirmed delivery (OI-SAFE-4, UMN-GPCA-REQ-20 ceiling)."""
+    """The monitor's running model of one channel's confirmed delivery (OI-SAFE-4); ``ceiling_nl`` is the volume
+    it confirmed (:meth:`_raise_ceiling`)."""
 
     grid: Grid
     done_within: int = 0  # a volume-bound phase is done within this many nL of its end (one step's volume)
@@ -385,6 +386,7 @@ class Expectation:
         frame.phases = [replace(ph, rate=rate) if ph.kind is Kind.MAIN else ph for ph in frame.phases]
 
     def _raise_ceiling(self, volume_nl: int) -> None:
+        """A confirmed bolus, secondary or demand adds its volume to a bounded ceiling (UMN-GPCA-REQ-20)."""
         if self.ceiling_nl is not None:
             self.ceiling_nl += volume_nl
 
