@@ -22,7 +22,7 @@ from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind, JsonValue, LoggedEvent
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.sim.run import Simulation
-from openinfusion.sim.screen import LABELS, channel_status
+from openinfusion.sim.screen import LABELS, channel_label, channel_status
 from openinfusion.sim.timebase import TimeBase
 from openinfusion.units import Duration, Instant, format_decimal
 
@@ -247,7 +247,7 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
             doses[e.channel] = q(values.get("dose"))
         elif e.kind is EventKind.BASIC_INFUSION:
             doses.pop(e.channel, None)  # no library check: no dose to show
-        ch = "pump" if e.channel is None else LABELS[e.channel]
+        ch = channel_label(e.channel)
         label = _drug_label(e.data, names)
         if e.channel is not None:
             _track(e, label, primary, secondary, drugs)
@@ -260,7 +260,7 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
                 drug = drugs.get(e.channel, "") if e.channel is not None else ""
                 story.timeline.append((time(e.t), ch, drug, text))
     story.alarms = sorted(spans.values(), key=lambda s: s.raised)
-    story.refused = [(time.at_s(t), "pump" if c is None else LABELS[c], r) for t, c, r in sim.refusals]
+    story.refused = [(time.at_s(t), channel_label(c), r) for t, c, r in sim.refusals]
     _totals(sim, story)
     return story
 
