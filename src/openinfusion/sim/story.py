@@ -58,6 +58,8 @@ TOLD: Final = {
 def q(value: JsonValue) -> str:
     """``{"value": "125", "unit": "mL/h"}`` as ``125 mL/h``; anything else as text."""
     if isinstance(value, Mapping) and set(value) == {"value", "unit"}:
+        if value["unit"] == "s" and Fraction(str(value["value"])) >= 60:  # a duration a nurse reads in minutes
+            return f"{format_decimal(Fraction(str(value['value'])) / 60, 2)} min"
         places = 2 if value["unit"] == "mL" else 3  # a volume to 0.01 mL; doses and rates to 3 places
         return f"{format_decimal(Fraction(str(value['value'])), places)} {value['unit']}"
     return "" if value is None else str(value)
@@ -71,7 +73,7 @@ def _findings(data: Mapping[str, JsonValue]) -> str:
     for f in found:
         if isinstance(f, Mapping):
             side = f"{f.get('bound')} {f.get('kind')} limit"
-            parts.append(f"{f.get('field')} {q(f.get('entered'))}, {side} {q(f.get('limit'))}")
+            parts.append(f"{str(f.get('field')).replace('_', ' ')} {q(f.get('entered'))}, {side} {q(f.get('limit'))}")
     return "; ".join(parts)
 
 
@@ -308,7 +310,7 @@ def _alarm(e: LoggedEvent, t: str, ch: str, spans: dict[int, AlarmSpan]) -> None
 def _ders(e: LoggedEvent, t: str, ch: str, drug: str, story: Story) -> None:
     d = e.data
     values = d.get("values")
-    shown = ", ".join(f"{k} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
+    shown = ", ".join(f"{k.replace('_', ' ')} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
     if e.kind is EventKind.DERS_OVERRIDE:
         outcome = f"OVERRIDDEN: {d.get('reason')}"
     else:
