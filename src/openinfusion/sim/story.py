@@ -87,6 +87,8 @@ def sentence(e: LoggedEvent, dose: str = "") -> str | None:
     detail = f" - {d['detail']}" if d.get("detail") else ""
     program = d.get("program")
     rate = q(program.get("rate")) if isinstance(program, Mapping) else ""
+    if not dose and isinstance(program, Mapping) and program.get("dose"):
+        dose = q(program["dose"])  # the program's own dose, when no library check told it
     if dose and rate:
         rate = f"{dose} = {rate}"
     match e.kind:
