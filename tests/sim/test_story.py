@@ -133,3 +133,11 @@ def test_durations_read_in_minutes_and_short_ones_in_seconds() -> None:
     assert q({"value": "7200", "unit": "s"}) == "120 min"  # a 2-hour potassium dose, not "7200 s"
     assert q({"value": "90", "unit": "s"}) == "1.5 min"
     assert q({"value": "30", "unit": "s"}) == "30 s"
+
+
+def test_the_library_advisory_the_screen_shows_is_in_the_report() -> None:
+    (program,) = story_of("potassium_meq.yaml").ders
+    assert program[2] == "program" and program[5].endswith("Advisory on the screen: Central line only.")
+    assert "duration 120 min" in program[4]
+    checks = story_of("loading_then_maintenance.yaml").ders
+    assert sum("Advisory on the screen:" in row[5] for row in checks) == 1  # once, when the drug is chosen

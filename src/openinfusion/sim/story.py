@@ -196,6 +196,14 @@ def drug_names(sim: Simulation) -> dict[str, str]:
     return {e.drug: e.display_name for e in active.index.entries.values()}
 
 
+def advisories(sim: Simulation) -> dict[tuple[str, str, str | None], str]:
+    """(care area, drug, therapy) -> the advisory the pump's screen shows when that entry is chosen."""
+    active = sim.pump.library.active
+    if active is None:
+        return {}
+    return {key: e.advisory for key, e in active.index.entries.items() if e.advisory}
+
+
 @dataclass(slots=True)
 class AlarmSpan:
     raised: str
@@ -237,7 +245,7 @@ def _drug_label(d: Mapping[str, JsonValue], names: Mapping[str, str]) -> str | N
 
 def tell(sim: Simulation, screens: list[Screen]) -> Story:
     """The story of a finished run."""
-    names = drug_names(sim)
+    names, advised = drug_names(sim), advisories(sim)
     time = TimeBase.of(sim.scenario)
     story = Story(heading=time.heading, screens=screens)
     primary: dict[int, str] = {}
@@ -257,7 +265,7 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
             _track(e, label, primary, secondary, drugs)
         _alarm(e, time(e.t), ch, spans)
         if e.kind in (EventKind.DERS_CHECK, EventKind.DERS_OVERRIDE):
-            _ders(e, time(e.t), ch, label or "", story)
+            _ders(e, time(e.t), ch, label or "", story, advised=advised)
         if e.kind in TOLD:
             text = sentence(e, doses.get(e.channel, "") if e.kind in _DOSED else "")
             if text is not None:
@@ -309,7 +317,9 @@ def _alarm(e: LoggedEvent, t: str, ch: str, spans: dict[int, AlarmSpan]) -> None
         span.how = f"acknowledged at {t}"
 
 
-def _ders(e: LoggedEvent, t: str, ch: str, drug: str, story: Story) -> None:
+def _ders(
+    e: LoggedEvent, t: str, ch: str, drug: str, story: Story, *, advised: dict[tuple[str, str, str | None], str]
+) -> None:
     d = e.data
     values = d.get("values")
     shown = ", ".join(f"{k.replace('_', ' ')} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
@@ -317,7 +327,14 @@ def _ders(e: LoggedEvent, t: str, ch: str, drug: str, story: Story) -> None:
         outcome = f"OVERRIDDEN: {d.get('reason')}"
     else:
         outcome = _OUTCOMES.get((str(d.get("outcome")), str(d.get("verdict"))), str(d.get("outcome")))
-    story.ders.append((t, ch, str(d.get("action")), drug, shown, f"{outcome}. {_findings(d)}".strip(" .")))
+    said = f"{outcome}. {_findings(d)}".strip(" .")
+    sel = d.get("selection")
+    if e.kind is EventKind.DERS_CHECK and d.get("action") in ("program", "secondary") and isinstance(sel, Mapping):
+        therapy = sel.get("therapy")
+        key = (str(sel.get("area")), str(sel.get("drug")), therapy if isinstance(therapy, str) else None)
+        advisory = advised.get(key)
+        said += f". Advisory on the screen: {advisory}" if advisory else ""
+    story.ders.append((t, ch, str(d.get("action")), drug, shown, said))
 
 
 _DOSED: Final = {EventKind.PROGRAM_CONFIRMED, EventKind.TITRATION_PENDING}  # events whose program the check saw
