@@ -105,7 +105,7 @@ CASES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "channel_beyond_the_channels": (
         HEAD + ONE_CHANNEL + "timeline:\n  - {at: 0 s, channel: 3, do: start}\n",
         r"timeline\[0\]\.channel",
-        r"the scenario has 1 channel\(s\), not 3",
+        r"the scenario has 1 channel\(s\) \(A\), not 3 \(C\)",
         ("OI-IN-1", "OI-CHAN-2"),
     ),
 }

@@ -129,6 +129,11 @@ def rates(name: str, channel: int = 0) -> list[tuple[float, Fraction]]:
     return [(t_s(e), ml_h(e)) for e in events(name, EventKind.RATE_CHANGED, channel)]
 
 
+def ders(name: str, channel: int = 0) -> list[LoggedEvent]:
+    """Every drug-library check on ``channel``."""
+    return events(name, EventKind.DERS_CHECK, channel)
+
+
 def kvo(name: str, channel: int = 0) -> list[tuple[float, Fraction]]:
     """(time s, mL/h) of every start of keep-vein-open on ``channel``."""
     return [(t_s(e), ml_h(e)) for e in events(name, EventKind.KVO_STARTED, channel)]
@@ -382,20 +387,25 @@ def test_weight_based_titration_takes_effect_only_when_confirmed() -> None:
 
 
 @pytest.mark.req("OI-PROG-2", "OI-PROG-4")
-def test_heparin_bolus_by_amount_then_back_to_the_infusion() -> None:
+def test_heparin_from_the_library_bolus_per_kg_then_back_to_the_infusion() -> None:
     name = "heparin_units.yaml"
-    # 1000 [iU]/h / 100 [iU]/mL = 10 mL/h; 2000 [iU] = 20 mL over 5 min = 240 mL/h; 1200 [iU]/h = 12 mL/h.
-    assert rates(name) == [(0.0, 10), (1800.0, 240), (2100.0, 10), (3605.0, 12)]
+    # 60 kg, 50 [iU]/mL: 18 [iU]/kg/h = 21.6 mL/h; a 40 [iU]/kg bolus = 2400 [iU] = 48 mL over 3 min = 960 mL/h
+    # (13.3 [iU]/kg/min); 20 [iU]/kg/h = 24 mL/h, confirmed 5 s after the 35-min titration.
+    assert rates(name) == [(0.0, Fraction("21.6")), (1800.0, 960), (1980.0, Fraction("21.6")), (2105.0, 24)]
     (bolus,) = events(name, EventKind.BOLUS_STARTED)
-    assert bolus.data["volume"] == {"value": "20", "unit": "mL"}
-    expected_ml = 10 * 0.5 + 20 + 10 * (3605 - 2100) / 3600 + 12 * (7200 - 3605) / 3600
+    assert bolus.data["volume"] == {"value": "48", "unit": "mL"}
+    checks = [(e.data["action"], e.data["selection"]["therapy"], e.data["verdict"]) for e in ders(name)]
+    assert checks == [("program", "vte", "ok"), ("bolus", "vte", "ok"), ("titration", "vte", "ok")]
+    expected_ml = 21.6 * 0.5 + 48 + 21.6 * (2100 - 1980) / 3600 + 24 * (7200 - 2105) / 3600
     assert summary(name)["channels"][0]["delivered_ml"] == pytest.approx(expected_ml, rel=0.002)
 
 
 @pytest.mark.req("OI-PROG-2", "OI-PROG-7", "OI-PROG-8", "OI-ALM-7")
-def test_potassium_in_meq_near_end_then_vtbi_complete_with_kvo() -> None:
+def test_potassium_from_the_library_near_end_then_vtbi_complete_with_kvo() -> None:
     name = "potassium_meq.yaml"
-    assert rates(name) == [(0.0, 50)]  # 10 meq/h / 0.2 meq/mL
+    assert rates(name) == [(0.0, 50)]  # 100 mL over 2 h: 20 meq in 2 h is 10 meq/h
+    (check,) = ders(name)
+    assert (check.data["selection"]["drug"], check.data["verdict"]) == ("potassium-chloride", "ok")
     assert kvo(name) == [(7200.0, 1)]  # when the 100 mL are in; below the programmed 50 mL/h
     assert alarm_times(name, A.NEAR_END) == [6600.0]  # 10 min before the 100 mL run out
     assert alarm_times(name, A.VTBI_COMPLETE_KVO) == [7200.0]
@@ -434,6 +444,10 @@ def test_tpn_ramps_up_holds_a_plateau_and_tapers() -> None:
     assert kvo(name) == [(approx_s(12 * 3600, 60), 1)]  # when the 2 L are in, about 12 h in
     (complete,) = events(name, EventKind.VTBI_COMPLETE)
     assert exact(complete.data["delivered"], "mL") == pytest.approx(2000, abs=1e-3)
+    (check,) = ders(name)  # the plateau is above the library's 95 mL/h soft maximum: confirmed with a reason
+    assert (check.data["verdict"], check.data["findings"][0]["field"]) == ("soft", "rate")
+    (override,) = events(name, EventKind.DERS_OVERRIDE)
+    assert override.data["reason"] == "Dose verified with prescriber's order"
 
 
 @pytest.mark.req("OI-PROG-6")

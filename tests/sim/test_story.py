@@ -16,7 +16,7 @@ from openinfusion.cli import app
 from openinfusion.errors import ScenarioError
 from openinfusion.sim.run import Simulation
 from openinfusion.sim.scenario import load_scenario
-from openinfusion.sim.story import ScreenRecorder, tell
+from openinfusion.sim.story import ScreenRecorder, q, tell
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 WIDE = {"COLUMNS": "200"}
@@ -127,3 +127,17 @@ def test_dose_is_told_next_to_the_rate() -> None:
     told = [row[3] for row in story_of("ders_picu.yaml").timeline]
     assert "Program confirmed: 0.08 ug/kg/min = 6 mL/h, no VTBI" in told
     assert any(t.startswith("New rate 0.15 ug/kg/min = 11.25 mL/h entered; 6 mL/h continues") for t in told)
+
+
+def test_durations_read_in_minutes_and_short_ones_in_seconds() -> None:
+    assert q({"value": "7200", "unit": "s"}) == "120 min"  # a 2-hour potassium dose, not "7200 s"
+    assert q({"value": "90", "unit": "s"}) == "1.5 min"
+    assert q({"value": "30", "unit": "s"}) == "30 s"
+
+
+def test_the_library_advisory_the_screen_shows_is_in_the_report() -> None:
+    (program,) = story_of("potassium_meq.yaml").ders
+    assert program[2] == "program" and program[5].endswith("Advisory on the screen: Central line only.")
+    assert "duration 120 min" in program[4]
+    checks = story_of("loading_then_maintenance.yaml").ders
+    assert sum("Advisory on the screen:" in row[5] for row in checks) == 1  # once, when the drug is chosen

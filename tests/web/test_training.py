@@ -86,3 +86,54 @@ def test_bad_exercise_reports_every_error(tmp_path: Path) -> None:
     text = str(err.value)
     for field in ("objectives", "situation", "expected", "keystroke_par"):
         assert field in text
+
+
+def test_insulin_exercise_debrief_shows_the_dose_confirmed_and_the_hard_limit_blocks_the_tenfold_error() -> None:
+    path = Path("examples/exercises/insulin_decimal.yaml")
+    ex = load_exercise(path)
+    session, _ = run(path.name)
+    ms = 0
+
+    def press(widget: str, arg: str | None = None) -> bool:
+        nonlocal ms
+        ms += 300
+        session.press(widget, 0, arg, ms)
+        return session.presses[-1].ok
+
+    def number(text: str) -> None:
+        for key in text:
+            press(f"key_{key}")
+        press("key_enter")
+
+    press("program"), press("choose", "insulin-regular"), press("choose", "100 [iU]/100 mL")
+    number("50")  # the trailing-zero misreading of "5.0": above the 30 units/h hard limit, as the rubric says
+    number("250")
+    assert not press("confirm")
+    assert not press("override", "Emergency")  # no way round a hard limit
+    assert press("change")
+    number("5")
+    number("250")
+    assert press("confirm") and press("start")
+    story = [r["text"] for r in narrative(session)]
+    assert any("HARD LIMIT" in s and "50 [iU]/h" in s for s in story), story
+    assert any(s.startswith("Program confirmed: 5 [iU]/h = 5 mL/h") for s in story), story
+    result = score(ex, session)
+    assert [e["points"] for e in result["expected"]] == [20, 10] and not result["mistakes"]
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
+def test_each_briefing_tells_the_situation_the_exercise_runs(path: Path) -> None:
+    """The patient's weight and every running program's drug and dose or rate, as the briefing states them."""
+    ex = load_exercise(path)
+    briefing = " ".join(ex.briefing.split()).replace("mcg", "ug").replace("units", "[iU]")
+    weight = ex.situation.patient.weight
+    assert weight is None or f"{weight.value} kg" in briefing, (path.name, weight)
+    for ch in ex.situation.channels:
+        program = ch.program
+        if program is None:
+            continue
+        chosen = program.from_library
+        assert chosen is not None and chosen.drug.replace("-", " ") in briefing, (path.name, chosen)
+        shown = getattr(program, "dose", None) or getattr(program, "rate", None)
+        if shown is not None:
+            assert f"{shown.value} {shown.unit}" in briefing, (path.name, str(shown))

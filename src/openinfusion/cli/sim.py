@@ -98,7 +98,7 @@ def warn_refusals(story: Story, strict: bool) -> None:
         Text(f"warning: the pump refused {len(story.refused)} action(s) of this scenario:", "bold yellow")
     )
     for t, ch, why in story.refused:
-        err_console.print(Text(f"  {t} channel {ch}: {why}"))
+        err_console.print(Text(f"  {t} {'pump' if ch == 'pump' else 'channel ' + ch}: {why}"))
     if strict:
         raise typer.Exit(EXIT_REFUSED)
 

@@ -14,7 +14,7 @@ from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.sim import report
 from openinfusion.sim.run import START, Simulation, threshold_mmhg, write_json
-from openinfusion.sim.screen import clock
+from openinfusion.sim.screen import channel_label, clock
 from openinfusion.sim.timebase import TimeBase
 from openinfusion.units import Duration
 
@@ -82,7 +82,7 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
         markers = tuple(report.Marker(_t(e), _MARKED[e.kind]) for e in events if e.channel == i and e.kind in _MARKED)
         traces.append(
             report.ChannelTrace(
-                label=f"Channel {i + 1}: {ch.program.__class__.__name__ if ch.program else 'no program'}",
+                label=f"Channel {channel_label(i)}: {ch.program.__class__.__name__ if ch.program else 'no program'}",
                 t_s=t_s,
                 pressure_mmhg=_series(sim, i, "downstream_mmhg"),
                 flow_ml_h=_series(sim, i, "patient_flow_ml_h"),
@@ -100,17 +100,17 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
     start = "" if time.start is None else f", from the start at {time(START)}"
     figures = [report.channel_figure(tr, end_s, since=start) for tr in traces]
     rows = [
-        [str(c["channel"]), f"{c['delivered_ml']:.3f}", f"{c['into_patient_ml']:.3f}", c["final_state"],
-         str(len(c["alarms"]))]
+        [channel_label(c["channel"] - 1, numbered=True), f"{c['delivered_ml']:.3f}", f"{c['into_patient_ml']:.3f}",
+         c["final_state"], str(len(c["alarms"]))]
         for c in summary["channels"]
     ]  # fmt: skip
     alarm_rows = [
-        [time(e.t), str(e.t.us), str(e.seq), "pump" if e.channel is None else str(e.channel + 1),
+        [time(e.t), str(e.t.us), str(e.seq), channel_label(e.channel, numbered=True),
          str(e.data.get("code")), str(e.data.get("priority")), str(e.data.get("detail", ""))]
         for e in events if e.kind is EventKind.ALARM_RAISED
     ]  # fmt: skip
     log_rows = [
-        [str(e.seq), time(e.t), str(e.t.us), "pump" if e.channel is None else str(e.channel + 1), e.kind.value,
+        [str(e.seq), time(e.t), str(e.t.us), channel_label(e.channel, numbered=True), e.kind.value,
          json.dumps(e.to_json().get("data", {}), sort_keys=True)[:160]]
         for e in events[:400]
     ]  # fmt: skip
@@ -122,6 +122,8 @@ def write_outputs(sim: Simulation, out: Path, scenario_sha256: str) -> dict[str,
         "start": "not given: times are hh:mm:ss from the start" if time.start is None else time.start.isoformat(),
         "duration": clock(Duration.s(end_s)),
         "times": time.heading + "; t_us: pump time in microseconds since power-on (events.jsonl, summary.json)",
+        "channels": "A to D as on the pump's screen; summary.json, events.jsonl and series.parquet number them from 1 "
+        "(A is 1), so the engineering views show both: A (1)",
         "mechanism": sim.scenario.pump.mechanism,
     }
     page = report.render(

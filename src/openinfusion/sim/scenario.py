@@ -28,6 +28,7 @@ from openinfusion.errors import InputError, ScenarioError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.dosing import Concentration
 from openinfusion.sim.params import SyringeSize
+from openinfusion.sim.screen import LABELS
 from openinfusion.units import Quantity, exact
 
 
@@ -261,6 +262,21 @@ class ChannelSpec(_Model):
 
 # --- timeline ------------------------------------------------------------------------------------
 
+
+def _channel(value: object) -> object:
+    """A channel as the pump's screen letters it (``A`` to ``D``) or by its number (1 to 4): the number."""
+    if isinstance(value, str) and len(value) == 1 and value in LABELS:
+        return LABELS.index(value) + 1
+    return value
+
+
+ChannelNumber = Annotated[
+    int,
+    BeforeValidator(_channel),
+    Field(ge=1, le=4),
+    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1, "maximum": 4}, {"enum": list(LABELS)}]}),
+]
+
 ClinicianAction = Literal[
     "start", "pause", "resume", "clear", "confirm_titration", "cancel_titration", "pca_demand", "begin_programming"
 ]
@@ -268,7 +284,7 @@ ClinicianAction = Literal[
 
 class _Event(_Model):
     at: Q
-    channel: int = Field(1, ge=1, le=4)
+    channel: ChannelNumber = 1
 
 
 class ActionEvent(_Event):
@@ -410,7 +426,7 @@ class FaultEvent(_Model):
         "storage_corruption",
         "annunciator_failure",
     ]  # fmt: skip  (the names of openinfusion.sim.faults.FaultKind)
-    channel: int | None = Field(1, ge=1, le=4)
+    channel: ChannelNumber | None = 1
     params: dict[str, bool | int | float | str] = Field(default_factory=dict)
 
 
@@ -472,7 +488,10 @@ class Scenario(_Model):
                 raise ValueError(f"timeline[{i}].at: {event.at} is outside the scenario (0 to {self.duration})")
             ch = getattr(event, "channel", None)
             if ch is not None and ch > len(self.channels):
-                raise ValueError(f"timeline[{i}].channel: the scenario has {len(self.channels)} channel(s), not {ch}")
+                raise ValueError(
+                    f"timeline[{i}].channel: the scenario has {len(self.channels)} channel(s) "
+                    f"({', '.join(LABELS[: len(self.channels)])}), not {ch} ({LABELS[ch - 1]})"
+                )
         return self
 
 

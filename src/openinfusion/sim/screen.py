@@ -19,7 +19,19 @@ from openinfusion.pump.pump import Pump
 from openinfusion.pump.statechart import ChannelState
 from openinfusion.units import Duration, FlowRate, Instant, Volume, format_decimal
 
-LABELS = "ABCD"
+LABELS = "ABCD"  # a channel as people read it, as on the pump's screen; files and JSON number them 1-4
+
+
+def channel_label(index: int | None, *, numbered: bool = False) -> str:
+    """Whose an event is, as a person reads it: the channel's letter (index 0 is A) or ``"pump"``.
+
+    ``numbered`` adds the 1-based number that scenario files and the JSON outputs use: ``"A (1)"``.
+    """
+    if index is None:
+        return "pump"
+    return f"{LABELS[index]} ({index + 1})" if numbered else LABELS[index]
+
+
 STATUS_TEXT = {
     ChannelState.IDLE: "No program",
     ChannelState.PROGRAMMING: "Programming",

@@ -22,7 +22,7 @@ from openinfusion.pump.alarms import CATALOGUE, AlarmCode
 from openinfusion.pump.eventlog import EventKind, JsonValue, LoggedEvent
 from openinfusion.pump.pca import PcaProgram
 from openinfusion.sim.run import Simulation
-from openinfusion.sim.screen import LABELS, channel_status
+from openinfusion.sim.screen import LABELS, channel_label, channel_status
 from openinfusion.sim.timebase import TimeBase
 from openinfusion.units import Duration, Instant, format_decimal
 
@@ -58,6 +58,8 @@ TOLD: Final = {
 def q(value: JsonValue) -> str:
     """``{"value": "125", "unit": "mL/h"}`` as ``125 mL/h``; anything else as text."""
     if isinstance(value, Mapping) and set(value) == {"value", "unit"}:
+        if value["unit"] == "s" and Fraction(str(value["value"])) >= 60:  # a duration a nurse reads in minutes
+            return f"{format_decimal(Fraction(str(value['value'])) / 60, 2)} min"
         places = 2 if value["unit"] == "mL" else 3  # a volume to 0.01 mL; doses and rates to 3 places
         return f"{format_decimal(Fraction(str(value['value'])), places)} {value['unit']}"
     return "" if value is None else str(value)
@@ -71,7 +73,7 @@ def _findings(data: Mapping[str, JsonValue]) -> str:
     for f in found:
         if isinstance(f, Mapping):
             side = f"{f.get('bound')} {f.get('kind')} limit"
-            parts.append(f"{f.get('field')} {q(f.get('entered'))}, {side} {q(f.get('limit'))}")
+            parts.append(f"{str(f.get('field')).replace('_', ' ')} {q(f.get('entered'))}, {side} {q(f.get('limit'))}")
     return "; ".join(parts)
 
 
@@ -85,6 +87,8 @@ def sentence(e: LoggedEvent, dose: str = "") -> str | None:
     detail = f" - {d['detail']}" if d.get("detail") else ""
     program = d.get("program")
     rate = q(program.get("rate")) if isinstance(program, Mapping) else ""
+    if not dose and isinstance(program, Mapping) and program.get("dose"):
+        dose = q(program["dose"])  # the program's own dose, when no library check told it
     if dose and rate:
         rate = f"{dose} = {rate}"
     match e.kind:
@@ -192,6 +196,14 @@ def drug_names(sim: Simulation) -> dict[str, str]:
     return {e.drug: e.display_name for e in active.index.entries.values()}
 
 
+def advisories(sim: Simulation) -> dict[tuple[str, str, str | None], str]:
+    """(care area, drug, therapy) -> the advisory the pump's screen shows when that entry is chosen."""
+    active = sim.pump.library.active
+    if active is None:
+        return {}
+    return {key: e.advisory for key, e in active.index.entries.items() if e.advisory}
+
+
 @dataclass(slots=True)
 class AlarmSpan:
     raised: str
@@ -233,7 +245,7 @@ def _drug_label(d: Mapping[str, JsonValue], names: Mapping[str, str]) -> str | N
 
 def tell(sim: Simulation, screens: list[Screen]) -> Story:
     """The story of a finished run."""
-    names = drug_names(sim)
+    names, advised = drug_names(sim), advisories(sim)
     time = TimeBase.of(sim.scenario)
     story = Story(heading=time.heading, screens=screens)
     primary: dict[int, str] = {}
@@ -247,20 +259,20 @@ def tell(sim: Simulation, screens: list[Screen]) -> Story:
             doses[e.channel] = q(values.get("dose"))
         elif e.kind is EventKind.BASIC_INFUSION:
             doses.pop(e.channel, None)  # no library check: no dose to show
-        ch = "pump" if e.channel is None else LABELS[e.channel]
+        ch = channel_label(e.channel)
         label = _drug_label(e.data, names)
         if e.channel is not None:
             _track(e, label, primary, secondary, drugs)
         _alarm(e, time(e.t), ch, spans)
         if e.kind in (EventKind.DERS_CHECK, EventKind.DERS_OVERRIDE):
-            _ders(e, time(e.t), ch, label or "", story)
+            _ders(e, time(e.t), ch, label or "", story, advised=advised)
         if e.kind in TOLD:
             text = sentence(e, doses.get(e.channel, "") if e.kind in _DOSED else "")
             if text is not None:
                 drug = drugs.get(e.channel, "") if e.channel is not None else ""
                 story.timeline.append((time(e.t), ch, drug, text))
     story.alarms = sorted(spans.values(), key=lambda s: s.raised)
-    story.refused = [(time.at_s(t), "pump" if c is None else LABELS[c], r) for t, c, r in sim.refusals]
+    story.refused = [(time.at_s(t), channel_label(c), r) for t, c, r in sim.refusals]
     _totals(sim, story)
     return story
 
@@ -305,15 +317,24 @@ def _alarm(e: LoggedEvent, t: str, ch: str, spans: dict[int, AlarmSpan]) -> None
         span.how = f"acknowledged at {t}"
 
 
-def _ders(e: LoggedEvent, t: str, ch: str, drug: str, story: Story) -> None:
+def _ders(
+    e: LoggedEvent, t: str, ch: str, drug: str, story: Story, *, advised: dict[tuple[str, str, str | None], str]
+) -> None:
     d = e.data
     values = d.get("values")
-    shown = ", ".join(f"{k} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
+    shown = ", ".join(f"{k.replace('_', ' ')} {q(v)}" for k, v in values.items()) if isinstance(values, Mapping) else ""
     if e.kind is EventKind.DERS_OVERRIDE:
         outcome = f"OVERRIDDEN: {d.get('reason')}"
     else:
         outcome = _OUTCOMES.get((str(d.get("outcome")), str(d.get("verdict"))), str(d.get("outcome")))
-    story.ders.append((t, ch, str(d.get("action")), drug, shown, f"{outcome}. {_findings(d)}".strip(" .")))
+    said = f"{outcome}. {_findings(d)}".strip(" .")
+    sel = d.get("selection")
+    if e.kind is EventKind.DERS_CHECK and d.get("action") in ("program", "secondary") and isinstance(sel, Mapping):
+        therapy = sel.get("therapy")
+        key = (str(sel.get("area")), str(sel.get("drug")), therapy if isinstance(therapy, str) else None)
+        advisory = advised.get(key)
+        said += f". Advisory on the screen: {advisory}" if advisory else ""
+    story.ders.append((t, ch, str(d.get("action")), drug, shown, said))
 
 
 _DOSED: Final = {EventKind.PROGRAM_CONFIRMED, EventKind.TITRATION_PENDING}  # events whose program the check saw

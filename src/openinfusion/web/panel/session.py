@@ -158,7 +158,9 @@ class PanelSession:
             self._record(channel, widget, arg, False, f"unknown widget {widget!r}")
             return
         if channel is not None and not 0 <= channel < len(self.pump.channels):
-            self._record(channel, widget, arg, False, f"no channel {channel + 1} on this pump")
+            last = len(self.pump.channels) - 1
+            why = f"no channel index {channel}: this pump has channels A to {LABELS[last]} (indexes 0 to {last})"
+            self._record(channel, widget, arg, False, why)
             return
         if w.action == "key":
             arg = w.id.removeprefix("key_")

@@ -17,7 +17,7 @@ from ruamel.yaml.error import YAMLError
 
 from openinfusion.errors import ScenarioError
 from openinfusion.pump.alarms import AlarmCode
-from openinfusion.sim.scenario import Q, Scenario
+from openinfusion.sim.scenario import ChannelNumber, Q, Scenario
 
 # What a trainee can do, as the panel records it (widget ids plus the outcomes the pump gives them).
 ACTIONS = (
@@ -51,7 +51,7 @@ class Expected(_Model):
     text: str = Field(min_length=1)  # what the educator expects, in words
     after: Trigger = Trigger(at="0 s")
     do: Literal[ACTIONS]  # type: ignore[valid-type]
-    channel: int | None = Field(None, ge=1, le=4)
+    channel: ChannelNumber | None = None  # A to D (or 1 to 4)
     arg: str | None = None  # e.g. the override reason, or a drug id chosen
     within: Q
     points: int = Field(10, ge=0, le=100)
