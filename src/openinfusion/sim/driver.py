@@ -21,6 +21,7 @@ from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Instant
 
 NEVER: Final = Instant(1 << 62)
+_TICK: Final[frozenset[int]] = frozenset()  # a timer woke the core and no device interrupted
 
 
 class Driver:
@@ -93,12 +94,14 @@ class Driver:
 
     # --- the ticker of VirtualPump.advance -------------------------------------------------------------
 
-    def tick_due(self) -> Instant:
-        """The next monitor-only tick (a due that is also a full service ends the block instead)."""
-        return self.due if self.due < self.pump.next_full_due else NEVER
+    def tick_due_us(self) -> int:
+        """When the next monitor-only tick is due, us of true time (a due that is also a full service ends the
+        block instead)."""
+        due = self.due.us
+        return due if due < self.pump.next_full_due.us else NEVER.us
 
     def tick(self) -> bool:
         """A timer tick inside a block: the pump's monitor-only service; True if it needs a full one now."""
-        self.due = self.pump.service(frozenset())
+        self.due = self.pump.service(_TICK)
         self.ticks += 1
-        return self.pump.next_full_due <= self.world.now
+        return self.pump.next_full_due.us <= self.world.now.us
