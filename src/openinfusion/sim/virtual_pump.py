@@ -165,8 +165,7 @@ class VirtualPump:
             deadline = self.watchdog.deadline_us
             if deadline and due > deadline:
                 return False
-            if due > time.us:
-                time.us = due
+            time.us = max(time.us, due)
             if ticker.tick():
                 return True
         return False
