@@ -44,6 +44,7 @@ class Driver:
         self.on_service = on_service
         self.boot = boot
         self.due = pump.power_on()
+        self.on_power: Callable[[], None] | None = None  # told when the firmware stops or boots (an instrument)
         self.services = 0
         self._running = True  # the firmware runs (the pump has power)
         self.ticks = 0
@@ -83,6 +84,8 @@ class Driver:
             if self._running:
                 self._running = False
                 self.pump.power_fail(key=not self.world.switched_on)
+                if self.on_power is not None:
+                    self.on_power()
             return False
         if not self._running:
             if self.boot is None:
