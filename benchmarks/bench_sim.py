@@ -10,6 +10,12 @@
     moves with no pump core; (c3) the pump core again, but a patient who never moves (no pressure artefact
     wakes the core).
 
+(d) ``--against REV``: (a) side by side with the code at git revision ``REV`` (``git archive`` into a temporary
+    directory), each run in a fresh process of this interpreter with that tree's ``src`` first on the path,
+    the two alternated ``--rounds`` times so both see the same load; the best CPU time of each and their ratio.
+    ``--callgrind`` also counts both runs' instructions under ``valgrind --tool=callgrind`` (independent of the
+    machine's load; slow, so run it with a few ``--hours``).
+
 Every pump is the default LVP channel (20G cannula, a patient at 8 mmHg who moves: pressure artefacts wake
 the core, as they would on a ward), seeded by its index. Wall time (``perf_counter``) and CPU time of the
 process (``process_time``) are both reported: the machine may be shared, and CPU time shows what the code
@@ -17,6 +23,7 @@ costs. (a) and (c) take the best of ``--repeat`` runs. A benchmark, not a test: 
 assert.
 
 Run: .venv/bin/python benchmarks/bench_sim.py [--hours H] [--repeat N] [--layout 1x100|4x25] [--json FILE]
+     .venv/bin/python benchmarks/bench_sim.py --against 823d1c9 [--rounds N] [--callgrind] [--hours H] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ import argparse
 import json
 import os
 import platform
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -175,6 +185,46 @@ def machine() -> dict[str, object]:
     }
 
 
+ROOT = Path(__file__).resolve().parents[1]
+_CHILD = (
+    "import json, sys; from dataclasses import asdict; sys.path.insert(0, 'benchmarks'); "
+    "from bench_sim import day_with_core; print(json.dumps(asdict(day_with_core(1, seed=0, hours={hours}))))"
+)
+
+
+def _child(tree: Path, hours: float, callgrind: bool = False) -> tuple[Run, int | None]:
+    """(a) in a fresh process on the code of ``tree``; with ``callgrind``, also its instruction count."""
+    env = os.environ | {"PYTHONPATH": str(tree / "src")}
+    cmd = [sys.executable, "-c", _CHILD.format(hours=hours)]
+    if callgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    return Run(**json.loads(done.stdout.strip().splitlines()[-1])), int(found.group(1)) if found else None
+
+
+def side_by_side(rev: str, hours: float, rounds: int, callgrind: bool) -> dict[str, object]:
+    """(d): (a) at ``rev`` and at this tree, alternated ``rounds`` times; best CPU of each and the ratio."""
+    with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
+        base = Path(tmp)
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        pairs = [(_child(base, hours)[0], _child(ROOT, hours)[0]) for _ in range(rounds)]
+        counts = (_child(base, hours, True)[1], _child(ROOT, hours, True)[1]) if callgrind else (None, None)
+    then, now = min(p[0].cpu_s for p in pairs), min(p[1].cpu_s for p in pairs)
+    result: dict[str, object] = {
+        "against": rev, "hours": hours, "rounds": rounds,
+        "cpu_s_then": [round(p[0].cpu_s, 3) for p in pairs], "cpu_s_now": [round(p[1].cpu_s, 3) for p in pairs],
+        "best_cpu_s_then": round(then, 3), "best_cpu_s_now": round(now, 3), "ratio_cpu": round(then / now, 2),
+        "services_then": pairs[0][0].services, "services_now": pairs[0][1].services,
+        "delivered_ml_then": round(pairs[0][0].delivered_ml, 6), "delivered_ml_now": round(pairs[0][1].delivered_ml, 6),
+    }  # fmt: skip
+    if counts[0] is not None and counts[1] is not None:
+        ratio = round(counts[0] / counts[1], 2)
+        result |= {"instructions_then": counts[0], "instructions_now": counts[1], "ratio_instructions": ratio}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours per run (default 24)")
@@ -182,8 +232,18 @@ def main() -> None:
     parser.add_argument("--layout", choices=("1x100", "4x25"), default="1x100", help="(b): channels x pumps")
     parser.add_argument("--skip-fleet", action="store_true", help="skip (b)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument("--against", metavar="REV", help="(d) only: (a) side by side with git revision REV")
+    parser.add_argument("--rounds", type=int, default=3, help="(d): alternated runs of each (default 3)")
+    parser.add_argument("--callgrind", action="store_true", help="(d): also count instructions under callgrind")
     args = parser.parse_args()
     info = machine()
+    if args.against is not None:
+        result = side_by_side(args.against, args.hours, args.rounds, args.callgrind) | {"machine": info}
+        result["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+        print(json.dumps(result, indent=2))
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return
     one = best([day_with_core(1, seed=0, hours=args.hours) for _ in range(args.repeat)])
     recorded = best([day_with_core(1, seed=0, hours=args.hours, record=True) for _ in range(args.repeat)])
     physics = best([day_physics_only(seed=0, hours=args.hours) for _ in range(args.repeat)])

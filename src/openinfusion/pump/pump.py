@@ -346,9 +346,9 @@ class Pump:
     def _monitor_only(self, now: Instant) -> bool:
         """True when a timer woke the pump for nothing but the safety monitor's own cadence."""
         return (
-            now < self.next_full_due
+            now.us < self.next_full_due.us
             and self._post_due is None
-            and not watchdog_missed(self._last_service, now, self.hw.watchdog.window)
+            and now.us - self._last_service.us <= self.hw.watchdog.window.us  # not watchdog_missed (OI-POST-2)
         )
 
     def _monitor_tick(self, now: Instant) -> Instant:
@@ -359,7 +359,8 @@ class Pump:
             self.next_full_due = now
         self.hw.watchdog.kick(now)
         check = self.monitor.next_check(now)
-        return self.next_full_due if check is None else min(self.next_full_due, check)
+        full = self.next_full_due
+        return check if check is not None and check.us < full.us else full
 
     def _verdicts(self, now: Instant) -> tuple[MonitorVerdict, ...]:
         """Run the monitor; raise the alarm of each trip (the channel goes to FAILSAFE at its service)."""

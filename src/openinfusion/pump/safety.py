@@ -287,7 +287,7 @@ class SafetyMonitor:
 
     def next_check(self, now: Instant) -> Instant | None:
         """When the monitor must next run: its own cadence, at most 1 s ahead (OI-SAFE-7); None before it is armed."""
-        return now + self.tol.period if self._armed else None
+        return Instant(now.us + self.tol.period.us) if self._armed else None
 
     def tripped(self, channel: int) -> bool:
         return self._watch[channel].tripped
@@ -297,6 +297,8 @@ class SafetyMonitor:
         if self._armed:
             for i in range(len(self._hw)):
                 self._observe(i, now)
+        if not self._verdicts:
+            return ()
         verdicts, self._verdicts = tuple(self._verdicts), []
         return verdicts
 
@@ -347,9 +349,10 @@ class SafetyMonitor:
         if running and w.model.current().volume is None:  # KVO after the program, or between its doses
             w.kvo_nl += ((w.model.kvo * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H
         w.t, w.steps, w.volume_nl = now, steps, volume
-        w.mismatch.append((now, issued - steps, issued))
-        while len(w.mismatch) > 1 and now.since(w.mismatch[0][0]) > tol.motion_window:
-            w.mismatch.popleft()
+        mismatch, window_us = w.mismatch, tol.motion_window.us
+        mismatch.append((now, issued - steps, issued))
+        while len(mismatch) > 1 and now.us - mismatch[0][0].us > window_us:
+            mismatch.popleft()
         found = self._judge(i, w, now)
         if found is not None:
             self._trip(i, found)
@@ -377,7 +380,7 @@ class SafetyMonitor:
         ceiling = self._vtbi_ceiling(i, w)
         if ceiling is not None:
             return ceiling
-        judged = w.running and now.since(w.run_since) >= tol.grace
+        judged = w.running and now.us - w.run_since.us >= tol.grace.us
         if judged and w.under_nl > tol.under.nl:
             return Verdict(i, UNDER_INFUSION, f"{Volume(w.under_nl)} less than the confirmed profile expects")
         return None

@@ -392,6 +392,10 @@ class Expectation:
 
     def current(self) -> Phase:
         """The phase running now (KVO or END once everything confirmed is done)."""
+        if self.frames:  # the common case first: the top frame's phase runs on (what _pop_done would leave)
+            phases = self.frames[-1].phases
+            if phases and not _finished(phases[0], self.done_within):
+                return phases[0]
         self._pop_done()
         if self.frames:
             return self.frames[-1].phases[0]

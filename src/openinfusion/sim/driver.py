@@ -21,6 +21,7 @@ from openinfusion.sim.virtual_pump import VirtualPump
 from openinfusion.units import Instant
 
 NEVER: Final = Instant(1 << 62)
+_TICK: Final[frozenset[int]] = frozenset()  # a timer woke the core and no device interrupted
 
 
 class Driver:
@@ -43,6 +44,7 @@ class Driver:
         self.on_service = on_service
         self.boot = boot
         self.due = pump.power_on()
+        self.on_power: Callable[[], None] | None = None  # told when the firmware stops or boots (an instrument)
         self.services = 0
         self._running = True  # the firmware runs (the pump has power)
         self.ticks = 0
@@ -82,6 +84,8 @@ class Driver:
             if self._running:
                 self._running = False
                 self.pump.power_fail(key=not self.world.switched_on)
+                if self.on_power is not None:
+                    self.on_power()
             return False
         if not self._running:
             if self.boot is None:
@@ -93,12 +97,14 @@ class Driver:
 
     # --- the ticker of VirtualPump.advance -------------------------------------------------------------
 
-    def tick_due(self) -> Instant:
-        """The next monitor-only tick (a due that is also a full service ends the block instead)."""
-        return self.due if self.due < self.pump.next_full_due else NEVER
+    def tick_due_us(self) -> int:
+        """When the next monitor-only tick is due, us of true time (a due that is also a full service ends the
+        block instead)."""
+        due = self.due.us
+        return due if due < self.pump.next_full_due.us else NEVER.us
 
     def tick(self) -> bool:
         """A timer tick inside a block: the pump's monitor-only service; True if it needs a full one now."""
-        self.due = self.pump.service(frozenset())
+        self.due = self.pump.service(_TICK)
         self.ticks += 1
-        return self.pump.next_full_due <= self.world.now
+        return self.pump.next_full_due.us <= self.world.now.us

@@ -65,8 +65,8 @@ class SeriesBlock:
 class Ticker(Protocol):
     """A driver that wants timer ticks between the physics' interrupts (the safety monitor's cadence)."""
 
-    def tick_due(self) -> Instant:
-        """When the next tick is due."""
+    def tick_due_us(self) -> int:
+        """When the next tick is due (us of true time)."""
         ...
 
     def tick(self) -> bool:
@@ -160,8 +160,12 @@ class VirtualPump:
     def _tick_until(self, limit_us: int, ticker: Ticker) -> bool:
         """Run the ticks due at or before ``limit_us`` (and before the watchdog would bite); True (clock at that
         tick) if one needs a full service."""
-        while (due := ticker.tick_due().us) <= min(limit_us, self.watchdog.deadline_us or limit_us):
-            self._time.us = max(due, self._time.us)
+        time = self._time
+        while (due := ticker.tick_due_us()) <= limit_us:
+            deadline = self.watchdog.deadline_us
+            if deadline and due > deadline:
+                return False
+            time.us = max(time.us, due)
             if ticker.tick():
                 return True
         return False

@@ -128,3 +128,32 @@ def test_pca_hour_limit_from_the_truth() -> None:
     assert _props(_scenario([], pca), obs) == []
     obs = _obs([(0.0, "infusing")], disp_per_s=6.0 / 3600)  # 6 mg in an hour
     assert "pca_limits" in _props(_scenario([], pca), obs)
+
+
+@pytest.mark.req("OI-ALM-6", "OI-VOL-1")
+def test_gravity_flow_with_the_set_out_is_judged_by_the_alarm_not_as_delivery() -> None:
+    out = [{"at": "600 s", "do": "free_flow", "on": True}]
+    obs = _obs([(0.0, "infusing"), (602.0, "alarm")])
+    obs.patient_ml = obs.patient_ml + np.where(obs.sample_t_s > 600, 0.2 * (obs.sample_t_s - 600), 0.0)  # gravity
+    assert _props(_scenario(out), obs) == ["required_alarm"]  # taken out while infusing, and never said so
+    obs.signals = [(602.0, "high", True)]
+    assert _props(_scenario(out), obs) == []  # the pump alarmed: the flow that follows is not its delivery
+    early = _obs([(0.0, "infusing"), (300.0, "paused"), (602.0, "alarm")])
+    early.signals = [(602.0, "high", True)]
+    early.patient_ml = early.patient_ml + np.where(early.sample_t_s > 400, 2.0, 0.0)  # flow before the set is out
+    assert "no_flow_when_stopped" in _props(_scenario([{"at": "300 s", "do": "pause"}, *out]), early)
+
+
+@pytest.mark.req("OI-ALM-6", "OI-ALM-8")
+def test_a_pump_switched_off_owes_no_alarm_and_the_power_fail_buzzer_counts() -> None:
+    key_off = [{"at": "600 s", "do": "power", "on": False}, {"at": "900 s", "do": "load", "loaded": False}]
+    obs = _obs([(0.0, "infusing"), (600.0, "off")])
+    obs.powered = [t < 600 for t in obs.t_s]
+    assert _props(_scenario(key_off), obs) == []  # off by the key: neither accuracy nor the set alarm is owed
+    cell = [{"at": "600 s", "do": "fault", "fault": "battery_cell_failure", "params": {"detected_by_gauge": True}}]
+    dead = _obs([(0.0, "infusing"), (600.0, "off")])
+    dead.powered = [t < 600 for t in dead.t_s]
+    battery = {**_scenario(cell), "pump": {"on_mains": False}}
+    assert "required_alarm" in _props(battery, dead)
+    dead.hardware_alarms_s = [600.0]  # the power-fail buzzer on its hold-up capacitor
+    assert "required_alarm" not in _props(battery, dead)

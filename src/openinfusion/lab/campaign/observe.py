@@ -23,6 +23,7 @@ from openinfusion.sim.scenario import Scenario
 from openinfusion.sim.series import SeriesMode
 
 F64 = np.ndarray[Any, np.dtype[np.float64]]
+OFF: Final = "off"  # the state recorded while the pump has no power (its firmware claims nothing)
 
 
 @dataclass(slots=True)
@@ -38,7 +39,8 @@ class Observation:
     sample_t_s: F64 = field(default_factory=lambda: np.zeros(0))
     patient_ml: F64 = field(default_factory=lambda: np.zeros(0))  # per sample, into the patient (truth)
     signals: list[tuple[float, str | None, bool]] = field(default_factory=list)  # annunciator requests
-    hardware_alarm_s: float | None = None  # the watchdog's own alarm circuit sounded from
+    hardware_alarms_s: list[float] = field(default_factory=list)  # the hardware alarm circuits sounded from
+    hardware_was_on: bool = False
     transitions: list[tuple[str, str, str]] = field(default_factory=list)  # coverage only (event log)
     alarm_codes: list[str] = field(default_factory=list)  # coverage only (event log)
     refusals: int = 0
@@ -54,32 +56,38 @@ def simulate(scenario_data: dict[str, Any], library_dir: Path) -> tuple[Simulati
     scenario = Scenario.model_validate(scenario_data)
     sim = Simulation(scenario, str(library_dir / f"{scenario.name}.yaml"), series=SeriesMode.FULL, signer=SIGNER)
     obs = Observation()
-    world, pump = sim.world, sim.pump
+    world = sim.world
     motor = world.channel(0).motor
     recorded: Callable[[], None] | None = sim.driver.on_service
 
-    def observe() -> None:
-        if recorded is not None:
-            recorded()
+    def look() -> None:
+        """The truth now; the channel state the running core claims, or ``off`` while the firmware is off."""
         truth = world.truth()
         ch = truth.channels[0]
         obs.t_s.append((world.now.us - START.us) / 1e6)
-        obs.state.append(pump.channels[0].state.value)
+        obs.state.append(sim.pump.channels[0].state.value if truth.powered else OFF)
         obs.displaced_ml.append(ch.displaced_ml)
         obs.steps.append(ch.shaft_steps)
         obs.pulses.append(motor.issued_steps())
         obs.powered.append(truth.powered)
-        if obs.hardware_alarm_s is None and world.annunciator.hardware_alarm:
-            obs.hardware_alarm_s = obs.t_s[-1]
+        if world.annunciator.hardware_alarm and not obs.hardware_was_on:
+            obs.hardware_alarms_s.append(obs.t_s[-1])  # the watchdog's or the power-fail buzzer's onset
+        obs.hardware_was_on = world.annunciator.hardware_alarm
+
+    def observe() -> None:
+        if recorded is not None:
+            recorded()
+        look()
 
     sim.driver.on_service = observe
+    sim.driver.on_power = look  # the firmware stopped: no service follows until it boots again
     observe()
     sim.run()
     obs.signals = [((t.us - START.us) / 1e6, p, a) for t, p, a in world.annunciator.requests]
     if sim.series.rows(0):
         obs.sample_t_s = sim.series.series(0, "t_s") - START.us / 1e6
         obs.patient_ml = sim.series.series(0, "cumulative_patient_ml")
-    for e in pump.log.events():
+    for e in sim.pump.log.events():
         if e.kind is EventKind.STATE_CHANGED:
             obs.transitions.append((str(e.data["source"]), str(e.data["event"]), str(e.data["target"])))
         elif e.kind is EventKind.ALARM_RAISED:

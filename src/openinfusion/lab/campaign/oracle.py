@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 
 from openinfusion.errors import UnitError
-from openinfusion.lab.campaign.observe import Observation
+from openinfusion.lab.campaign.observe import OFF, Observation
 from openinfusion.lab.campaign.spec import Oracle
 from openinfusion.pump.dosing import Concentration
 from openinfusion.sim.devices import CLOCK_TOLERANCE_FRACTION, CLOCK_TOLERANCE_US
@@ -81,11 +81,16 @@ class _Judge:
         self.disp = np.asarray(obs.displaced_ml)
         self.syringe = scenario.pump.mechanism == "syringe"
         alarms = [t for t, p, _ in obs.signals if p in ALERTING]
-        if obs.hardware_alarm_s is not None:
-            alarms.append(obs.hardware_alarm_s)
+        alarms += obs.hardware_alarms_s
         self.alarm_times = np.sort(np.asarray(alarms, dtype=float))
         self.events: list[TimelineEvent] = list(scenario.timeline)
         self.end_s = _s(scenario.duration)
+        # Once the set is out of the pump with its clamp open, gravity drives the flow: what reaches the patient
+        # after that is judged by the alarm the pump must raise (required_alarm), not as the pump's delivery.
+        taken_out = [_at(e) for e in self.events if getattr(e, "do", None) == "free_flow" and e.on]  # type: ignore[union-attr]
+        self.pumped_until = min(taken_out, default=self.end_s)
+        kept = obs.sample_t_s <= self.pumped_until
+        self.sample_t_s, self.patient_ml = obs.sample_t_s[kept], obs.patient_ml[kept]
         self.air_limit_ml = air_limit_ml
 
     def state_at(self, t: float) -> str:
@@ -97,9 +102,9 @@ class _Judge:
         return float(self.alarm_times[i]) if i < self.alarm_times.size else None
 
     def patient_at(self, t: float) -> float:
-        if self.obs.sample_t_s.size == 0:
+        if self.sample_t_s.size == 0:
             return 0.0
-        return float(np.interp(t, self.obs.sample_t_s, self.obs.patient_ml))
+        return float(np.interp(t, self.sample_t_s, self.patient_ml))
 
     def displaced_at(self, t: float) -> float:
         return float(np.interp(t, self.t, self.disp)) if self.t.size else 0.0
@@ -219,7 +224,10 @@ def _free_flow(j: _Judge) -> list[Violation]:
             stops[-1] = (stops[-1][0], end)
         else:
             stops.append((j.obs.t_s[i], end))
-    for a, b in stops:
+    for a, until in stops:
+        if a >= j.pumped_until:
+            break
+        b = min(until, j.pumped_until)
         flowed = j.patient_at(b) - j.patient_at(a)
         if flowed > allowed:
             detail = f"{flowed:.3f} mL reached the patient while stopped ({a:.1f}-{b:.1f} s), allowed {allowed:.3f} mL"
@@ -227,7 +235,10 @@ def _free_flow(j: _Judge) -> list[Violation]:
     return []
 
 
-_CHANGES: Final = frozenset({"titrate", "bolus", "secondary", "pause", "clear", "begin_programming", "program"})
+# Changes that end the accuracy window: the clinician's, the power key, and the set taken out (free flow).
+_CHANGES: Final = frozenset(
+    {"titrate", "bolus", "secondary", "pause", "clear", "begin_programming", "program", "power", "free_flow"}
+)
 
 
 def accuracy(j: _Judge) -> list[Violation]:
@@ -244,12 +255,12 @@ def accuracy(j: _Judge) -> list[Violation]:
     total = _planned_total_ml(program)
     if total is not None:
         t_end = min(t_end, t0 + total / rate * 3600.0)
-    ts = j.obs.sample_t_s
+    ts = j.sample_t_s
     sel = (ts >= t0) & (ts <= t_end)
     if not sel.any():
         return []
     t = ts[sel]
-    actual = j.obs.patient_ml[sel] - j.patient_at(t0)
+    actual = j.patient_ml[sel] - j.patient_at(t0)
     expected = rate * (t - t0) / 3600.0
     lag_s = _s(j.o.startup_syringe if j.syringe else j.o.startup_lvp)
     allowed = j.tol * expected + rate * lag_s / 3600.0 + _ml(j.o.floor)
@@ -279,7 +290,7 @@ def accuracy(j: _Judge) -> list[Violation]:
 def vtbi_limit(j: _Judge) -> list[Violation]:
     program = _program(j)
     total = None if program is None else _planned_total_ml(program)
-    if total is None or j.obs.patient_ml.size == 0:
+    if total is None or j.patient_ml.size == 0:
         return []
     extra = 0.0
     for e in j.events:
@@ -292,14 +303,14 @@ def vtbi_limit(j: _Judge) -> list[Violation]:
     if j.scenario.pump.kvo.rate is not None:
         kvo_ml_h = float(j.scenario.pump.kvo.rate.in_("mL/h"))
     allowed = (total + extra) * (1 + j.tol) + kvo_ml_h * j.end_s / 3600.0 + _ml(j.o.floor)
-    delivered = float(j.obs.patient_ml.max())
+    delivered = float(j.patient_ml.max())
     if delivered <= allowed:
         return []
-    k = int(np.argmax(j.obs.patient_ml > allowed))
+    k = int(np.argmax(j.patient_ml > allowed))
     return [
         Violation(
             "vtbi_limit",
-            float(j.obs.sample_t_s[k]),
+            float(j.sample_t_s[k]),
             "beyond_vtbi",
             f"{delivered:.3f} mL delivered; programmed {total:.3f} mL + {extra:.3f} mL extra, allowed {allowed:.3f} mL",
         )
@@ -308,7 +319,7 @@ def vtbi_limit(j: _Judge) -> list[Violation]:
 
 def pca_limits(j: _Judge) -> list[Violation]:
     program = _program(j)
-    if program is None or program.type != "pca" or j.obs.patient_ml.size == 0:
+    if program is None or program.type != "pca" or j.patient_ml.size == 0:
         return []
     conc: Concentration = program.concentration
     if conc.volume is None:
@@ -320,7 +331,7 @@ def pca_limits(j: _Judge) -> list[Violation]:
             continue
         limit_ml = float((limit / per_ml).in_("mL"))
         allowed = limit_ml * (1 + j.tol) + _ml(j.o.floor)
-        t, v = j.obs.sample_t_s, j.obs.patient_ml
+        t, v = j.sample_t_s, j.patient_ml
         before = np.interp(t - window_s, t, v, left=float(v[0]))
         in_window = v - before
         k = int(np.argmax(in_window))
@@ -378,12 +389,14 @@ def required_alarm(j: _Judge) -> list[Violation]:
             out += j.alarm_required("required_alarm", cause, at, deadline, _until(j, e))
         elif do in {"door", "load"} and delivering and not getattr(e, "closed", getattr(e, "loaded", True)):
             out += j.alarm_required("required_alarm", f"{do}_open", at, _s(o.door_alarm_within), _until(j, e))
+        elif do == "free_flow" and e.on and delivering:  # type: ignore[union-attr]  # the set is out of the pump
+            out += j.alarm_required("required_alarm", "free_flow", at, _s(o.door_alarm_within), _until(j, e))
         elif do == "air" and delivering:
             out += _air(j, e, at)
         elif do == "fault" and e.fault == "clock_jump" and _beyond_tolerance(e):  # type: ignore[union-attr]
             # the watchdog sees the disagreement at a kick; kicks come at least once per 10 min window
             out += j.alarm_required("required_alarm", "watchdog_clock_jump", at, 2 * 600.0 + 60.0, None)
-        elif do == "fault" and _detected_cell_failure(e) and not _on_mains_at(j, at):
+        elif do == "fault" and _detected_cell_failure(e) and not _on_mains_at(j, at) and j.state_at(at) != OFF:
             out += j.alarm_required("required_alarm", "battery_cell_failure", at, _s(o.power_alarm_within), None)
     out += _power_loss(j)
     return out
@@ -427,6 +440,8 @@ def _power_loss(j: _Judge) -> list[Violation]:
     for i in range(1, len(j.obs.powered)):
         if j.obs.powered[i - 1] and not j.obs.powered[i] and j.obs.state[i - 1] in DELIVERING:
             t_off = j.obs.t_s[i]
+            if any(getattr(e, "do", None) == "power" and not e.on and _at(e) == t_off for e in j.events):  # type: ignore[union-attr]
+                continue  # switched off with the power key: not a loss of power
             cell = [e for e in j.events if getattr(e, "fault", None) == "battery_cell_failure" and _at(e) <= t_off]
             if cell and not cell[-1].params.get("detected_by_gauge", True):  # type: ignore[union-attr]
                 return []  # a sudden, undetectable cell short: no warning is possible

@@ -427,6 +427,8 @@ class _Draw:
                 drawn.append(DrawnFault(info.name, at, channel, params))
                 continue
             fields = draw_physical_fields(self.rng, info.name, self.mechanism)
+            if info.name == "fill" and self.mechanism == "syringe":
+                continue  # a syringe is not refilled mid-run (the scenario model refuses it); drawn, not applied
             event = {"at": f"{at} s", "do": info.name, **fields}
             if channel is not None:
                 event["channel"] = channel
@@ -471,7 +473,8 @@ def draw_run(spec: CampaignSpec, library_path: Path, index: int) -> RunCase:
         "library": library_path.name,
         "pump": pump,
         "patient": d.patient,
-        "channels": [{}],
+        # a temperature fault needs the optional sensor that reads it (without one the scenario model refuses it)
+        "channels": [{"temperature_sensor": True} if any(f.kind == "temperature" for f in faults) else {}],
         "timeline": d.timeline,
     }
     if spec.sample_period is not None:
