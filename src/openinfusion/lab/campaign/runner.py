@@ -37,7 +37,7 @@ CASE_SCHEMA: Final = "openinfusion.campaign-case/1"
 def execute(spec_data: dict[str, Any], library: str, index: int) -> dict[str, Any]:
     """Draw, simulate and judge run ``index``; never raises (an error is part of the record)."""
     spec = parse_spec(spec_data, "campaign spec")
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     case = draw_run(spec, Path(library), index)
     record: dict[str, Any] = {
         "index": index,
@@ -67,6 +67,7 @@ def execute(spec_data: dict[str, Any], library: str, index: int) -> dict[str, An
         if violations:
             record["scenario"] = case.scenario
     record["wall_s"] = round(time.perf_counter() - started, 4)
+    record["cpu_s"] = round(time.process_time() - cpu0, 4)  # this worker process's CPU for the run
     return record
 
 
