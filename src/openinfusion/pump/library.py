@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openinfusion.druglib.model import Basis, LimitField, shape_of
 from openinfusion.druglib.model import Concentration as LibraryConcentration
-from openinfusion.druglib.model import LimitField
 from openinfusion.errors import ProgramError
-from openinfusion.pump.ders import DersIndex, DersRequest, DersResult
+from openinfusion.pump.ders import CompiledEntry, DersIndex, DersRequest, DersResult
 from openinfusion.pump.dosing import Concentration, Patient, rate_to_dose
 from openinfusion.pump.eventlog import JsonValue, encode_duration, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.pca import PcaProgram
@@ -35,7 +35,7 @@ from openinfusion.pump.programs import (
     SecondaryProgram,
     VolumeOverTimeProgram,
 )
-from openinfusion.units import Duration, FlowRate, Quantity, Unit, Volume
+from openinfusion.units import ML, Duration, FlowRate, Quantity, Unit, Volume
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,11 +83,12 @@ def request_for(
     """The DERS request for ``program`` programmed from ``selection`` (every value the library limits)."""
     who = patient or Patient()
     entry = index.entry(selection.area, selection.drug, selection.therapy)
+    key = _concentration(selection, program)
     common: dict[str, object] = {
         "area": selection.area,
         "drug": selection.drug,
         "therapy": selection.therapy,
-        "concentration": _concentration(selection, program),
+        "concentration": key,
         "weight": who.weight,
         "bsa": who.bsa,
         "vtbi": program.planned_vtbi(),
@@ -116,9 +117,11 @@ def request_for(
                 "loading_dose": program.loading,
             }
         case VolumeOverTimeProgram():
-            extra = {"rate": program.primary_rate(), "duration": program.duration}
+            dose = dose_in(program.vtbi, entry, key, who)
+            extra = {"rate": program.primary_rate(), "duration": program.duration, "dose": dose}
         case IntermittentProgram():
-            extra = {"rate": program.rate, "interval": program.interval, "vtbi": program.dose_volume}
+            dose = dose_in(program.dose_volume, entry, key, who)
+            extra = {"rate": program.rate, "interval": program.interval, "vtbi": program.dose_volume, "dose": dose}
         case MultistepProgram() | RampTaperProgram():
             extra = {"rate": _max_rate([s.rate for s in program.plan()])}
         case ContinuousProgram() | SecondaryProgram():
@@ -126,6 +129,27 @@ def request_for(
         case _:
             extra = {"rate": program.primary_rate()}
     return DersRequest(**{**common, **extra})  # type: ignore[arg-type]
+
+
+def dose_in(volume: Volume, entry: CompiledEntry, key: str | None, patient: Patient) -> Quantity | None:
+    """The dose one ``volume`` of the standard concentration ``key`` gives, in the unit of the entry's dose limit.
+
+    For an entry dosed per dose (``meq``, ``mg/kg``, ``mg/m2``: an intermittent dose) this is the amount in the
+    volume a volume-over-time program infuses (or one intermittent dose), per kg or m2 of the patient when the
+    limit is; a concentration given as an amount alone (volume entered at the pump) is that amount in the volume
+    programmed. None (nothing to check here) when the entry limits no such dose, or the concentration or the
+    patient's weight/BSA is missing or unknown: :meth:`CompiledEntry.check_selection` refuses those by name.
+    """
+    limit = entry.limits.get(LimitField.DOSE)
+    conc = None if key is None else entry.concentrations.get(key)
+    shape = None if limit is None else shape_of(limit.display)
+    if limit is None or conc is None or shape is None or shape.per_time or shape.per_volume:
+        return None
+    per = {Basis.NONE: None, Basis.WEIGHT: patient.weight, Basis.BSA: patient.bsa}[shape.basis]
+    if shape.basis is not Basis.NONE and per is None:
+        return None
+    amount = conc.amount if conc.volume is None else conc.amount * (volume.in_ml / conc.volume.in_(ML))
+    return (amount if per is None else amount / per).to(limit.display, "program.dose")
 
 
 def pace_in(rate: FlowRate, unit: Unit | None, conc: Concentration | None, patient: Patient) -> Quantity:
