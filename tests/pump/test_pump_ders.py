@@ -11,11 +11,11 @@ from druglib_helpers import RELEASED, TRUSTED, release
 from openinfusion.druglib.model import Library, LimitField
 from openinfusion.druglib.package import compile_package, generate_private_key
 from openinfusion.druglib.yamlio import read_yaml
-from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError
+from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError, UnitError
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.ders import DersIndex, LibraryEventKind, Verdict
 from openinfusion.pump.dosing import Concentration, Patient
-from openinfusion.pump.eventlog import EventKind
+from openinfusion.pump.eventlog import EventKind, encode_quantity
 from openinfusion.pump.library import LibrarySelection, request_for
 from openinfusion.pump.programs import (
     Bolus,
@@ -306,3 +306,60 @@ def test_the_dose_of_an_intermittent_entrys_program_is_the_amount_in_its_volume(
     assert request.dose == Quantity.parse(dose)
     assert result.verdict is verdict
     assert all(f.field is LimitField.DOSE for f in result.findings)
+
+
+def picu_potassium(per_ml: str) -> LibrarySelection:
+    """PICU potassium chloride: custom concentrations only (soft 0.05-0.2 meq/mL, hard minimum 0.04 meq/mL)."""
+    return LibrarySelection(area="PICU", drug="potassium-chloride", custom_concentration=Quantity.parse(per_ml))
+
+
+@pytest.mark.req("OI-DERS-3", "OI-DERS-5")
+@pytest.mark.parametrize(
+    ("per_ml", "ml", "verdict", "finding"),
+    [
+        ("0.1 meq/mL", 100, Verdict.OK, None),  # 10 meq = 0.5 meq/kg
+        ("0.3 meq/mL", 50, Verdict.SOFT, (LimitField.CONCENTRATION, "0.3 meq/mL")),  # 15 meq = 0.75 meq/kg
+        ("0.03 meq/mL", 200, Verdict.HARD, (LimitField.CONCENTRATION, "0.03 meq/mL")),  # 6 meq = 0.3 meq/kg
+        ("0.2 meq/mL", 300, Verdict.HARD, (LimitField.DOSE, "3 meq/kg")),  # 60 meq: hard maximum 2.5 meq/kg
+    ],
+)
+def test_a_program_names_a_custom_concentration_and_is_checked_at_it(
+    per_ml: str, ml: int, verdict: Verdict, finding: tuple[LimitField, str] | None
+) -> None:
+    b = Bench()
+    program = VolumeOverTimeProgram(vtbi=Volume.ml(ml), duration=Duration.h(4), limits=b.limits)
+    if verdict is Verdict.OK:
+        b.pump.program(0, program, selection=picu_potassium(per_ml), patient=CHILD)
+    else:
+        with pytest.raises(DoseLimitError):
+            b.pump.program(0, program, selection=picu_potassium(per_ml), patient=CHILD)
+    (check,) = b.kinds(EventKind.DERS_CHECK)
+    assert check["verdict"] == verdict.name.lower()
+    assert check["values"]["custom_concentration"] == encode_quantity(Quantity.parse(per_ml))  # type: ignore[index]
+    assert check["selection"]["concentration"] is None  # type: ignore[index]
+    found = [(f["field"], f["entered"]) for f in check["findings"]]  # type: ignore[attr-defined,index]
+    assert found == ([] if finding is None else [(finding[0].value, encode_quantity(Quantity.parse(finding[1])))])
+
+
+@pytest.mark.req("OI-DERS-3", "OI-UNIT-1")
+def test_a_custom_concentration_is_refused_where_the_entry_allows_none_or_the_program_mixes_another() -> None:
+    index = DersIndex.build(library())
+    b = Bench()
+    icu = LibrarySelection(
+        area="ADULT-ICU",
+        drug="potassium-chloride",
+        therapy="central",
+        custom_concentration=Quantity.parse("0.2 meq/mL"),
+    )
+    bag = VolumeOverTimeProgram(vtbi=Volume.ml(100), duration=Duration.h(2), limits=b.limits)
+    with pytest.raises(ProgramError, match="custom concentrations are not allowed"):
+        index.check(request_for(icu, bag, None, index))
+    with pytest.raises(ProgramError, match="not both"):
+        LibrarySelection(
+            area="PICU", drug="x", concentration="8 mg/500 mL", custom_concentration=Quantity.parse("1 mg/mL")
+        )
+    with pytest.raises(UnitError, match="amount/volume"):
+        LibrarySelection(area="PICU", drug="x", custom_concentration=Quantity.parse("1 mg"))
+    custom = LibrarySelection(area="PICU", drug="norepinephrine", custom_concentration=Quantity.parse("32 ug/mL"))
+    with pytest.raises(ProgramError, match="not the selected custom concentration"):
+        request_for(custom, b.norepi("0.08"), CHILD, index)  # its bag is 8 mg/500 mL = 16 ug/mL
