@@ -8,20 +8,22 @@ import numpy as np
 import pytest
 
 from druglib_helpers import RELEASED, TRUSTED, release
-from openinfusion.druglib.model import Library
+from openinfusion.druglib.model import Library, LimitField
 from openinfusion.druglib.package import compile_package, generate_private_key
 from openinfusion.druglib.yamlio import read_yaml
-from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError
+from openinfusion.errors import DoseLimitError, ProgramError, TransitionRefusedError, UnitError
 from openinfusion.pump.channel import ChannelSettings
-from openinfusion.pump.ders import LibraryEventKind
+from openinfusion.pump.ders import DersIndex, LibraryEventKind, Verdict
 from openinfusion.pump.dosing import Concentration, Patient
-from openinfusion.pump.eventlog import EventKind
-from openinfusion.pump.library import LibrarySelection
+from openinfusion.pump.eventlog import EventKind, encode_quantity
+from openinfusion.pump.library import LibrarySelection, request_for
 from openinfusion.pump.programs import (
     Bolus,
     ContinuousProgram,
     DoseProgram,
+    IntermittentProgram,
     KvoSettings,
+    Program,
     RateLimits,
     SecondaryProgram,
     Titration,
@@ -234,3 +236,130 @@ def test_a_clinician_bolus_during_a_secondary_is_refused_with_a_reason() -> None
     counters = b.pump.channels[0].live_counters()
     assert counters.delivered.nl == pytest.approx(10e6, abs=0.01e6)  # each within a step of what it holds
     assert counters.secondary.nl == pytest.approx(10e6, abs=0.01e6)
+
+
+PARACETAMOL = LibrarySelection(area="PICU", drug="acetaminophen", concentration="1000 mg/100 mL")  # 10 mg/mL
+
+
+def paracetamol(b: Bench, ml: int) -> VolumeOverTimeProgram:
+    """``ml`` of the 10 mg/mL bag over 20 min: 10 x ``ml`` mg, i.e. ``ml``/2 mg/kg for the 20 kg child."""
+    return VolumeOverTimeProgram(vtbi=Volume.ml(ml), duration=Duration.min(20), limits=b.limits)
+
+
+@pytest.mark.req("OI-DERS-3", "OI-DERS-5")
+def test_the_dose_a_volume_over_time_program_gives_is_checked_against_the_entrys_dose_limits() -> None:
+    # PICU acetaminophen, an intermittent dose: soft minimum 7 mg/kg, hard maximum 16 mg/kg; rate, duration
+    # and volume of every program below are within their limits, only the dose differs.
+    b = Bench()
+    with pytest.raises(DoseLimitError, match="hard limit") as err:
+        b.pump.program(0, paracetamol(b, 40), selection=PARACETAMOL, patient=CHILD, override_reason=REASON)
+    assert err.value.where == "program.dose" and "16 mg/kg" in err.value.why  # 400 mg = 20 mg/kg, blocked
+    b.pump.cancel_programming(0)
+    with pytest.raises(DoseLimitError, match="override with a reason needed") as err:
+        b.pump.program(0, paracetamol(b, 10), selection=PARACETAMOL, patient=CHILD)  # 100 mg = 5 mg/kg
+    assert err.value.where == "program.dose" and "7 mg/kg" in err.value.why
+    b.pump.program(0, paracetamol(b, 10), selection=PARACETAMOL, patient=CHILD, override_reason=REASON)
+    assert b.pump.channels[0].state is ChannelState.READY
+    b.pump.clear(0)
+    b.pump.program(0, paracetamol(b, 30), selection=PARACETAMOL, patient=CHILD)  # 300 mg = 15 mg/kg
+    assert b.pump.channels[0].state is ChannelState.READY
+    checks = b.kinds(EventKind.DERS_CHECK)
+    assert [c["outcome"] for c in checks] == ["blocked", "needs_override", "proceed", "proceed"]
+    doses = [c["values"]["dose"] for c in checks]  # type: ignore[index]
+    assert doses == [{"value": v, "unit": "mg/kg"} for v in ("20", "5", "5", "15")]
+    (finding,) = checks[0]["findings"]  # type: ignore[misc]
+    assert finding == {
+        "field": "dose", "kind": "hard", "bound": "upper",
+        "entered": {"value": "20", "unit": "mg/kg"}, "limit": {"value": "16", "unit": "mg/kg"},
+    }  # fmt: skip
+    (override,) = b.kinds(EventKind.DERS_OVERRIDE)
+    assert override["reason"] == REASON and override["findings"][0]["field"] == "dose"  # type: ignore[index]
+
+
+@pytest.mark.req("OI-DERS-3")
+@pytest.mark.parametrize(
+    ("ml", "intermittent", "dose", "verdict"),
+    [
+        (100, False, "20 meq", Verdict.OK),  # examples/scenarios/potassium_meq.yaml
+        (1000, False, "200 meq", Verdict.HARD),  # hard maximum 41 meq
+        (20, False, "4 meq", Verdict.SOFT),  # soft minimum 5 meq
+        (250, True, "50 meq", Verdict.HARD),  # each intermittent dose is one dose
+    ],
+)
+def test_the_dose_of_an_intermittent_entrys_program_is_the_amount_in_its_volume(
+    ml: int, intermittent: bool, dose: str, verdict: Verdict
+) -> None:
+    index = DersIndex.build(library())
+    selection = LibrarySelection(
+        area="ADULT-ICU", drug="potassium-chloride", therapy="central", concentration="20 meq/100 mL"
+    )
+    limits = RateLimits(min_rate=FlowRate.ml_h("0.1"), max_rate=FlowRate.ml_h(999), resolution=FlowRate.ml_h("0.1"))
+    program: Program = (
+        IntermittentProgram(
+            dose_volume=Volume.ml(ml), rate=FlowRate.ml_h(50), interval=Duration.h(24), doses=2, limits=limits
+        )
+        if intermittent
+        else VolumeOverTimeProgram(vtbi=Volume.ml(ml), duration=Duration.h(2), limits=limits)
+    )
+    request = request_for(selection, program, None, index)
+    result = index.check(request)
+    assert request.dose == Quantity.parse(dose)
+    assert result.verdict is verdict
+    assert all(f.field is LimitField.DOSE for f in result.findings)
+
+
+def picu_potassium(per_ml: str) -> LibrarySelection:
+    """PICU potassium chloride: custom concentrations only (soft 0.05-0.2 meq/mL, hard minimum 0.04 meq/mL)."""
+    return LibrarySelection(area="PICU", drug="potassium-chloride", custom_concentration=Quantity.parse(per_ml))
+
+
+@pytest.mark.req("OI-DERS-3", "OI-DERS-5")
+@pytest.mark.parametrize(
+    ("per_ml", "ml", "verdict", "finding"),
+    [
+        ("0.1 meq/mL", 100, Verdict.OK, None),  # 10 meq = 0.5 meq/kg
+        ("0.3 meq/mL", 50, Verdict.SOFT, (LimitField.CONCENTRATION, "0.3 meq/mL")),  # 15 meq = 0.75 meq/kg
+        ("0.03 meq/mL", 200, Verdict.HARD, (LimitField.CONCENTRATION, "0.03 meq/mL")),  # 6 meq = 0.3 meq/kg
+        ("0.2 meq/mL", 300, Verdict.HARD, (LimitField.DOSE, "3 meq/kg")),  # 60 meq: hard maximum 2.5 meq/kg
+    ],
+)
+def test_a_program_names_a_custom_concentration_and_is_checked_at_it(
+    per_ml: str, ml: int, verdict: Verdict, finding: tuple[LimitField, str] | None
+) -> None:
+    b = Bench()
+    program = VolumeOverTimeProgram(vtbi=Volume.ml(ml), duration=Duration.h(4), limits=b.limits)
+    if verdict is Verdict.OK:
+        b.pump.program(0, program, selection=picu_potassium(per_ml), patient=CHILD)
+    else:
+        with pytest.raises(DoseLimitError):
+            b.pump.program(0, program, selection=picu_potassium(per_ml), patient=CHILD)
+    (check,) = b.kinds(EventKind.DERS_CHECK)
+    assert check["verdict"] == verdict.name.lower()
+    assert check["values"]["custom_concentration"] == encode_quantity(Quantity.parse(per_ml))  # type: ignore[index]
+    assert check["selection"]["concentration"] is None  # type: ignore[index]
+    found = [(f["field"], f["entered"]) for f in check["findings"]]  # type: ignore[attr-defined,index]
+    assert found == ([] if finding is None else [(finding[0].value, encode_quantity(Quantity.parse(finding[1])))])
+
+
+@pytest.mark.req("OI-DERS-3", "OI-UNIT-1")
+def test_a_custom_concentration_is_refused_where_the_entry_allows_none_or_the_program_mixes_another() -> None:
+    index = DersIndex.build(library())
+    b = Bench()
+    icu = LibrarySelection(
+        area="ADULT-ICU",
+        drug="potassium-chloride",
+        therapy="central",
+        custom_concentration=Quantity.parse("0.2 meq/mL"),
+    )
+    bag = VolumeOverTimeProgram(vtbi=Volume.ml(100), duration=Duration.h(2), limits=b.limits)
+    with pytest.raises(ProgramError, match="custom concentrations are not allowed"):
+        index.check(request_for(icu, bag, None, index))
+    with pytest.raises(ProgramError, match="not both"):
+        LibrarySelection(
+            area="PICU", drug="x", concentration="8 mg/500 mL", custom_concentration=Quantity.parse("1 mg/mL")
+        )
+    with pytest.raises(UnitError, match="amount/volume"):
+        LibrarySelection(area="PICU", drug="x", custom_concentration=Quantity.parse("1 mg"))
+    custom = LibrarySelection(area="PICU", drug="norepinephrine", custom_concentration=Quantity.parse("32 ug/mL"))
+    with pytest.raises(ProgramError, match="not the selected custom concentration"):
+        request_for(custom, b.norepi("0.08"), CHILD, index)  # its bag is 8 mg/500 mL = 16 ug/mL

@@ -13,9 +13,6 @@ from openinfusion.sim.scenario import load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "scenarios"
 LIBRARY = ROOT / "examples" / "library" / "example-library.yaml"
-# A basic infusion on purpose (docs/scenarios.md): the library's BSA-dosed drugs are intermittent doses at custom
-# concentrations, which a pump program cannot name from the library yet.
-BASIC_ON_PURPOSE = {"bsa_chemo.yaml"}
 
 
 def test_every_dosed_drug_in_the_examples_is_programmed_from_the_library() -> None:
@@ -25,7 +22,7 @@ def test_every_dosed_drug_in_the_examples_is_programmed_from_the_library() -> No
         for i, ch in enumerate(scenario.channels):
             program = ch.program
             dosed = program is not None and getattr(program, "type", "") in ("dose", "pca")
-            if dosed and program.from_library is None and path.name not in BASIC_ON_PURPOSE:
+            if dosed and program.from_library is None:
                 unchecked.append(f"{path.name}: channels[{i}]")
     assert not unchecked, f"a drug dosed without the drug library: {unchecked}"
 
@@ -51,6 +48,6 @@ def test_every_high_alert_drug_a_description_names_is_programmed_from_the_librar
         text = " ".join(data["description"].lower().split())
         named = {drug for drug, words in names.items() if any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)}
         missing = named - _library_drugs(data)
-        if missing and path.name not in BASIC_ON_PURPOSE:
+        if missing:
             unsafe.append(f"{path.name}: {sorted(missing)}")
     assert not unsafe, f"a high-alert drug not programmed from the drug library: {unsafe}"

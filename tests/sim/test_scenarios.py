@@ -406,6 +406,7 @@ def test_potassium_from_the_library_near_end_then_vtbi_complete_with_kvo() -> No
     assert rates(name) == [(0.0, 50)]  # 100 mL over 2 h: 20 meq in 2 h is 10 meq/h
     (check,) = ders(name)
     assert (check.data["selection"]["drug"], check.data["verdict"]) == ("potassium-chloride", "ok")
+    assert check.data["values"]["dose"] == {"value": "20", "unit": "meq"}  # 100 mL of 20 meq/100 mL
     assert kvo(name) == [(7200.0, 1)]  # when the 100 mL are in; below the programmed 50 mL/h
     assert alarm_times(name, A.NEAR_END) == [6600.0]  # 10 min before the 100 mL run out
     assert alarm_times(name, A.VTBI_COMPLETE_KVO) == [7200.0]
@@ -413,11 +414,16 @@ def test_potassium_from_the_library_near_end_then_vtbi_complete_with_kvo() -> No
     assert exact(complete.data["delivered"], "mL") == pytest.approx(100, abs=1e-3)
 
 
-@pytest.mark.req("OI-PROG-2", "OI-PROG-3")
-def test_bsa_based_dose_runs_at_the_rate_its_dose_gives() -> None:
+@pytest.mark.req("OI-PROG-2", "OI-DERS-3")
+def test_bsa_dosed_chemotherapy_at_a_custom_concentration_is_checked_by_its_dose_per_m2() -> None:
     name = "bsa_chemo.yaml"
-    assert rates(name) == [(0.0, 9)]  # 40 mg/m2/h x 1.8 m2 / 8 mg/mL
-    assert summary(name)["channels"][0]["delivered_ml"] == pytest.approx(18.0, rel=0.005)
+    (check,) = ders(name)
+    assert check.data["selection"]["concentration"] is None and check.data["verdict"] == "ok"
+    values = check.data["values"]
+    assert values["custom_concentration"] == {"value": "2.5", "unit": "mg/mL"}
+    assert values["dose"] == {"value": "1000", "unit": "mg/m2"}  # 720 mL x 2.5 mg/mL / 1.8 m2
+    assert rates(name) == [(0.0, 30)]  # 720 mL over 24 h
+    assert summary(name)["channels"][0]["delivered_ml"] == pytest.approx(60.0, rel=0.005)  # 2 h at 30 mL/h
 
 
 @pytest.mark.req("OI-PROG-4")

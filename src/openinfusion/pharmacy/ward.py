@@ -39,7 +39,19 @@ from typing import Final
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from openinfusion.druglib.model import Bounds, CareArea, Drug, DrugKind, Entry, Library, LimitField, Mode
+from openinfusion.druglib.model import (
+    Basis,
+    Bounds,
+    CareArea,
+    Drug,
+    DrugKind,
+    Entry,
+    Library,
+    LimitField,
+    Mode,
+    shape_of,
+)
+from openinfusion.druglib.model import Concentration as LibraryConcentration
 from openinfusion.druglib.package import simulation_release
 from openinfusion.errors import DoseLimitError, InputError, ProgramError, ScenarioError, TransitionRefusedError
 from openinfusion.pump.channel import ChannelSettings
@@ -172,13 +184,27 @@ class Recipe:
             case Kind.RATE:
                 return ContinuousProgram(rate=FlowRate.of(Quantity(value, self.unit)), vtbi=self.bag, limits=limits)
             case Kind.TIMED:
-                assert self.bag is not None
                 return VolumeOverTimeProgram(
-                    vtbi=self.bag, duration=Duration.of(Quantity(value, self.unit)), limits=limits
+                    vtbi=self.dose_volume(patient, rng), duration=Duration.of(Quantity(value, self.unit)), limits=limits
                 )
             case Kind.PCA:
                 assert self.concentration is not None
                 return self._pca(value, limits, rng)
+
+    def dose_volume(self, patient: Patient, rng: np.random.Generator) -> Volume:
+        """What a TIMED program infuses: the bag, or for a dose per kg or m2 the part of the bag that holds a usual
+        dose for ``patient`` (a child gets a share of the bag, not all of it), to 0.1 mL."""
+        assert self.bag is not None
+        bounds = self.entry.limit(LimitField.DOSE)
+        shape = None if bounds is None else shape_of(bounds.unit)
+        bag = next((c for c in self.entry.concentrations if c.key == self.selection.concentration), None)
+        if bounds is None or shape is None or shape.basis is Basis.NONE or bag is None or bag.per_volume is None:
+            return self.bag
+        per = patient.weight if shape.basis is Basis.WEIGHT else patient.bsa
+        assert per is not None  # patient_for gives both
+        dose = Quantity(usual_value(rng, bounds, (1.0, 10.0)), bounds.unit) * per
+        ml = round((dose / bag.per_volume).in_("mL"), 1)
+        return min(self.bag, Volume.of(Quantity(max(ml, Fraction(1, 10)), unit("mL"))))
 
     def _pca(self, value: Fraction, limits: RateLimits, rng: np.random.Generator) -> PcaProgram:
         assert self.concentration is not None
@@ -305,7 +331,9 @@ def _recipe(drug: Drug, entry: Entry) -> Recipe | None:
         bag = _bag(None if first is None else first.volume, Volume.ml(1000 if drug.kind is DrugKind.FLUID else 250))
         return make(Kind.RATE, entry.limit(LimitField.RATE), None if first is None else first.key, None, bag)
     if entry.mode is Mode.INTERMITTENT:
-        chosen = bagged or first  # an amount alone: its volume is entered at the pump
+        # a bag (else an amount alone, its volume entered at the pump) that holds a usual dose
+        ordered = sorted(entry.concentrations, key=lambda c: c.volume is None)
+        chosen = next((c for c in ordered if _usual_amount(entry, c)), bagged or first)
         if chosen is None:
             return None
         bag = _bag(chosen.volume, Volume.ml(100))
@@ -316,6 +344,16 @@ def _recipe(drug: Drug, entry: Entry) -> Recipe | None:
         return None
     conc = Concentration(bagged.amount, bagged.volume)
     return make(kind, limit, bagged.key, conc, _bag(bagged.volume, None) if kind is Kind.DOSE else None)
+
+
+def _usual_amount(entry: Entry, conc: LibraryConcentration) -> bool:
+    """Whether the whole of ``conc`` is a dose within the entry's soft dose limits (always, for a dose per kg or
+    m2: :meth:`Recipe.dose_volume` gives the patient's share of the bag)."""
+    bounds = entry.limit(LimitField.DOSE)
+    if bounds is None or conc.amount.unit.dim != bounds.unit.dim:
+        return True
+    lo, hi = _span(bounds, (0.0, float("inf")))
+    return lo <= float(conc.amount.in_(bounds.unit)) <= hi
 
 
 def _bag(volume: Quantity | None, default: Volume | None) -> Volume | None:

@@ -978,8 +978,8 @@ def volumes(counters: Counters) -> dict[str, JsonValue]:
 
 
 def selection_json(selection: LibrarySelection) -> dict[str, JsonValue]:
-    """A library selection as logged: care area, drug, therapy and concentration key."""
+    """A library selection as logged: care area, drug, therapy and concentration (key, or ``custom 2.5 mg/mL``)."""
     return {
         "care_area": selection.area, "drug": selection.drug, "therapy": selection.therapy,
-        "concentration": selection.concentration,
+        "concentration": selection.concentration_text,
     }  # fmt: skip

@@ -39,7 +39,18 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from openinfusion.druglib.model import Basis, Bounds, CareArea, Drug, Entry, Library, LimitField, shape_of, version_key
+from openinfusion.druglib.model import (
+    Basis,
+    Bounds,
+    CareArea,
+    Concentration,
+    Drug,
+    Entry,
+    Library,
+    LimitField,
+    shape_of,
+    version_key,
+)
 from openinfusion.druglib.names import normal
 from openinfusion.druglib.package import (
     ByDigest,
@@ -296,7 +307,7 @@ class CompiledEntry:
     display_name: str
     high_alert: bool
     advisory: str | None
-    concentrations: frozenset[str]
+    concentrations: Mapping[str, Concentration]  # the standard concentrations, by key
     custom_concentration: bool
     needs_concentration: bool
     needs_weight: bool
@@ -323,7 +334,7 @@ class CompiledEntry:
             display_name=drug.display_name,
             high_alert=drug.high_alert,
             advisory=entry.advisory or drug.advisory,
-            concentrations=frozenset(c.key for c in entry.concentrations),
+            concentrations=MappingProxyType({c.key: c for c in entry.concentrations}),
             custom_concentration=entry.custom_concentration,
             needs_concentration=not entry.rate_only,
             needs_weight=Basis.WEIGHT in bases,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openinfusion.druglib.model import Basis, LimitField, shape_of
 from openinfusion.druglib.model import Concentration as LibraryConcentration
-from openinfusion.druglib.model import LimitField
 from openinfusion.errors import ProgramError
-from openinfusion.pump.ders import DersIndex, DersRequest, DersResult
+from openinfusion.pump.ders import CompiledEntry, DersIndex, DersRequest, DersResult
 from openinfusion.pump.dosing import Concentration, Patient, rate_to_dose
 from openinfusion.pump.eventlog import JsonValue, encode_duration, encode_quantity, encode_rate, encode_volume
 from openinfusion.pump.pca import PcaProgram
@@ -35,24 +35,37 @@ from openinfusion.pump.programs import (
     SecondaryProgram,
     VolumeOverTimeProgram,
 )
-from openinfusion.units import Duration, FlowRate, Quantity, Unit, Volume
+from openinfusion.units import ML, Duration, FlowRate, Quantity, Unit, Volume
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LibrarySelection:
-    """What the clinician picked from the active library: care area, drug, therapy and concentration key."""
+    """What the clinician picked from the active library: care area, drug, therapy and concentration, either a
+    standard one by its key or, where the entry allows it, a custom one entered as an amount per volume (the
+    check holds it to the entry's ``concentration`` limits)."""
 
     area: str
     drug: str
     therapy: str | None = None
     concentration: str | None = None  # a standard concentration key, e.g. "400 mg/250 mL"
+    custom_concentration: Quantity | None = None  # amount per volume, e.g. 2.5 mg/mL
 
     def __post_init__(self) -> None:
         if not self.area.strip() or not self.drug.strip():
             raise ProgramError("selection", "care area and drug are required")
+        if self.custom_concentration is not None:
+            if self.concentration is not None:
+                raise ProgramError("selection.concentration", "either a standard or a custom concentration, not both")
+            Concentration.from_quantity(self.custom_concentration, "selection.custom_concentration")
+
+    @property
+    def concentration_text(self) -> str | None:
+        """The concentration as shown and logged: the standard key, or ``"custom 2.5 mg/mL"``."""
+        custom = self.custom_concentration
+        return self.concentration if custom is None else f"custom {custom}"
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"area": self.area, "drug": self.drug, "therapy": self.therapy, "concentration": self.concentration}
+        return {"area": self.area, "drug": self.drug, "therapy": self.therapy, "concentration": self.concentration_text}
 
 
 def concentration_key(conc: Concentration) -> str:
@@ -60,17 +73,26 @@ def concentration_key(conc: Concentration) -> str:
     return LibraryConcentration(conc.amount, conc.volume).key
 
 
-def _concentration(selection: LibrarySelection, program: Program) -> str | None:
+def _concentration(selection: LibrarySelection, program: Program) -> tuple[str | None, Quantity | None]:
+    """The selected concentration, standard key or custom amount per volume; the program's own must be it."""
     conc = getattr(program, "concentration", None)
+    custom = selection.custom_concentration
     if not isinstance(conc, Concentration):
-        return selection.concentration
+        return selection.concentration, custom
+    if custom is not None:
+        per_ml = conc.per_ml()
+        if custom.to(per_ml.unit, "program.concentration").value != per_ml.value:
+            raise ProgramError(
+                "program.concentration", f"the program's {conc} is not the selected custom concentration {custom}"
+            )
+        return None, custom
     key = concentration_key(conc)
     if selection.concentration is not None and selection.concentration != key:
         raise ProgramError(
             "program.concentration", f"the program's {key} is not the selected library concentration "
             f"{selection.concentration}"
         )  # fmt: skip
-    return key
+    return key, None
 
 
 def _max_rate(rates: list[FlowRate]) -> FlowRate:
@@ -83,11 +105,14 @@ def request_for(
     """The DERS request for ``program`` programmed from ``selection`` (every value the library limits)."""
     who = patient or Patient()
     entry = index.entry(selection.area, selection.drug, selection.therapy)
+    key, custom = _concentration(selection, program)
+    held = custom if key is None else entry.concentrations.get(key)
     common: dict[str, object] = {
         "area": selection.area,
         "drug": selection.drug,
         "therapy": selection.therapy,
-        "concentration": _concentration(selection, program),
+        "concentration": key,
+        "custom_concentration": custom,
         "weight": who.weight,
         "bsa": who.bsa,
         "vtbi": program.planned_vtbi(),
@@ -116,9 +141,11 @@ def request_for(
                 "loading_dose": program.loading,
             }
         case VolumeOverTimeProgram():
-            extra = {"rate": program.primary_rate(), "duration": program.duration}
+            dose = dose_in(program.vtbi, entry, held, who)
+            extra = {"rate": program.primary_rate(), "duration": program.duration, "dose": dose}
         case IntermittentProgram():
-            extra = {"rate": program.rate, "interval": program.interval, "vtbi": program.dose_volume}
+            dose = dose_in(program.dose_volume, entry, held, who)
+            extra = {"rate": program.rate, "interval": program.interval, "vtbi": program.dose_volume, "dose": dose}
         case MultistepProgram() | RampTaperProgram():
             extra = {"rate": _max_rate([s.rate for s in program.plan()])}
         case ContinuousProgram() | SecondaryProgram():
@@ -126,6 +153,32 @@ def request_for(
         case _:
             extra = {"rate": program.primary_rate()}
     return DersRequest(**{**common, **extra})  # type: ignore[arg-type]
+
+
+def dose_in(
+    volume: Volume, entry: CompiledEntry, conc: LibraryConcentration | Quantity | None, patient: Patient
+) -> Quantity | None:
+    """The dose one ``volume`` of ``conc`` gives, in the unit of the entry's dose limit.
+
+    ``conc`` is the selected standard concentration, or a custom one as an amount per volume. For an entry dosed
+    per dose (``meq``, ``mg/kg``, ``mg/m2``: an intermittent dose) this is the amount in the volume a
+    volume-over-time program infuses (or one intermittent dose), per kg or m2 of the patient when the limit is; a
+    standard concentration given as an amount alone (volume entered at the pump) is that amount in the volume
+    programmed. None (nothing to check here) when the entry limits no such dose, or the concentration or the
+    patient's weight/BSA is missing or unknown: :meth:`CompiledEntry.check_selection` refuses those by name.
+    """
+    limit = entry.limits.get(LimitField.DOSE)
+    shape = None if limit is None else shape_of(limit.display)
+    if limit is None or conc is None or shape is None or shape.per_time or shape.per_volume:
+        return None
+    per = {Basis.NONE: None, Basis.WEIGHT: patient.weight, Basis.BSA: patient.bsa}[shape.basis]
+    if shape.basis is not Basis.NONE and per is None:
+        return None
+    if isinstance(conc, Quantity):
+        amount = conc * volume.quantity()
+    else:
+        amount = conc.amount if conc.volume is None else conc.amount * (volume.in_ml / conc.volume.in_(ML))
+    return (amount if per is None else amount / per).to(limit.display, "program.dose")
 
 
 def pace_in(rate: FlowRate, unit: Unit | None, conc: Concentration | None, patient: Patient) -> Quantity:
@@ -152,6 +205,7 @@ def bolus_request(
         drug=selection.drug,
         therapy=selection.therapy,
         concentration=selection.concentration,
+        custom_concentration=selection.custom_concentration,
         weight=who.weight,
         bsa=who.bsa,
         bolus_dose=dose,

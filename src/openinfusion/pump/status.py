@@ -61,7 +61,7 @@ def _channel(pump: Pump, i: int) -> ChannelStatus:
         index=i,
         state=ch.state.value,
         drug=None if selection is None else selection.drug,
-        concentration=None if selection is None else selection.concentration,
+        concentration=None if selection is None else selection.concentration_text,
         dose=dose if isinstance(dose, Quantity) else None,
         rate=ch.rate(),
         infused=ch.live_counters().total,

@@ -143,7 +143,11 @@ def selection(spec: ProgramSpec | SecondarySpec, care_area: str | None, where: s
     if care_area is None:
         raise ScenarioError(f"{where}.from_library", "programming from the library needs pump.care_area")
     return LibrarySelection(
-        area=care_area, drug=chosen.drug, therapy=chosen.therapy, concentration=chosen.concentration
+        area=care_area,
+        drug=chosen.drug,
+        therapy=chosen.therapy,
+        concentration=chosen.concentration,
+        custom_concentration=chosen.custom_concentration,
     )
 
 

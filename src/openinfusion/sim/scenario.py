@@ -109,6 +109,7 @@ class FromLibrary(_Model):
     drug: str = Field(min_length=1)
     therapy: str | None = None
     concentration: str | None = None  # a standard concentration key, e.g. "8 mg/500 mL"
+    custom_concentration: Q | None = None  # or a custom one the entry allows, as amount per volume, e.g. "2.5 mg/mL"
 
 
 class _ProgramSpec(_Model):
