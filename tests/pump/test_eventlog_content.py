@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from test_pump_ders import CHILD, NOREPI, Bench
+from test_pump_ders import CHILD, NOREPI, REASON, Bench, package
 
+from openinfusion.errors import DoseLimitError
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.channel import ChannelSettings
 from openinfusion.pump.eventlog import EventKind, EventLog, decode_quantity
@@ -126,3 +127,32 @@ def test_every_event_kind_is_written_by_the_core_or_the_simulator() -> None:
     source += (SRC / "pump" / "alarms.py").read_text(encoding="utf-8")
     unused = [k.name for k in EventKind if not re.search(rf"EventKind\.{k.name}\b", source)]
     assert unused == []
+
+
+# The kinds no example scenario writes; tests/sim/test_scenarios.py checks that the examples write every other one.
+NOT_IN_EXAMPLES = frozenset(
+    {
+        EventKind.ALARM_ACKNOWLEDGED,
+        EventKind.DERS_CANCEL,
+        EventKind.LIBRARY_STAGED,
+        EventKind.LIBRARY_ACTIVATED,
+        EventKind.LIBRARY_REJECTED,
+    }
+)
+
+
+def test_the_event_kinds_no_example_writes_are_written_by_the_pump_at_run_time() -> None:
+    b = Bench()
+    with pytest.raises(DoseLimitError):
+        b.pump.program(0, b.norepi("3"), selection=NOREPI, patient=CHILD, override_reason=REASON)
+    b.pump.cancel_programming(0)  # an averted error
+    b.pump.receive_library(package("2"))  # staged; no infusion runs, so it activates
+    b.run(Duration.s(1))
+    b.pump.receive_library(b"{}")  # not a package: rejected
+    rig = Rig()
+    rig.start("25")
+    rig.world.set_mains(False)
+    rig.run_for(Duration.s(10))
+    assert rig.pump.reset_alarm(None, AlarmCode.ON_BATTERY)  # still on battery: acknowledged, not ended
+    written = {e.kind for e in (*b.pump.log.events(), *rig.pump.log.events())}
+    assert written >= NOT_IN_EXAMPLES

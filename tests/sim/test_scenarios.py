@@ -30,6 +30,7 @@ from openinfusion.units import Quantity
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
 A = AlarmCode
+K = EventKind
 OCCLUSION_ON_S = 600.0  # both occlusion scenarios kink the line at 10 min
 
 # --- what each description promises: per channel (final state, alarm codes raised) -------------------
@@ -185,6 +186,14 @@ def test_example_scenario_runs_and_keeps_its_promise(name: str) -> None:
 
 
 @pytest.mark.req("OI-ALM-1")
+def test_every_event_kind_is_written_by_an_example_or_by_the_pump_actions_of_the_eventlog_tests() -> None:
+    """Issue 14 section 3: every EventKind is written at run time, not only named in the source."""
+    written = {e.kind for name in PROMISES for e in ran(name).pump.log.events()}
+    # Written by the pump at run time in tests/pump/test_eventlog_content.py (NOT_IN_EXAMPLES), not by an example:
+    elsewhere = {K.ALARM_ACKNOWLEDGED, K.DERS_CANCEL, K.LIBRARY_STAGED, K.LIBRARY_ACTIVATED, K.LIBRARY_REJECTED}
+    assert set(EventKind) - written == elsewhere
+
+
 def test_every_alarm_condition_is_raised_by_an_example_or_covered_elsewhere() -> None:
     raised = {code for channels in PROMISES.values() for _, codes in channels for code in codes}
     assert raised.isdisjoint(COVERED_ELSEWHERE)
