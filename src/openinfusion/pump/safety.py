@@ -158,9 +158,16 @@ class _Watch:
     tripped: bool = False
 
 
+def _windowed(balance_nl: int, change_nl: int, credit_nl: int) -> int:
+    """OI-SAFE-2, OI-SAFE-8: a volume balance (nL; delivered against the confirmed profile) that takes
+    ``change_nl`` but never banks more than ``credit_nl`` of credit, so a fault after 12 h meets the same small
+    credit as one after 15 min (never a margin on a growing total)."""
+    return max(balance_nl + change_nl, -credit_nl)
+
+
 class SafetyMonitor:
-    """Independent cross-check of motion and volume for every channel (OI-SAFE-2, OI-SAFE-4..8; the motion check
-    of :meth:`_motion_mismatch`)."""
+    """Independent cross-check of motion and volume for every channel (OI-SAFE-4..8; the volume balances of
+    :func:`_windowed`, the motion check of :meth:`_motion_mismatch`)."""
 
     def __init__(
         self,
@@ -304,7 +311,8 @@ class SafetyMonitor:
 
     def _observe(self, i: int, now: Instant) -> None:
         """Measure channel ``i`` with the monitor's own handles and calibration, advance its own expectation,
-        update the bounded-credit windows (OI-SAFE-8: UMN-GPCA-REQ-19 over, UMN-GPCA-REQ-17 under), then judge."""
+        update the bounded-credit windows (:func:`_windowed`; UMN-GPCA-REQ-19 over, UMN-GPCA-REQ-17 under), then
+        judge."""
         w, hw, cal, tol = self._watch[i], self._hw[i], self._cal[i], self.tol
         if not self._armed or w.tripped:
             return
@@ -342,9 +350,9 @@ class SafetyMonitor:
             w.reversed_in_hold = True
         grid = w.model.grid.step
         allowed = ((hi * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H + extra
-        w.over_nl = max(w.over_nl + moved - allowed, -tol.credit.nl)
+        w.over_nl = _windowed(w.over_nl, moved - allowed, tol.credit.nl)
         expected = (lo * (1000 - tol.under_permille) // 1000 * dt) // US_PER_H
-        w.under_nl = max(w.under_nl + expected - raw, -tol.credit.nl) if running else 0
+        w.under_nl = _windowed(w.under_nl, expected - raw, tol.credit.nl) if running else 0
         w.net_nl += moved
         if running and w.model.current().volume is None:  # KVO after the program, or between its doses
             w.kvo_nl += ((w.model.kvo * (1000 + tol.rate_permille) // 1000 + grid) * dt) // US_PER_H
