@@ -31,12 +31,14 @@ import json
 import multiprocessing as mp
 import os
 import pstats
+import queue
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import func, select
@@ -56,8 +58,52 @@ LOADGEN = "loadgen"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(settings: Settings, endpoint: Endpoint) -> None:
-    hospital = Hospital(settings, MqttServerLink(endpoint, "bench-server"))
+ALARM: Final = b'"kind":"alarm_raised"'
+
+
+def _id(data: bytes) -> str:
+    start = data.index(b'"id":"') + 6
+    return data[start : start + 32].decode()
+
+
+class TracedQueue(queue.Queue[tuple[str, bytes] | None]):
+    """The server link's inbound queue, noting when each alarm message was received (wall clock, s)."""
+
+    def __init__(self, received: dict[str, float]) -> None:
+        super().__init__()
+        self.received = received
+
+    def put(self, item: tuple[str, bytes] | None, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None and ALARM in item[1]:
+            self.received[_id(item[1])] = time.time()
+        super().put(item, block, timeout)
+
+
+def serve(settings: Settings, endpoint: Endpoint, trace: Path) -> None:
+    """The server process; each alarm message's path goes to ``trace`` (JSON lines, wall-clock seconds): sent (the
+    envelope's ``at``), received (the link's queue), taken (its batch reaches the handler), committed."""
+    link = MqttServerLink(endpoint, "bench-server")
+    received: dict[str, float] = {}
+    link._queue = TracedQueue(received)
+    hospital = Hospital(settings, link)
+    handle_many, store = hospital.handle_many, hospital._store
+    taken: dict[str, float] = {}
+
+    def traced_handle(items: Sequence[tuple[str, bytes]]) -> None:
+        t = time.time()
+        taken.update((_id(data), t) for _, data in items if ALARM in data)
+        handle_many(items)
+
+    def traced_store(checked: list[tuple[str, m.UpMessage]]) -> None:
+        store(checked)
+        t = time.time()
+        with trace.open("a") as out:
+            for _, message in checked:
+                if message.id in taken and isinstance(message.body, m.Events):
+                    path = (message.at.timestamp(), received.pop(message.id), taken.pop(message.id), t)
+                    out.write(json.dumps(path) + "\n")
+
+    hospital.handle_many, hospital._store = traced_handle, traced_store  # type: ignore[method-assign]
     hospital.start()
     while True:
         time.sleep(3600)
@@ -207,6 +253,25 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+STAGES: Final = ("sent->received", "received->taken", "taken->committed", "sent->committed")
+
+
+def stages(trace: Path, skip: int) -> dict[str, dict[str, float]]:
+    """p50/p99 (ms) of each stage of the alarm messages traced after the first ``skip`` lines of ``trace``."""
+    time.sleep(0.5)  # the server's last lines
+    paths = [json.loads(line) for line in trace.read_text().splitlines()[skip:]]
+    out = {}
+    for name, (a, b) in zip(STAGES, ((0, 1), (1, 2), (2, 3), (0, 3)), strict=True):
+        ms = sorted(1000 * (p[b] - p[a]) for p in paths)
+        out[name] = {"p50_ms": statistics.median(ms), "p99_ms": pct(ms, 0.99)}
+    print("  " + ", ".join(f"{k} p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f} ms" for k, v in out.items()))
+    return out
+
+
+def trace_lines(trace: Path) -> int:
+    return len(trace.read_text().splitlines()) if trace.exists() else 0
+
+
 def profile_handler(n: int, seconds: int, db: str | None) -> None:
     """CPU time of :meth:`Hospital.handle_many` for ``seconds`` of ``n`` pumps (statuses + events), profiled."""
     work = Path(tempfile.mkdtemp(prefix="oi-profile-"))
@@ -276,7 +341,9 @@ def main() -> None:
             fleet.commission(db, pump, care_area=f"AREA-{i % 4}", location="", actor="bench", ca=None)
     server_endpoint = files.endpoint(*client_files(hospital.ca, SERVER_IDENTITY, work / "c"))
     server = mp.get_context("spawn").Process(
-        target=serve, args=(dataclasses.replace(settings, library_keys=()), server_endpoint), daemon=True
+        target=serve,
+        args=(dataclasses.replace(settings, library_keys=()), server_endpoint, work / "alarms.jsonl"),
+        daemon=True,
     )
     server.start()
     time.sleep(4)
@@ -309,7 +376,7 @@ def main() -> None:
 
     loader = threading.Thread(target=background, daemon=True)
     if "alarms" in phases:
-        alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
+        alarm_phases(hospital, pumps, ids, loader, stop, load_n, results, work / "alarms.jsonl")
     if "release" in phases:
         release_phase(hospital, gen, pumps, ids, args, settings, results)
     gen.close()
@@ -325,9 +392,10 @@ def main() -> None:
 
 def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
     hospital: Hospital, pumps: Pumps, ids: list[str], loader: threading.Thread, stop: threading.Event,
-    load_n: int, results: dict[str, Any],
+    load_n: int, results: dict[str, Any], trace: Path,
 ) -> None:  # fmt: skip
     loader.start()
+    skip = trace_lines(trace)
     lat = alarm_latency(hospital, pumps, ids[:200], 0.05)
     stop.set()
     loader.join()
@@ -337,10 +405,13 @@ def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it 
         f"alarm latency at {load_n} pumps: p50 {1000 * statistics.median(lat):.0f} ms, "
         f"p99 {1000 * pct(lat, 0.99):.0f} ms"
     )
+    results["alarm_stages_at_load"] = stages(trace, skip)
     time.sleep(2)
+    skip = trace_lines(trace)
     burst = alarm_latency(hospital, pumps, ids[200:1200], 0.001)
     results["alarm_burst_1000"] = {"p50_ms": 1000 * statistics.median(burst), "p99_ms": 1000 * pct(burst, 0.99)}
     print(f"burst of 1000 alarms: p50 {1000 * statistics.median(burst):.0f} ms, p99 {1000 * pct(burst, 0.99):.0f} ms")
+    results["alarm_stages_burst"] = stages(trace, skip)
 
 
 def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
