@@ -6,7 +6,8 @@ Measures, each step bounded to seconds or a few minutes:
 1. sustained load: N pumps sending 1 status/s plus an event message per pump every 5 s, for each N; the
    server keeps up when the last message is handled within a second of being sent (the knee is the largest
    N that keeps up);
-2. alarm latency pump -> server (alarm row stored, as the central station reads it) at a sustained load;
+2. alarm latency pump -> server (alarm row stored, as the central station reads it) at a sustained load, and
+   each alarm's path in the server process: sent, received by the link, taken by the handler, committed;
 3. a burst of 1,000 alarms in 1 s;
 4. a library release (72 kB package) staged on 1,000 online pumps: offers, chunk requests and acknowledgements
    through the server;
