@@ -6,7 +6,8 @@ Measures, each step bounded to seconds or a few minutes:
 1. sustained load: N pumps sending 1 status/s plus an event message per pump every 5 s, for each N; the
    server keeps up when the last message is handled within a second of being sent (the knee is the largest
    N that keeps up);
-2. alarm latency pump -> server (alarm row stored, as the central station reads it) at a sustained load;
+2. alarm latency pump -> server (alarm row stored, as the central station reads it) at a sustained load, and
+   each alarm's path in the server process: sent, received by the link, taken by the handler, committed;
 3. a burst of 1,000 alarms in 1 s;
 4. a library release (72 kB package) staged on 1,000 online pumps: offers, chunk requests and acknowledgements
    through the server;
@@ -31,12 +32,14 @@ import json
 import multiprocessing as mp
 import os
 import pstats
+import queue
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import func, select
@@ -56,8 +59,52 @@ LOADGEN = "loadgen"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(settings: Settings, endpoint: Endpoint) -> None:
-    hospital = Hospital(settings, MqttServerLink(endpoint, "bench-server"))
+ALARM: Final = b'"kind":"alarm_raised"'
+
+
+def _id(data: bytes) -> str:
+    start = data.index(b'"id":"') + 6
+    return data[start : start + 32].decode()
+
+
+class TracedQueue(queue.Queue[tuple[str, bytes] | None]):
+    """The server link's inbound queue, noting when each alarm message was received (wall clock, s)."""
+
+    def __init__(self, received: dict[str, float]) -> None:
+        super().__init__()
+        self.received = received
+
+    def put(self, item: tuple[str, bytes] | None, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None and ALARM in item[1]:
+            self.received[_id(item[1])] = time.time()
+        super().put(item, block, timeout)
+
+
+def serve(settings: Settings, endpoint: Endpoint, trace: Path) -> None:
+    """The server process; each alarm message's path goes to ``trace`` (JSON lines, wall-clock seconds): sent (the
+    envelope's ``at``), received (the link's queue), taken (its batch reaches the handler), committed."""
+    link = MqttServerLink(endpoint, "bench-server")
+    received: dict[str, float] = {}
+    link._queue = TracedQueue(received)
+    hospital = Hospital(settings, link)
+    handle_many, store = hospital.handle_many, hospital._store
+    taken: dict[str, float] = {}
+
+    def traced_handle(items: Sequence[tuple[str, bytes]]) -> None:
+        t = time.time()
+        taken.update((_id(data), t) for _, data in items if ALARM in data)
+        handle_many(items)
+
+    def traced_store(checked: list[tuple[str, m.UpMessage]]) -> None:
+        store(checked)
+        t = time.time()
+        with trace.open("a") as out:
+            for _, message in checked:
+                if message.id in taken and isinstance(message.body, m.Events):
+                    path = (message.at.timestamp(), received.pop(message.id), taken.pop(message.id), t)
+                    out.write(json.dumps(path) + "\n")
+
+    hospital.handle_many, hospital._store = traced_handle, traced_store  # type: ignore[method-assign]
     hospital.start()
     while True:
         time.sleep(3600)
@@ -70,7 +117,7 @@ def now() -> dt.datetime:
 class LoadGen:
     """Publishes pump messages for many pump ids over a few connections; answers chunk offers as pumps do."""
 
-    def __init__(self, endpoint: Endpoint, clients: int = 4) -> None:
+    def __init__(self, endpoint: Endpoint, clients: int = 5) -> None:
         self.clients = []
         self.offers: dict[str, m.LibraryOffer] = {}
         self.downloads: dict[str, int] = {}
@@ -89,10 +136,13 @@ class LoadGen:
         self.clients[0].subscribe("oi/v1/pumps/+/down", qos=1)
         self.n = 0
 
-    def send(self, pump: str, body: Any) -> None:
+    def send(self, pump: str, body: Any, own: bool = False) -> None:
+        """``own``: on a connection of its own (the last), as a pump's message is not behind other pumps' on its
+        way to the broker; else on the other connections in turn."""
         self.n += 1
         data = m.encode(m.up(pump, now(), body))
-        self.clients[self.n % len(self.clients)].publish(up_topic(pump), data, qos=1)
+        client = self.clients[-1] if own else self.clients[self.n % (len(self.clients) - 1)]
+        client.publish(up_topic(pump), data, qos=1)
 
     def _down(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         pump = message.topic.split("/")[3]
@@ -134,12 +184,14 @@ class Pumps:
         self.gen, self.ids = gen, ids
         self.seq = dict.fromkeys(ids, 0)
 
-    def event(self, pump: str, kind: str = "volume_report", data: dict[str, Any] | None = None) -> None:
+    def event(
+        self, pump: str, kind: str = "volume_report", data: dict[str, Any] | None = None, own: bool = False
+    ) -> None:
         self.seq[pump] += 1
         record = m.EventRecord(
             seq=self.seq[pump], t_us=self.seq[pump], at=now(), kind=kind, channel=0, data=data or {"n": self.seq[pump]}
         )
-        self.gen.send(pump, m.Events(events=(record,)))
+        self.gen.send(pump, m.Events(events=(record,)), own)
 
 
 def stored(hospital: Hospital) -> int:
@@ -185,11 +237,11 @@ def sustained(hospital: Hospital, pumps: Pumps, n: int, seconds: int, server_pid
             "server_cpu_us_per_msg": 1e6 * per_msg}  # fmt: skip
 
 
-def alarm_latency(hospital: Hospital, pumps: Pumps, ids: list[str], pace_s: float) -> list[float]:
+def alarm_latency(hospital: Hospital, pumps: Pumps, ids: list[str], pace_s: float, own: bool) -> list[float]:
     sent: dict[str, float] = {}
     for pump in ids:
         pumps.event(pump, "alarm_raised", {"instance": pumps.seq[pump] + 1, "code": "occlusion_downstream",
-                                           "priority": "high", "text": "bench"})  # fmt: skip
+                                           "priority": "high", "text": "bench"}, own)  # fmt: skip
         sent[pump] = time.time()
         if pace_s:
             time.sleep(pace_s)
@@ -205,6 +257,25 @@ def alarm_latency(hospital: Hospital, pumps: Pumps, ids: list[str], pace_s: floa
 
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+STAGES: Final = ("sent->received", "received->taken", "taken->committed", "sent->committed")
+
+
+def stages(trace: Path, skip: int) -> dict[str, dict[str, float]]:
+    """p50/p99 (ms) of each stage of the alarm messages traced after the first ``skip`` lines of ``trace``."""
+    time.sleep(0.5)  # the server's last lines
+    paths = [json.loads(line) for line in trace.read_text().splitlines()[skip:]]
+    out = {}
+    for name, (a, b) in zip(STAGES, ((0, 1), (1, 2), (2, 3), (0, 3)), strict=True):
+        ms = sorted(1000 * (p[b] - p[a]) for p in paths)
+        out[name] = {"p50_ms": statistics.median(ms), "p99_ms": pct(ms, 0.99)}
+    print("  " + ", ".join(f"{k} p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f} ms" for k, v in out.items()))
+    return out
+
+
+def trace_lines(trace: Path) -> int:
+    return len(trace.read_text().splitlines()) if trace.exists() else 0
 
 
 def profile_handler(n: int, seconds: int, db: str | None) -> None:
@@ -256,6 +327,12 @@ def main() -> None:
     parser.add_argument("--release-pumps", type=int, default=1000)
     parser.add_argument("--reconnect-clients", type=int, default=500)
     parser.add_argument("--phases", default="load,alarms,release,reconnect")
+    parser.add_argument(
+        "--alarm-connection",
+        choices=("shared", "own"),
+        default="shared",
+        help="alarms on the load's connections (behind other pumps' statuses) or on one of their own",
+    )
     parser.add_argument("--release-status-every", type=int, default=5, help="seconds between a pump's statuses")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -276,7 +353,9 @@ def main() -> None:
             fleet.commission(db, pump, care_area=f"AREA-{i % 4}", location="", actor="bench", ca=None)
     server_endpoint = files.endpoint(*client_files(hospital.ca, SERVER_IDENTITY, work / "c"))
     server = mp.get_context("spawn").Process(
-        target=serve, args=(dataclasses.replace(settings, library_keys=()), server_endpoint), daemon=True
+        target=serve,
+        args=(dataclasses.replace(settings, library_keys=()), server_endpoint, work / "alarms.jsonl"),
+        daemon=True,
     )
     server.start()
     time.sleep(4)
@@ -309,7 +388,9 @@ def main() -> None:
 
     loader = threading.Thread(target=background, daemon=True)
     if "alarms" in phases:
-        alarm_phases(hospital, pumps, ids, loader, stop, load_n, results)
+        alarm_phases(
+            hospital, pumps, ids, loader, stop, load_n, results, work / "alarms.jsonl", args.alarm_connection == "own"
+        )
     if "release" in phases:
         release_phase(hospital, gen, pumps, ids, args, settings, results)
     gen.close()
@@ -325,10 +406,11 @@ def main() -> None:
 
 def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it is
     hospital: Hospital, pumps: Pumps, ids: list[str], loader: threading.Thread, stop: threading.Event,
-    load_n: int, results: dict[str, Any],
+    load_n: int, results: dict[str, Any], trace: Path, own: bool,
 ) -> None:  # fmt: skip
     loader.start()
-    lat = alarm_latency(hospital, pumps, ids[:200], 0.05)
+    skip = trace_lines(trace)
+    lat = alarm_latency(hospital, pumps, ids[:200], 0.05, own)
     stop.set()
     loader.join()
     results["alarm_latency_at_load"] = {"pumps": load_n, "p50_ms": 1000 * statistics.median(lat),
@@ -337,10 +419,13 @@ def alarm_phases(  # noqa: PLR0917 - the benchmark's shared state, passed as it 
         f"alarm latency at {load_n} pumps: p50 {1000 * statistics.median(lat):.0f} ms, "
         f"p99 {1000 * pct(lat, 0.99):.0f} ms"
     )
+    results["alarm_stages_at_load"] = stages(trace, skip)
     time.sleep(2)
-    burst = alarm_latency(hospital, pumps, ids[200:1200], 0.001)
+    skip = trace_lines(trace)
+    burst = alarm_latency(hospital, pumps, ids[200:1200], 0.001, own)
     results["alarm_burst_1000"] = {"p50_ms": 1000 * statistics.median(burst), "p99_ms": 1000 * pct(burst, 0.99)}
     print(f"burst of 1000 alarms: p50 {1000 * statistics.median(burst):.0f} ms, p99 {1000 * pct(burst, 0.99):.0f} ms")
+    results["alarm_stages_burst"] = stages(trace, skip)
 
 
 def release_phase(  # noqa: PLR0917 - the benchmark's shared state, passed as it is

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from samples import PUMP, library, rgv, ward
 
+from openinfusion.interop.fhir.resources import observations
 from openinfusion.interop.hl7.message import Message, read_message
 from openinfusion.interop.hl7.pcd01 import Pcd01Reporter
 from openinfusion.interop.hl7.pcd04 import Pcd04Reporter
@@ -14,6 +16,7 @@ from openinfusion.interop.hl7.pcd10 import Pcd10Reporter
 from openinfusion.interop.hl7.receiver import Receiver
 from openinfusion.interop.hl7.structure import check_structure
 from openinfusion.interop.hl7.writer import Sender
+from openinfusion.interop.terminology import LINE_PRESSURE
 from openinfusion.interop.ward import Confirmation, VirtualWard
 from openinfusion.pump.alarms import AlarmCode
 from openinfusion.pump.programs import ContinuousProgram, RateLimits, Titration
@@ -102,6 +105,12 @@ def test_pcd01_is_periodic_and_on_change() -> None:
     assert message.type == ("ORU", "R01", "ORU_R01")
     assert obx(message, "MDC_FLOW_FLUID_PUMP_CURRENT") == "13.12"
     assert obx(message, "MDC_DRUG_NAME_LABEL") == "DOPamine"
+    [pressure] = [o for o in message.all("OBX") if o.get(3, 1) == LINE_PRESSURE.code]  # 0034's code, as in FHIR
+    mmhg = w.pump(PUMP).channels[0].line_pressure_mmhg
+    assert mmhg is not None and pressure.get(5) == f"{mmhg:.1f}" and pressure.get(4) == "1.1.1.4"
+    assert (pressure.get(3, 3), pressure.get(6, 1), pressure.get(6, 3)) == ("L", "mm[Hg]", "UCUM")
+    [fhir] = [o for o in observations(w.status(PUMP)) if o["code"]["coding"][0]["code"] == LINE_PRESSURE.code]
+    assert fhir["valueQuantity"]["value"] == Decimal(pressure.get(5))
     assert reporter.due(w.now() + timedelta(seconds=30)) == []
     assert len(reporter.due(w.now() + timedelta(seconds=60))) == 1
     w.pump(PUMP).pause(0)

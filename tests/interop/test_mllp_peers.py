@@ -98,3 +98,5 @@ async def test_node_ehr_accepts_our_device_reports() -> None:
         received = await ehr.wait_for(lambda e: e["event"] == "received", count=len(messages) + len(alerts))
     types = {e["type"] for e in received}
     assert types == {"ORU^R42^ORU_R01", "ORU^R01^ORU_R01", "ORU^R40^ORU_R40"}
+    [status] = [e["text"] for e in received if e["type"] == "ORU^R01^ORU_R01"]
+    assert "|line-pressure-downstream^" in status and "|mm[Hg]^mm[Hg]^UCUM|" in status  # the peer got the pressure

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,8 +26,10 @@ from test_fuzz import _acks_are_located, changes, drops
 from typer.testing import CliRunner
 
 from hospitalkit import make_system, run, settle
+from openinfusion.agent import messages as m
 from openinfusion.agent.ward import Bedside
 from openinfusion.cli import app
+from openinfusion.druglib.yamlio import read_yaml
 from openinfusion.errors import InputError
 from openinfusion.interop.fhir.schema import schema_errors
 from openinfusion.interop.hl7.message import format_ts, read_message
@@ -37,7 +40,7 @@ from openinfusion.pump.statechart import ChannelState
 from openinfusion.server.db.models import Order
 from openinfusion.server.interop_gateway import ServerGateway
 from openinfusion.server.interop_links import InteropLinks, LinkSettings, link_settings, start_links
-from openinfusion.web.system import LocalSystem, build_app
+from openinfusion.web.system import LocalSystem, build_app, local_system
 
 PLACER = "ORD-E2E-1"
 SERVER_FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -304,3 +307,111 @@ def test_the_demo_order_sent_with_the_cli_runs_on_the_orders_only_bed(demo: Loca
 def order_rows(system: LocalSystem) -> list[Order]:
     with system.hospital.sessions() as db:
         return list(db.execute(select(Order)).scalars())
+
+
+# fluorouracil as a continuous infusion dosed per m2 of body surface (the example library has it per dose only)
+FLUOROURACIL_ICU = {
+    "area": "ADULT-ICU", "mode": "continuous", "dose_unit": "mg/m2/h",
+    "concentrations": [{"amount": "2500 mg", "volume": "250 mL"}],
+    "limits": {"dose": {"soft_min": "10 mg/m2/h", "soft_max": "100 mg/m2/h", "hard_max": "200 mg/m2/h"}},
+    "source": "test: a per-m2 continuous entry",
+}  # fmt: skip
+
+
+@pytest.fixture
+def bsa_demo(tmp_path: Path) -> Iterator[LocalSystem]:
+    """The demo ward's system whose library also doses fluorouracil per m2 per hour in ADULT-ICU."""
+    text = yaml.safe_load((ROOT / "examples" / "library" / "example-library.yaml").read_text())
+    next(d for d in text["drugs"] if d["id"] == "fluorouracil")["care_areas"].append(FLUOROURACIL_ICU)
+    icu = next(a for a in text["care_areas"] if a["id"] == "ADULT-ICU")
+    icu["bsa"] = next(a for a in text["care_areas"] if a["id"] == "ONCOLOGY")["bsa"]  # per-m2 dosing needs them
+    path = tmp_path / "library.yaml"
+    path.write_text(yaml.safe_dump(text, sort_keys=False))
+    system = local_system(tmp_path / "data", read_yaml(path).require(), pumps=3, seed=1, escalate_after_s=60.0,
+                          resend_after_s=0.3)  # fmt: skip
+    system.hospital.start()
+    run(system, 5)
+    yield system
+    system.hospital.stop()
+
+
+def bsa_order(bed: Bedside, placer: str, bsa: str | None) -> str:
+    """A PCD-03 for 40 mg/m2/h of fluorouracil 2500 mg in 250 mL, with the patient's BSA OBX unless ``bsa`` is None."""
+    fields = for_bed(bed, placer) | {
+        "RXG-4": "fluorouracil^fluorouracil^LOCAL", "RXG-15": "40", "RXG-16": "mg/m2/h^mg/m2/h^UCUM",
+        "RXG-17": "2500", "RXG-18": "mg^mg^UCUM", "RXG-23": "250", "RXG-24": "mL^mL^UCUM",
+        "OBX2-3": "188744^MDC_AREA_BODY_SURF_ACTUAL^MDC", "OBX2-5": bsa or "", "OBX2-6": "263616^MDC_DIM_SQ_X_M^MDC",
+    }  # fmt: skip
+    return rgv(fields, drop=() if bsa is not None else ("OBX2",))
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_an_order_per_m2_reaches_the_pump_with_the_bsa_and_runs_at_dose_x_bsa_over_concentration(
+    bsa_demo: LocalSystem,
+) -> None:
+    bed = icu_bed(bsa_demo)
+    receiver = Receiver(ServerGateway(bsa_demo.hospital), Sender())
+    bsa_demo.ward.confirm_orders = False
+    answer = receiver.receive(bsa_order(bed, "ORD-BSA-1", "1.8"))
+    assert answer.application is not None and "MSA|AA" in answer.application, answer.application
+    run(bsa_demo, 3)
+    [(order_id, command)] = bed.agent.pending.items()
+    assert command.program.bsa is not None and (command.program.bsa.value, command.program.bsa.unit) == ("1.8", "m2")
+    assert command.program.weight is None and bed.pump.channels[0].state is ChannelState.IDLE
+    assert order_row(bsa_demo, order_id).state == "pending"
+    bsa_demo.ward.confirm_orders = True
+    run(bsa_demo, 60)
+    assert order_row(bsa_demo, order_id).state == "confirmed"
+    assert bed.pump.channels[0].state is ChannelState.INFUSING
+    # by hand: 40 mg/m2/h x 1.8 m2 = 72 mg/h; 2500 mg / 250 mL = 10 mg/mL; 72 / 10 = 7.2 mL/h
+    assert str(bed.pump.channels[0].rate()) == "7.2 mL/h"
+    checked = [e for e in bed.pump.log.events() if e.kind is EventKind.DERS_CHECK]
+    assert checked[-1].data["values"]["bsa"] == {"value": "1.8", "unit": "m2"}  # the pump's DERS ran with it
+    assert checked[-1].data["outcome"] == "proceed"
+
+
+@pytest.mark.req("OI-IOP-1", "OI-IOP-2")
+def test_an_order_per_m2_without_bsa_is_refused_9027_naming_the_field(bsa_demo: LocalSystem) -> None:
+    bed = icu_bed(bsa_demo)
+    answer = Receiver(ServerGateway(bsa_demo.hospital), Sender()).receive(bsa_order(bed, "ORD-BSA-2", None))
+    assert answer.application is not None
+    reply = read_message(answer.application)
+    assert reply.first("MSA").get(1) == "AE"  # type: ignore[union-attr]
+    err = reply.first("ERR")
+    assert err is not None and err.get(5, 1) == "9027" and err.get(2, 1) == "OBX" and err.get(2, 3) == "5"
+    assert order_rows(bsa_demo) == []
+
+
+@pytest.mark.req("OI-IOP-1")
+def test_a_fhir_medication_request_per_m2_carries_the_bsa_observation_to_the_pump(bsa_demo: LocalSystem) -> None:
+    """The same order as a MedicationRequest: without a BSA Observation 422 (9027, the JSON path named); with
+    LOINC 8277-6 1.8 m2 201, pending with the BSA, confirmed, 7.2 mL/h."""
+    bed = icu_bed(bsa_demo)
+    request = json.loads((ROOT / "examples" / "fhir" / "medicationrequest-dopamine.json").read_text())
+    pump = bed.pump.config.pump_id
+    request |= {"subject": {"reference": f"Patient/{bed.wristband}"}, "authoredOn": dt.datetime.now(dt.UTC).isoformat(),
+                "performer": {"identifier": {"system": "urn:openinfusion:pump", "value": f"{pump}/1"}}}  # fmt: skip
+    medication, observation = request["contained"]
+    medication["code"] = {"coding": [{"system": "urn:openinfusion:drug", "code": "fluorouracil"}]}
+    medication["ingredient"][0]["strength"]["numerator"] |= {"value": 2500}
+    observation["subject"] = request["subject"]
+    ucum = {"system": "http://unitsofmeasure.org"}
+    request["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"] = {"value": 40, "code": "mg/m2/h"} | ucum
+    bsa_demo.ward.confirm_orders = False
+    with TestClient(build_app(bsa_demo.hospital, manage=False), base_url="https://testserver") as client:
+        _, password = bsa_demo.passwords["nurse"]
+        csrf = {"X-CSRF-Token": client.post("/api/login", json={"name": "nurse", "password": password}).json()["csrf"]}
+        missing = client.post("/fhir/MedicationRequest", json=request, headers=csrf)  # a weight, no BSA
+        assert missing.status_code == 422 and missing.json()["issue"][0]["details"]["text"].startswith("9027")
+        assert missing.json()["issue"][0]["expression"] == ["Observation.valueQuantity"]
+        observation |= {"id": "bsa", "valueQuantity": {"value": 1.8, "code": "m2"} | ucum,
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "8277-6"}]}}  # fmt: skip
+        request["supportingInformation"] = [{"reference": "#bsa"}]
+        created = client.post("/fhir/MedicationRequest", json=request, headers=csrf)
+        assert created.status_code == 201, created.text
+    run(bsa_demo, 2)
+    [command] = bed.agent.pending.values()
+    assert command.program.bsa == m.WireQuantity(value="1.8", unit="m2")
+    bsa_demo.ward.confirm_orders = True
+    run(bsa_demo, 60)
+    assert str(bed.pump.channels[0].rate()) == "7.2 mL/h"  # 40 mg/m2/h x 1.8 m2 / (2500 mg / 250 mL)

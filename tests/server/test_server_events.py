@@ -19,7 +19,7 @@ from openinfusion.errors import ProgramError
 from openinfusion.pump.dosing import Patient
 from openinfusion.pump.eventlog import EventKind, LoggedEvent
 from openinfusion.server import fleet
-from openinfusion.server.db.models import Event, Pump
+from openinfusion.server.db.models import Alarm, Event, LinkRejection, Pump
 from openinfusion.server.hospital import Hospital
 from openinfusion.server.settings import Settings
 from openinfusion.web.system import build_app
@@ -107,3 +107,24 @@ def test_a_patient_id_is_printable_text_of_1_to_64_characters() -> None:
     for bad in ("", "   ", "x" * 65, "MRN\n42"):
         with pytest.raises(ProgramError, match=r"patient\.id"):
             Patient(id=bad)
+
+
+@pytest.mark.req("OI-NET-3")
+def test_an_alarm_is_committed_before_the_rest_of_its_batch_is_decoded(tmp_path: Path) -> None:
+    hospital = Hospital(Settings(data_dir=tmp_path / "server"))
+    try:
+        with hospital.sessions.begin() as db:
+            fleet.commission(db, "vp-0001", care_area="ICU", location="", actor="biomed", ca=None)
+        now = dt.datetime.now(dt.UTC)
+        data = {"instance": 1, "code": "occlusion_downstream", "priority": "high", "text": "t"}
+        alarm = m.EventRecord(seq=1, t_us=1, at=now, kind="alarm_raised", channel=0, data=data)
+        hospital.handle_many([
+            ("vp-0001", b'{"v":1,"body":{"type":"status"}}'),  # refused when decoded: the refusal is timed
+            ("vp-0001", m.encode(m.up("vp-0001", now, m.Events(events=(alarm,))))),
+        ])  # fmt: skip
+        with hospital.sessions() as db:
+            stored = db.execute(select(Alarm.received_at)).scalar_one()
+            refused = db.execute(select(LinkRejection.at)).scalar_one()
+        assert stored < refused  # the status ahead of the alarm in the batch was decoded after the alarm's commit
+    finally:
+        hospital.stop()

@@ -400,8 +400,8 @@ def ordered_program(p: m.OrderedProgram, limits: RateLimits) -> tuple[Program, P
     rate = FlowRate.of(decode_quantity(p.rate.model_dump(), "order.rate"))
     vtbi = _q(p.vtbi, "order.vtbi")
     volume = None if vtbi is None else Volume.of(vtbi)
-    weight = _q(p.weight, "order.weight")
-    patient = None if weight is None else Patient(weight=weight)
+    weight, bsa = _q(p.weight, "order.weight"), _q(p.bsa, "order.bsa")
+    patient = None if weight is None and bsa is None else Patient(weight=weight, bsa=bsa)
     dose, strength, bag = _q(p.dose, "order.dose"), _q(p.strength, "order.strength"), _q(p.volume, "order.volume")
     if dose is None:
         return ContinuousProgram(rate=rate, vtbi=volume, limits=limits), patient

@@ -185,8 +185,9 @@ class LibraryChunk(_Model):
 class OrderedProgram(_Model):
     """An infusion from a library entry: rate (mL/h) and VTBI (mL); with ``dose`` a dose-based one.
 
-    A dose-based order carries the dose rate, the container (``strength`` in ``volume``) and the weight;
-    the pump converts it itself and refuses it if its rate is not ``rate``. ``patient`` and ``placer``
+    A dose-based order carries the dose rate, the container (``strength`` in ``volume``) and the patient's
+    weight (kg) or body surface area (``bsa``, m2) when dosed per kg or per m2; the pump converts it itself
+    (and checks it against its library with them) and refuses it if its rate is not ``rate``. ``patient`` and ``placer``
     (the EHR's order number) come from an auto-programmed order: the clinician checks the patient at the pump.
     """
 
@@ -200,6 +201,7 @@ class OrderedProgram(_Model):
     strength: WireQuantity | None = None
     volume: WireQuantity | None = None
     weight: WireQuantity | None = None
+    bsa: WireQuantity | None = None
     patient: Name | None = None
     placer: Name | None = None
 

@@ -26,6 +26,22 @@ class Code:
         return f"{self.code}^{self.refid}^MDC"
 
 
+@dataclass(frozen=True, slots=True)
+class LocalCode:
+    """A term of openinfusion's own code system, where no MDC code is known (decision 0034)."""
+
+    code: str
+    display: str
+    system: str = "urn:openinfusion:codesystem:observation"
+
+    def cwe(self) -> str:
+        """``line-pressure-downstream^...^L`` (HL7 CWE, coding system L: local, table 0396)."""
+        return f"{self.code}^{self.display}^L"
+
+
+# downstream line pressure (UCUM mm[Hg]): no MDC code in the shared reference (0034), the same code in FHIR and PCD-01
+LINE_PRESSURE: Final = LocalCode("line-pressure-downstream", "Infusion line pressure, downstream (filtered)")
+
 # --- containment (partition 1) ----------------------------------------------------------------
 PUMP_MDS: Final = Code(70049, "MDC_DEV_PUMP_INFUS_LVP_MDS")
 PUMP_VMD: Final = Code(70050, "MDC_DEV_PUMP_INFUS_LVP_VMD")

@@ -47,6 +47,7 @@ SEEN_IDS: Final = 100_000
 TICK_EVERY_S: Final = 0.2
 CRL_RELOAD_S: Final = 0.2
 IDLE_BATCH: Final = 50  # a batch this small: the link is not busy
+EVENTS_TYPE: Final = b'"type":"events"'  # how :func:`~openinfusion.agent.messages.encode` marks an event message
 
 DownBody = m.EventsAck | m.LibraryOffer | m.LibraryChunk | m.RemoteProgram | m.Config
 
@@ -180,12 +181,17 @@ class Hospital:
 
     def handle_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Messages in arrival order: event messages first (alarms never wait behind statuses), then the rest,
-        each part in one transaction (one message at a time if that transaction fails)."""
-        checked = [(sender, msg) for sender, data in items if (msg := self._checked(sender, data)) is not None]
-        urgent = [(sender, msg) for sender, msg in checked if isinstance(msg.body, m.Events)]
-        for part in (urgent, [c for c in checked if not isinstance(c[1].body, m.Events)]):
-            if part:
-                self._store(part)
+        each part in one transaction (one message at a time if that transaction fails).
+
+        Event messages are found by their encoded type before anything is decoded, so an alarm is committed
+        without waiting for the batch's statuses to be decoded; a message the marker misplaces is only handled
+        later in its batch (every message is decoded and checked either way)."""
+        for part in ([i for i in items if EVENTS_TYPE in i[1]], [i for i in items if EVENTS_TYPE not in i[1]]):
+            checked = [(sender, msg) for sender, data in part if (msg := self._checked(sender, data)) is not None]
+            urgent = [(sender, msg) for sender, msg in checked if isinstance(msg.body, m.Events)]
+            for group in (urgent, [c for c in checked if not isinstance(c[1].body, m.Events)]):
+                if group:
+                    self._store(group)
         if len(items) <= IDLE_BATCH:  # the link has caught up: write now (else housekeeping does, every FLUSH_S)
             self.flush_statuses()
 

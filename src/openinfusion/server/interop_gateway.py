@@ -63,7 +63,8 @@ def ordered_program(plan: Plan) -> m.OrderedProgram:
         dose=None if dose is None else _wire(dose.dose),
         strength=None if dose is None else _wire(dose.concentration.amount),
         volume=None if dose is None else _wire(dose.concentration.volume),
-        weight=_wire(plan.patient.weight), patient=order.patient_id[:120], placer=order.reference[:120],
+        weight=_wire(plan.patient.weight), bsa=_wire(plan.patient.bsa),
+        patient=order.patient_id[:120], placer=order.reference[:120],
     )  # fmt: skip
 
 

@@ -11,7 +11,8 @@ The mapping (not standardised; kept here, with tests):
 * ``dosageInstruction[0].doseAndRate[0].rateQuantity`` -> rate or dose rate (UCUM), ``doseQuantity`` (mL)
   -> VTBI; ``reasonCode[0].text`` -> the library therapy;
 * ``performer.identifier.value`` -> the pump channel (``<pump>/<channel>``);
-* a contained body-weight Observation (LOINC 29463-7) in ``supportingInformation`` -> weight (kg).
+* a contained body-weight Observation (LOINC 29463-7) in ``supportingInformation`` -> weight (kg), a
+  body-surface-area one (LOINC 8277-6, UCUM ``m2``) -> BSA, for doses per kg or per m2.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from openinfusion.interop.orders import InfusionOrder, OrderError, PivCode
 from openinfusion.units import Quantity, parse_unit
 
 BODY_WEIGHT: Final = "29463-7"
+BODY_SURFACE: Final = "8277-6"  # LOINC body surface area
 _RATE = "MedicationRequest.dosageInstruction[0].doseAndRate[0].rateQuantity"
 _PLACES: Final = {
     "drug": "MedicationRequest.medicationCodeableConcept", "rate": _RATE, "rate_unit": f"{_RATE}.code",
@@ -86,7 +88,8 @@ def read_medication_request(resource: dict[str, Any]) -> InfusionOrder:
         strength=None if strength is None else _quantity(strength.get("numerator"), _PLACES["strength"]),
         diluent=None if strength is None else _quantity(strength.get("denominator"), _PLACES["diluent"]),
         pump_id=pump if slash else pump_ref, channel=int(channel) if slash else None,
-        weight=_weight(resource, contained), places=_PLACES,
+        weight=_measure(resource, contained, BODY_WEIGHT, "kg"), bsa=_measure(resource, contained, BODY_SURFACE, "m2"),
+        places=_PLACES,
     )  # fmt: skip
 
 
@@ -155,15 +158,17 @@ def _medication(resource: dict[str, Any], contained: dict[str, dict[str, Any]]) 
     return found
 
 
-def _weight(resource: dict[str, Any], contained: dict[str, dict[str, Any]]) -> Quantity | None:
+def _measure(resource: dict[str, Any], contained: dict[str, dict[str, Any]], loinc: str, unit: str) -> Quantity | None:
+    """The value of the contained Observation coded ``loinc`` in ``supportingInformation``, in ``unit``."""
     for info in resource.get("supportingInformation", []):
         found = contained.get(info.get("reference", "")) if isinstance(info, dict) else None
         if found is None or found.get("resourceType") != "Observation":
             continue
         codes = {c.get("code") for c in found.get("code", {}).get("coding", [])}
-        if BODY_WEIGHT in codes:
-            weight = _quantity(found.get("valueQuantity"), "Observation.valueQuantity")
-            if weight is not None and not weight.unit.same_dimension(parse_unit("kg")):
-                raise OrderError("Observation.valueQuantity.code", "body weight must be in kg", PivCode.INVALID_UNITS)
-            return None if weight is None else weight.to("kg")
+        if loinc in codes:
+            value = _quantity(found.get("valueQuantity"), "Observation.valueQuantity")
+            if value is not None and not value.unit.same_dimension(parse_unit(unit)):
+                raise OrderError("Observation.valueQuantity.code", f"LOINC {loinc} must be in {unit}",
+                                 PivCode.INVALID_UNITS)  # fmt: skip
+            return None if value is None else value.to(unit)
     return None

@@ -39,8 +39,8 @@ from openinfusion.units import Quantity
 PUMP_SYSTEM: Final = "urn:openinfusion:pump"
 ORDER_SYSTEM: Final = "urn:openinfusion:order"
 ROUTE_IV: Final = {"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}
-PRESSURE_CODE: Final = {"system": "urn:openinfusion:codesystem:observation", "code": "line-pressure-downstream",
-                        "display": "Infusion line pressure, downstream (filtered)"}  # fmt: skip
+PRESSURE_CODE: Final = {"system": mdc.LINE_PRESSURE.system, "code": mdc.LINE_PRESSURE.code,
+                        "display": mdc.LINE_PRESSURE.display}  # fmt: skip
 _ID = re.compile(r"[^A-Za-z0-9\-.]")
 
 

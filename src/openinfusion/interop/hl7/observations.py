@@ -17,7 +17,7 @@ from fractions import Fraction
 from openinfusion.interop import terminology as mdc
 from openinfusion.interop.hl7.message import format_ts
 from openinfusion.interop.hl7.writer import components, segment, text
-from openinfusion.interop.terminology import Code, UnitCode, unit_code
+from openinfusion.interop.terminology import Code, LocalCode, UnitCode, unit_code
 from openinfusion.pump.eventlog import exact_decimal
 from openinfusion.units import Quantity, format_decimal
 
@@ -31,7 +31,7 @@ class Obx:
     """One OBX row: its place in the tree, code, value (already encoded), unit, method, time."""
 
     path: tuple[int, ...]
-    code: Code
+    code: Code | LocalCode
     value_type: str = ""  # NM, ST, CWE; "" for a device-related row
     value: str = ""
     unit: UnitCode | None = None
@@ -103,6 +103,7 @@ class ChannelView:
     drug: str | None = None
     concentration: Quantity | None = None
     weight: Quantity | None = None
+    pressure_mmhg: float | None = None  # downstream line pressure, filtered (gauge mmHg; 0034)
     mode: str = "pump-program-delivery-mode-continuous"
 
 
@@ -135,6 +136,8 @@ def channel_rows(view: ChannelView) -> list[Obx]:
         ((1, n, 2, 13), mdc.PT_WEIGHT, view.weight, MSET),
     )
     rows += [numeric(path, code, q, method) for path, code, q, method in optional if q is not None]
+    if view.pressure_mmhg is not None:  # no pressure dimension in units.py (0034): mmHg to 0.1, as FHIR has it
+        rows.append(Obx((1, n, 1, 4), mdc.LINE_PRESSURE, "NM", f"{view.pressure_mmhg:.1f}", unit_code("mm[Hg]"), AMEAS))
     if view.drug:
         rows.append(string((1, n, 2, 10), mdc.DRUG_NAME, view.drug))
     return rows

@@ -3,7 +3,9 @@
 The Device Observation Reporter sends every ``period`` (default 60 s, interop.md §2.1) and at once
 when a channel's state, rate, drug or alarms change; never an interpolated value, only what the pump
 status says now. One ORDER_OBSERVATION group per channel (OBR per channel, linked to its order when
-the program came from one), the pump's MDS in each.
+the program came from one), the pump's MDS in each; the downstream line pressure, when the pump
+reports it, with each channel's Delivery-Info (a local code, decision 0034; a pressure change alone
+is not a change that sends a report).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _view(channel: ChannelStatus, order: OrderRecord | None) -> ChannelView:
         remaining=None if channel.remaining is None else channel.remaining.quantity(),
         time_left=None if channel.time_left is None else Quantity(channel.time_left.seconds / 60, _MIN),
         drug=channel.drug_label, concentration=concentration_of(channel.concentration),
-        weight=None if order is None else order.order.weight,
+        weight=None if order is None else order.order.weight, pressure_mmhg=channel.pressure_mmhg,
     )  # fmt: skip
 
 
