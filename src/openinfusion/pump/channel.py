@@ -67,12 +67,13 @@ from openinfusion.pump.programs import (
     VolumeOverTimeProgram,
     kvo_rate_for,
 )
-from openinfusion.pump.safety import SafetyMonitor
+from openinfusion.pump.safety import MAX_PERIOD, SafetyMonitor
 from openinfusion.pump.sensing.air import (
     DEFAULT_CUMULATIVE_LIMIT,
     DEFAULT_SINGLE_LIMIT,
     DEFAULT_WINDOW,
     AirMonitor,
+    air_check_interval,
 )
 from openinfusion.pump.sensing.backoff import backoff_volume
 from openinfusion.pump.sensing.flowcheck import FlowChecker, FlowVerdict
@@ -203,6 +204,7 @@ class Channel:
         self.flow_check = FlowChecker()
         self._sensed_volume = Volume(0)  # the measured volume at the last look at the sensors
         self._rising = False
+        self._air_check_failed = False  # the detector's last simulated-air check, run while pumping (OI-SAFE-10)
 
     def configure(self, settings: ChannelSettings) -> None:
         """New settings (a care area's, from the drug library); only while the channel has no program."""
@@ -738,6 +740,7 @@ class Channel:
         hw = self.hw
         pumping = self.state in DELIVERING and self._rate().nl_per_h > 0
         down, up, air, load = hw.downstream.read(), hw.upstream.read(), hw.air.read(), hw.door.state()
+        self.check_air()
         try:
             measured = self._measured()
             pumped = Volume(max(measured.nl - self._sensed_volume.nl, 0))  # since the last look (volume test)
@@ -761,6 +764,7 @@ class Channel:
             occlusion=verdict,
             upstream=upv,
             air_fault=air.health is SensorHealth.FAULT,
+            air_check_failed=self._air_check_failed,
             air=self.air.observe(air, self.books.trace(), now) if air.bubbles else None,
             air_single_limit=self.air.single_limit,
             air_window=self.air.window,
@@ -787,6 +791,16 @@ class Channel:
         self.hw.downstream.arm_wake(wake if self.state in DELIVERING and not self._rising else None)
         vacuum = float(self.settings.occlusion.upstream_mmhg)
         self.hw.upstream.arm_wake(None, vacuum if pumping and not upv.occluded else None)
+
+    def check_air(self) -> bool:
+        """The air detector's simulated-air check while pumping (OI-SAFE-10); True while it fails.
+
+        Run at every service and every monitor tick. A failed detector is checked again, pumping or not,
+        until it passes: its alarm cannot be reset before.
+        """
+        if (self.state in DELIVERING and self._rate().nl_per_h > 0) or self._air_check_failed:
+            self._air_check_failed = not self.hw.air.simulate_air()
+        return self._air_check_failed
 
     def _check_flow(self, pumping: bool) -> FlowVerdict | None:
         """The flow sensor's reading judged against the rate (None without a sensor)."""
@@ -865,10 +879,15 @@ class Channel:
         self.hw.motor.move(move.steps, move.over)
 
     def _next_attention(self, now: Instant) -> Instant:
-        """The earliest of: the next move's end, a fixed move's end, the pressure watch, the segment's end, timers."""
+        """The earliest of: the next move's end, the air detector's check (when due before the monitor's tick),
+        a fixed move's end, the pressure watch, the segment's end, the container and dose limits, timers."""
         rate = self._rate() if self.state in DELIVERING else None
         longest = self.settings.service_interval
         due = [now + (IDLE_CHECK if rate is None else self.controller.interval_for(rate, longest))]
+        if rate is not None and rate.nl_per_h > 0:  # the monitor's tick checks the air detector each MAX_PERIOD
+            air_check = air_check_interval(rate, self.air.single_limit)
+            if air_check < MAX_PERIOD:
+                due.append(now + air_check)  # OI-SAFE-10
         if self.fixed_move_until is not None:
             due.append(self.fixed_move_until)
         if self._rising:

@@ -163,6 +163,15 @@ class AirDetector(Protocol):
         """Inject the detector's test signal; True if it was seen (detector alive)."""
         ...
 
+    def simulate_air(self) -> bool:
+        """Mute the transmitter for one test burst; True if the receiver then reported air, as it must.
+
+        The dynamic half of the test: :meth:`self_test` shows the receiver hears a signal, this shows it
+        reports its absence. A detector stuck at "liquid" (it sees no bubble, yet passes :meth:`self_test`)
+        fails it. The driver masks the burst: it is never reported as a bubble.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LoadState:

@@ -353,10 +353,14 @@ class Pump:
 
     def _monitor_tick(self, now: Instant) -> Instant:
         """The monitor's own check between full services (OI-SAFE-7): it reads only its own encoder and
-        pulse-counter handles. A trip has latched the motor already; the channels are then due at once."""
+        pulse-counter handles. A trip has latched the motor already; the channels are then due at once. Each
+        pumping channel's air detector is checked too (OI-SAFE-10); a failed one makes its channel due at once."""
         self._last_service = now
         if self._verdicts(now):
             self.next_full_due = now
+        for ch in self.channels:
+            if ch.check_air():  # a failed air detector (OI-SAFE-10): its channel's service raises the alarm now
+                self._due[ch.index] = self.next_full_due = now
         self.hw.watchdog.kick(now)
         check = self.monitor.next_check(now)
         full = self.next_full_due

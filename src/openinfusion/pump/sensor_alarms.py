@@ -44,7 +44,8 @@ class Findings:
     pressure_fault: str | None  # why the pressure readings cannot be used (None: usable)
     occlusion: OcclusionVerdict
     upstream: UpstreamVerdict
-    air_fault: bool
+    air_fault: bool  # the detector reports a fault
+    air_check_failed: bool  # the detector failed its last simulated-air check (OI-SAFE-10)
     air: AirVerdict | None  # None: no bubble in this batch
     air_single_limit: Volume
     air_window: Volume
@@ -115,7 +116,7 @@ def _occlusion_detail(f: Findings) -> str:
 
 C = AlarmCode
 
-#: Sensor conditions and the alarms they raise (OI-ALM-3, OI-ALM-4, OI-ALM-5, OI-ALM-12, OPENPCA-R6-4-0-2,
+#: Sensor conditions and the alarms they raise (OI-ALM-3, OI-ALM-4, OI-ALM-5, OI-ALM-12, OI-SAFE-10, OPENPCA-R6-4-0-2,
 #: OPENPCA-R6-4-0-3, OPENPCA-R6-4-0-8, OPENPCA-R6-8-0-9, OPENPCA-R6-8-0-10), in order.
 SENSOR_ALARMS: Final[tuple[SensorAlarm, ...]] = (
     SensorAlarm(
@@ -132,8 +133,9 @@ SENSOR_ALARMS: Final[tuple[SensorAlarm, ...]] = (
         lambda f: f"{f.upstream.pressure_mmhg or 0.0:.0f} mmHg", Clear.WHEN_ABSENT,
     ),
     SensorAlarm(
-        C.AIR_SENSOR_FAULT, "the air detector reports a fault",
-        lambda f: f.air_fault, lambda f: "air detector fault", Clear.WHEN_ABSENT,
+        C.AIR_SENSOR_FAULT, "the air detector reports a fault or fails its simulated-air check while pumping",
+        lambda f: f.air_fault or f.air_check_failed,
+        lambda f: "air detector fault" if f.air_fault else "air detector missed a simulated bubble", Clear.WHEN_ABSENT,
     ),
     SensorAlarm(
         C.AIR_IN_LINE, "a single bubble over the single-bubble limit",

@@ -88,7 +88,7 @@ class DriftingPressureSensor:
 @dataclass(frozen=True, slots=True)
 class AirDetectorFailure:
     """The air detector sees no bubble. If ``self_test_fails`` its self-test fails and its health is FAULT;
-    otherwise it fails silently (the dangerous case the firmware cannot see)."""
+    otherwise it fails silently: only the periodic simulated-air check sees it (``AirDetector.simulate_air``)."""
 
     kind: ClassVar[FaultKind] = FaultKind.AIR_DETECTOR_FAILURE
     self_test_fails: bool = True

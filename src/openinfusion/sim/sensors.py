@@ -177,6 +177,10 @@ class VirtualAirDetector:
     def self_test(self) -> bool:
         return self.failure is None or not self.failure.self_test_fails
 
+    def simulate_air(self) -> bool:
+        """A failed detector sees no bubble, so it cannot see the muted burst either (silent or not)."""
+        return self.failure is None
+
     @property
     def blind(self) -> bool:
         return self.failure is not None

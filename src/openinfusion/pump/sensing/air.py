@@ -19,6 +19,15 @@ Defaults, with their reasons (``shared/reference/standards-and-safety.md`` §3):
   far (at 600 mL/h, 15 mL is 90 s), where the single-bubble alarm and the empty-container alarm carry
   more of the protection. A care area may set a smaller window or limit.
 
+**Detector check** (OI-SAFE-10): the detector can fail silently, stuck at "liquid", and then no bubble
+alarms. While delivering, the channel makes it report a simulated bubble (``AirDetector.simulate_air``) at
+every service and every safety-monitor tick (at most 1 s apart), and wakes for it sooner when
+:func:`air_check_interval`, the time half the single-bubble limit takes to pass, is shorter. A detector
+that fails just after a check is caught, and delivery stopped, before more than half the limit has passed,
+so no bubble over the limit reaches the patient unseen; the other half is margin for the move under way.
+The interval is at least :data:`AIR_CHECK_MIN` (a wake-up storm would replan the motor faster than it steps):
+at a 1200 mL/h maximum rate that is 0.033 mL, under any single limit of 0.067 mL or more.
+
 Delivered volume comes from the caller, who knows it over time (encoder, :mod:`.flow`), as a function
 of the pump's clock; :class:`DeliveryTrace` interpolates a few known points. Reverse motion (back-off)
 does not move the window back: positions only advance.
@@ -37,9 +46,10 @@ import numpy.typing as npt
 
 from openinfusion.errors import ConfigError
 from openinfusion.pump.hal import AirBatch
-from openinfusion.units import Instant, Volume
+from openinfusion.units import Duration, FlowRate, Instant, Volume
 
 DEFAULT_SINGLE_LIMIT: Final = Volume.ml("0.1")
+AIR_CHECK_MIN: Final = Duration.s("0.1")
 DEFAULT_CUMULATIVE_LIMIT: Final = Volume.ml(1)
 DEFAULT_WINDOW: Final = Volume.ml(15)
 
@@ -76,6 +86,11 @@ class DeliveryTrace:
         (t0, v0), (t1, v1) = self.points[after - 1], self.points[after]
         fraction = Fraction(at.us - t0.us, t1.us - t0.us)
         return Volume(v0.nl + int((v1.nl - v0.nl) * fraction))
+
+
+def air_check_interval(rate: FlowRate, single_limit: Volume) -> Duration:
+    """The longest delivery at ``rate`` (> 0) runs between two detector checks: half ``single_limit`` passes."""
+    return max(rate.time_for(Volume(single_limit.nl // 2)), AIR_CHECK_MIN)
 
 
 @dataclass(frozen=True, slots=True)
