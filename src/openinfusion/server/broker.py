@@ -95,6 +95,8 @@ def reload_broker(pid_file: Path) -> None:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         raise InputError("broker pid file", f"no broker process {pid} ({pid_file})") from None
+    except PermissionError:
+        raise InputError("broker pid file", f"not allowed to signal broker process {pid} ({pid_file})") from None
 
 
 def client_files(ca: CertificateAuthority, identity: str, directory: Path) -> tuple[Path, Path]:
